@@ -1,0 +1,62 @@
+# Entry points. Each target is one line that calls a tool; the logic lives in stackctl/ (Python).
+# `make help` lists every target from its `## ` comment, including those in mk/*.mk.
+SHELL := /bin/bash -o pipefail
+.DEFAULT_GOAL := help
+
+VENV            ?= .venv
+PY              := $(VENV)/bin/python
+INFERENCE_PORT  ?= 8080
+MANAGEMENT_PORT ?= 8081
+METRICS_PORT    ?= 8082
+PROMETHEUS_PORT ?= 9090
+export INFERENCE_PORT MANAGEMENT_PORT METRICS_PORT PROMETHEUS_PORT
+
+STAMP_VENV := $(VENV)/.installed
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP_VENV): requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+.PHONY: setup
+setup: system-deps venv ## Install system packages (Prometheus, word lists) and the virtualenv
+.PHONY: system-deps
+system-deps: ## Install the Debian packages the stack needs (prometheus, word lists, Java check)
+	@bash scripts/install-system-deps.sh
+.PHONY: venv
+venv: $(STAMP_VENV) ## Create .venv with the pinned Python dependencies
+
+.PHONY: models
+models: $(STAMP_VENV) ## Train (if needed) and archive every model into model_store/
+	$(PY) -m stackctl models
+
+.PHONY: serve
+serve: $(STAMP_VENV) ## Start TorchServe + Prometheus natively on loopback and wait until every model is ready
+	$(PY) -m stackctl models
+	$(PY) -m stackctl serve
+
+.PHONY: stop
+stop: ## Stop what `make serve` started
+	@test -x $(PY) && $(PY) -m stackctl stop || true
+
+.PHONY: status
+status: $(STAMP_VENV) ## Show the native stack's processes and each model's worker status
+	$(PY) -m stackctl status
+
+.PHONY: test
+test: $(STAMP_VENV) ## Run the whole test suite (unit, deploy checks, integration against real servers)
+	$(PY) -m pytest
+
+.PHONY: test-unit
+test-unit: $(STAMP_VENV) ## Fast tests only: no server
+	$(PY) -m pytest tests/unit
+
+.PHONY: clean
+clean: stop ## Remove built models, archives and run state
+	rm -rf build run model_store/*.mar
+
+-include mk/*.mk

@@ -1,0 +1,15 @@
+"""Where things live in the repository. One place, so that nothing hard-codes a path twice."""
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config"
+SPECS = CONFIG / "models"
+SERVER_CONFIG = CONFIG / "config.properties"
+METRICS_CONFIG = CONFIG / "metrics.yaml"
+PROMETHEUS_CONFIG_DIR = CONFIG / "prometheus"
+BUILD = ROOT / "build"
+MODEL_BUILD = BUILD / "models"
+MODEL_STORE = ROOT / "model_store"
+RUN = ROOT / "run"
