@@ -48,7 +48,8 @@ status: $(STAMP_VENV) ## Show the native stack's processes and each model's work
 	$(PY) -m stackctl status
 
 .PHONY: test
-test: $(STAMP_VENV) ## Run the whole test suite (unit, deploy checks, integration against real servers)
+test: $(STAMP_VENV) ## Run the whole test suite (builds archives if needed; unit, deploy, integration)
+	$(PY) -m stackctl models
 	$(PY) -m pytest
 
 .PHONY: test-unit

@@ -1,0 +1,143 @@
+"""The shared TorchServe glue: one request per item, each with its own status, one forward pass.
+
+Subclasses say how to decode one request (`decode`), how to batch decoded items (`collate`) and,
+if needed, how to call the model (`forward`). Everything else — device and threads, loading,
+per-item errors, metrics, top-k answers — lives here once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+
+from handlers import errors, payload, runtime
+from handlers.errors import InputError
+from handlers.metrics import (BATCH_SIZE, INFERENCE_SECONDS, POSTPROCESS_SECONDS,
+                              PREPROCESS_SECONDS, REQUEST_SECONDS, HandlerMetrics)
+from handlers.topk import answer, top_k
+
+logger = logging.getLogger(__name__)
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def load_labels(path: Path) -> list[str]:
+    """labels.json as written by training: {"0": "label", ...} (TorchServe's index_to_name form)."""
+    mapping = json.loads(Path(path).read_text())
+    return [mapping[str(i)] for i in range(len(mapping))]
+
+
+def request_content_type(context: Any, idx: int, item: Any) -> str | None:
+    """The Content-Type of request `idx`: per body parameter first, then the HTTP header."""
+    if isinstance(item, dict):
+        for key in item:
+            header = context.get_request_header(idx, key)
+            if isinstance(header, dict) and header.get("content-type"):
+                return header["content-type"]
+    for key in ("Content-Type", "content-type"):
+        value = context.get_request_header(idx, key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+class ClassifierHandler(BaseHandler):
+    """Base for our classifiers. TorchServe calls `initialize(context)` once, `handle` per batch."""
+
+    def initialize(self, context: Any) -> None:
+        properties = context.system_properties
+        self.model_yaml_config = getattr(context, "model_yaml_config", None) or {}
+        config = dict(self.model_yaml_config.get("handler") or {})
+        self.manifest = context.manifest
+        self.name = config.get("name") or self.manifest["model"]["modelName"]
+        self.device = runtime.select_device(properties)
+        self.threads = runtime.configure_threads(config.get("torch_threads", "auto"),
+                                                 int(self.model_yaml_config.get("maxWorkers", 1)))
+        model_dir = Path(properties["model_dir"])
+        self.labels = load_labels(model_dir / "labels.json")
+        self.k = int(config.get("top_k", 3))
+        model = runtime.build_model(config["architecture"], config.get("arguments") or {}, len(self.labels))
+        self.model = runtime.load_weights(model, model_dir / self.manifest["model"]["serializedFile"], self.device)
+        precision = str(config.get("precision", "fp32"))
+        self.autocast_dtype = AUTOCAST_DTYPES.get(precision) if self.device.type == "cuda" else None
+        self.handler_metrics = HandlerMetrics(self.name)
+        self.setup(config, model_dir)
+        self.initialized = True
+        logger.info("model %s ready on %s with %d torch threads", self.name, self.device, self.threads)
+
+    # --- what subclasses provide -------------------------------------------------------------
+    def setup(self, config: dict[str, Any], model_dir: Path) -> None:
+        """Read task-specific settings (called once at the end of initialize)."""
+
+    def decode(self, body: Any, content_type: str | None) -> Any:
+        raise NotImplementedError
+
+    def collate(self, samples: list[Any]) -> Any:
+        return torch.stack(samples)
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.model(self.to_device(batch))
+
+    # --- shared mechanics --------------------------------------------------------------------
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
+
+    def handle(self, data: list[Any], context: Any) -> list[Any]:
+        self.context = context
+        started = time.perf_counter()
+        answers: list[Any] = [None] * len(data)
+        valid: list[tuple[int, Any]] = []
+        for idx, item in enumerate(data):
+            try:
+                sample = self.decode(payload.request_body(item), request_content_type(context, idx, item))
+            except InputError as err:
+                answers[idx] = self._reject(context, idx, err)
+            except Exception:  # a decoder bug answers this item with 500, never the whole batch
+                logger.exception("request %s: unexpected error while decoding", context.get_request_id(idx))
+                answers[idx] = self._fail(context, idx)
+            else:
+                valid.append((idx, sample))
+        if valid:
+            decoded = time.perf_counter()
+            self.handler_metrics.observe(context, PREPROCESS_SECONDS, decoded - started)
+            batch = self.collate([sample for _, sample in valid])
+            with torch.inference_mode(), self._autocast():
+                logits = self.forward(batch)
+            inferred = time.perf_counter()
+            self.handler_metrics.observe(context, INFERENCE_SECONDS, inferred - decoded)
+            self.handler_metrics.observe(context, BATCH_SIZE, len(valid))
+            for (idx, _), ranked in zip(valid, top_k(logits, self.labels, self.k)):
+                answers[idx] = answer(self.name, ranked)
+                context.set_response_content_type(idx, "application/json")
+            finished = time.perf_counter()
+            self.handler_metrics.observe(context, POSTPROCESS_SECONDS, finished - inferred)
+            # One observation per answered request, so its quantiles are per-request quantiles of
+            # the time spent in the worker (rejected items are excluded: they would drag them down).
+            for _ in valid:
+                self.handler_metrics.observe(context, REQUEST_SECONDS, finished - started)
+        return answers
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast("cpu", enabled=False)
+        return torch.autocast("cuda", dtype=self.autocast_dtype)
+
+    def _reject(self, context: Any, idx: int, err: InputError) -> dict[str, Any]:
+        logger.warning("request %s rejected: %d %s: %s", context.get_request_id(idx), err.code, err.type, err.message)
+        self.handler_metrics.rejected(context, err.type)
+        context.set_response_status(err.code, err.phrase, idx)
+        context.set_response_content_type(idx, "application/json")
+        return err.body()
+
+    def _fail(self, context: Any, idx: int) -> dict[str, Any]:
+        self.handler_metrics.rejected(context, "internal_error")
+        context.set_response_status(500, "Internal Server Error", idx)
+        context.set_response_content_type(idx, "application/json")
+        return errors.error_body(500, "internal_error", "the server failed to process this item; see server logs")

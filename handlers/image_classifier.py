@@ -1,0 +1,25 @@
+"""TorchServe entry point for image classification (digits, or any torchvision classifier)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from handlers.base import ClassifierHandler
+from handlers.image import ImageSettings, decode_image_request
+
+
+class ImageClassifier(ClassifierHandler):
+    def setup(self, config: dict[str, Any], model_dir: Path) -> None:
+        self.settings = ImageSettings.from_config(config.get("image"))
+        self.channels_last = bool(config.get("channels_last", False))
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def decode(self, body: Any, content_type: str | None) -> torch.Tensor:
+        return decode_image_request(body, content_type, self.settings)
+
+    def collate(self, samples: list[torch.Tensor]) -> torch.Tensor:
+        batch = torch.stack(samples)
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch

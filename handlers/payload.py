@@ -1,0 +1,90 @@
+"""Turn one TorchServe request item into (content type, body) and parse JSON envelopes.
+
+TorchServe hands each request to the worker as a dict such as {"body": <value>} (or "data"),
+where <value> is raw bytes when `decode_input_request=false` (our config) and may already be a
+str / dict when a deployment leaves decoding on. Both are accepted here.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from handlers import errors
+from handlers.errors import InputError
+
+JSON_TYPES = ("application/json", "text/json")
+
+
+def request_body(item: Any) -> Any:
+    """The body of one request item, whatever key TorchServe put it under."""
+    if isinstance(item, dict):
+        for key in ("body", "data"):
+            if item.get(key) is not None:
+                return item[key]
+        if len(item) == 1:  # a multipart form with a single, arbitrarily named field
+            return next(iter(item.values()))
+        return None
+    return item
+
+
+def media_type(content_type: str | None) -> str:
+    """'application/json; charset=utf-8' -> 'application/json' (lower case, no parameters)."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def is_json(content_type: str | None, body: Any) -> bool:
+    if isinstance(body, (dict, list)):
+        return True
+    return media_type(content_type) in JSON_TYPES
+
+
+def parse_json(body: Any) -> Any:
+    """Parse a JSON request body (bytes or str); dicts/lists that TorchServe decoded pass through."""
+    if isinstance(body, (dict, list)):
+        return body
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(400, errors.INVALID_ENCODING,
+                             f"JSON body is not valid UTF-8 (byte {exc.start})") from None
+    if not isinstance(body, str) or not body.strip():
+        raise InputError(400, errors.EMPTY_INPUT, "request body is empty")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(400, errors.INVALID_JSON, f"body is not valid JSON: {exc}") from None
+
+
+def json_field(document: Any, field: str, kind: type, example: str) -> Any:
+    """`document[field]`, checked to be an object with that field of the given type."""
+    if not isinstance(document, dict):
+        raise InputError(400, errors.INVALID_REQUEST,
+                         f"expected a JSON object like {example}, got {type(document).__name__}")
+    if field not in document:
+        raise InputError(400, errors.INVALID_REQUEST,
+                         f"JSON object has no {field!r} field; expected {example}")
+    value = document[field]
+    if not isinstance(value, kind):
+        raise InputError(400, errors.INVALID_REQUEST,
+                         f"field {field!r} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def decode_base64(text: str, max_bytes: int) -> bytes:
+    """Strict base64 (standard or URL-safe alphabet, data: URL prefix allowed) with a size cap."""
+    if text.startswith("data:") and "," in text:
+        text = text.split(",", 1)[1]
+    compact = "".join(text.split())
+    if len(compact) * 3 // 4 > max_bytes:
+        raise InputError(413, errors.PAYLOAD_TOO_LARGE,
+                         f"base64 payload decodes to more than {max_bytes} bytes")
+    if "-" in compact or "_" in compact:
+        compact = compact.replace("-", "+").replace("_", "/")
+    compact += "=" * (-len(compact) % 4)
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(400, errors.INVALID_BASE64, f"'image' is not valid base64: {exc}") from None

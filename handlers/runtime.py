@@ -1,0 +1,75 @@
+"""Device, threads and model construction for a worker process."""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def select_device(properties: dict[str, Any]) -> torch.device:
+    """TorchServe assigns `gpu_id` when the host has GPUs; use it only if CUDA really works."""
+    gpu_id = properties.get("gpu_id")
+    if gpu_id is not None and torch.cuda.is_available():
+        return torch.device(f"cuda:{int(gpu_id)}")
+    return torch.device("cpu")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on, honouring affinity and a cgroup v2 CPU quota (containers)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def thread_count(setting: Any, workers_on_host: int, cores: int) -> int:
+    """`torch_threads: auto` shares the cores among all workers on the host; an int is taken as is."""
+    if isinstance(setting, int) and setting > 0:
+        return setting
+    return max(1, cores // max(1, workers_on_host))
+
+
+def configure_threads(setting: Any, own_workers: int) -> int:
+    # The launcher (stackctl, the image's env) tells every worker how many workers share the host.
+    workers = int(os.environ.get("STACK_WORKERS_PER_HOST", own_workers) or own_workers)
+    threads = thread_count(setting, workers, usable_cores())
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+    return threads
+
+
+def build_model(architecture: str, arguments: dict[str, Any], num_classes: int) -> torch.nn.Module:
+    """'package.module:Class' (models/ in the archive) or 'torchvision:<arch>' -> an nn.Module."""
+    if architecture.startswith("torchvision:"):
+        import torchvision
+
+        name = architecture.split(":", 1)[1]
+        return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **arguments)
+    module_name, _, class_name = architecture.partition(":")
+    if not class_name:
+        raise ValueError(f"architecture must be 'module:Class' or 'torchvision:<arch>', got {architecture!r}")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(num_classes=num_classes, **arguments)
+
+
+def load_weights(model: torch.nn.Module, weights_path: Path, device: torch.device) -> torch.nn.Module:
+    # weights_only=True: a state_dict is plain tensors; refusing pickled code closes that hole.
+    state = torch.load(weights_path, map_location=device, weights_only=True)
+    model.load_state_dict(state)
+    return model.to(device).eval()

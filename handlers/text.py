@@ -1,0 +1,98 @@
+"""Text input: request body -> normalised text -> character ids -> a packed batch for the RNN."""
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
+
+from handlers import errors, payload
+from handlers.errors import InputError
+
+PAD_ID = 0
+UNKNOWN_ID = 1
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    """The `handler.text` section of a model spec."""
+
+    max_chars: int = 256
+    max_bytes: int = 65536
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any] | None) -> "TextSettings":
+        return cls(**dict(cfg or {}))
+
+
+def read_text(body: Any, content_type: str | None, settings: TextSettings) -> str:
+    """The text of one request: JSON {"text": "..."} or a text/plain body."""
+    if body is None or (isinstance(body, (bytes, bytearray, str)) and len(body) == 0):
+        raise InputError(400, errors.EMPTY_INPUT, 'request body is empty; send JSON {"text": "..."} or text/plain')
+    if isinstance(body, (bytes, bytearray)) and len(body) > settings.max_bytes:
+        raise InputError(413, errors.PAYLOAD_TOO_LARGE,
+                         f"body is {len(body)} bytes; the limit is {settings.max_bytes}")
+    mt = payload.media_type(content_type)
+    if payload.is_json(content_type, body):
+        text = payload.json_field(payload.parse_json(body), "text", str, '{"text": "..."}')
+    elif mt.startswith("image/") or mt in ("application/octet-stream",) and _is_binary(body):
+        raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE,
+                         f"content type {mt!r} is not text; send JSON {{\"text\": ...}} or text/plain")
+    elif mt and not (mt.startswith("text/") or mt in ("application/octet-stream", "application/x-www-form-urlencoded")):
+        raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE,
+                         f"content type {mt!r} is not accepted; send JSON {{\"text\": ...}} or text/plain")
+    elif isinstance(body, (bytes, bytearray)):
+        try:
+            text = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(400, errors.INVALID_ENCODING,
+                             f"text is not valid UTF-8 (invalid byte at offset {exc.start})") from None
+    elif isinstance(body, str):
+        text = body
+    else:
+        raise InputError(400, errors.INVALID_REQUEST, f"unexpected body of type {type(body).__name__}")
+    return text
+
+
+def _is_binary(body: Any) -> bool:
+    return isinstance(body, (bytes, bytearray)) and b"\x00" in bytes(body[:1024])
+
+
+def normalize_text(text: str, settings: TextSettings) -> str:
+    """NFC, lower case, control characters dropped, whitespace collapsed; limits enforced."""
+    if len(text) > settings.max_chars:
+        raise InputError(413, errors.TEXT_TOO_LONG,
+                         f"text has {len(text)} characters; the limit is {settings.max_chars}")
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    text = " ".join(text.split()).lower()
+    if not text:
+        raise InputError(400, errors.EMPTY_TEXT, "text is empty after removing whitespace and control characters")
+    return text
+
+
+def encode(text: str, vocab: dict[str, int]) -> torch.Tensor:
+    """Character ids; characters the model never saw map to UNKNOWN_ID."""
+    ids = [vocab.get(ch, UNKNOWN_ID) for ch in text]
+    if all(i == UNKNOWN_ID or ch == " " for i, ch in zip(ids, text)):
+        raise InputError(422, errors.UNCLASSIFIABLE_TEXT,
+                         "text has no letters this model knows (only digits, symbols or emoji?)")
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def decode_text_request(body: Any, content_type: str | None, settings: TextSettings,
+                        vocab: dict[str, int]) -> torch.Tensor:
+    return encode(normalize_text(read_text(body, content_type, settings), settings), vocab)
+
+
+def pack_batch(sequences: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Variable-length id sequences -> (padded ids [B, T], lengths [B]) for pack_padded_sequence."""
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    return pad_sequence(list(sequences), batch_first=True, padding_value=PAD_ID), lengths
+
+
+def packed(embedded: torch.Tensor, lengths: torch.Tensor):
+    """Pack an embedded, padded batch; lengths stay on the CPU as PyTorch requires."""
+    return pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)

@@ -1,0 +1,199 @@
+"""The SLO gate: compare what one load test observed per model with that model's spec.
+
+Pure functions over plain numbers, so the same verdict comes out of a live Locust run (the
+`events.quitting` hook in locustfile.py reads Locust's in-memory stats), a finished run's CSV
+(report.py) and a capacity step (capacity.py). Percentiles always come from Locust's own
+response-time statistics, never from histogram buckets.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Iterable, Mapping, Sequence
+
+from stackctl.specs import Slo
+
+BAD_SUFFIX = " [bad]"
+"""Stats name suffix of the deliberately bad requests (expected 4xx count as successes)."""
+
+GATE_JSON_SUFFIX = "_slo.json"
+"""<csv prefix>_slo.json: the gate's verdicts from Locust's final in-memory stats (report.py reads it)."""
+
+SLO_KEYS = ("p95_ms", "p99_ms", "max_error_ratio")
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a run saw for one model's requests (good and deliberately bad ones merged for errors)."""
+
+    model: str
+    requests: int
+    failures: int
+    rps: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+    @property
+    def error_ratio(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class Breach:
+    model: str
+    metric: str
+    limit: float
+    observed: float
+
+    def describe(self) -> str:
+        if self.metric == "requests":
+            return f"{self.model}: no requests completed (the model was not exercised)"
+        if self.metric == "max_error_ratio":
+            return (f"{self.model}: error ratio {self.observed:.2%} > {self.limit:.2%} "
+                    f"(+{(self.observed - self.limit) * 100:.2f} points)")
+        over = self.observed - self.limit
+        times = f", {self.observed / self.limit:.1f}x" if self.limit > 0 else ""
+        return f"{self.model}: {self.metric} {self.observed:.0f} ms > {self.limit:g} ms (+{over:.0f} ms{times})"
+
+
+def check(slo: Slo, seen: Observed) -> list[Breach]:
+    """Every way `seen` breaches `slo`; empty when the model is within its SLO."""
+    if seen.requests == 0:
+        return [Breach(seen.model, "requests", 1, 0)]
+    breaches = []
+    for metric in ("p95_ms", "p99_ms"):
+        value = getattr(seen, metric)
+        limit = getattr(slo, metric)
+        if value is not None and value > limit:
+            breaches.append(Breach(seen.model, metric, limit, value))
+    if seen.error_ratio > slo.max_error_ratio:
+        breaches.append(Breach(seen.model, "max_error_ratio", slo.max_error_ratio, seen.error_ratio))
+    return breaches
+
+
+def parse_overrides(text: str | None) -> dict[str, dict[str, float]]:
+    """'digits.p95_ms=50,*.max_error_ratio=0' -> {'digits': {'p95_ms': 50.0}, '*': {...}}.
+
+    Lets a run tighten or loosen SLOs (CI smoke runs, the impossible-SLO test) without editing
+    the spec, which stays the single source of the real numbers.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for item in (text or "").replace(";", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            target, value = item.split("=", 1)
+            model, key = target.strip().rsplit(".", 1)
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"SLO override {item!r} is not MODEL.KEY=NUMBER (e.g. digits.p95_ms=50)") from None
+        if key not in SLO_KEYS:
+            raise ValueError(f"SLO override {item!r}: key must be one of {', '.join(SLO_KEYS)}")
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"SLO override {item!r}: value must be a finite number >= 0")
+        out.setdefault(model.strip(), {})[key] = number
+    return out
+
+
+def apply_overrides(slos: Mapping[str, Slo], overrides: Mapping[str, Mapping[str, float]]) -> dict[str, Slo]:
+    unknown = set(overrides) - set(slos) - {"*"}
+    if unknown:
+        raise ValueError(f"SLO override for unknown model(s) {sorted(unknown)}; known: {sorted(slos)}")
+    result = {}
+    for name, slo in slos.items():
+        changes = {**overrides.get("*", {}), **overrides.get(name, {})}
+        result[name] = replace(slo, **changes) if changes else slo
+    return result
+
+
+def merge(model: str, good: Observed | None, bad: Observed | None) -> Observed:
+    """One model's verdict input: latency from good requests only (bad ones are answered fast and
+    would flatter the percentiles), requests and failures from both."""
+    if good is None and bad is None:
+        return Observed(model, 0, 0, 0.0, None, None, None)
+    base = good or Observed(model, 0, 0, 0.0, None, None, None)
+    extra = bad or Observed(model, 0, 0, 0.0, None, None, None)
+    return replace(base, model=model, requests=base.requests + extra.requests,
+                   failures=base.failures + extra.failures, rps=base.rps + extra.rps)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    observed: Observed
+    slo: Slo
+    breaches: tuple[Breach, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaches
+
+
+def judge(slos: Mapping[str, Slo], observed: Mapping[str, Observed]) -> list[Verdict]:
+    """A verdict for every model that has an SLO (a model with no requests is a breach)."""
+    verdicts = []
+    for name in sorted(slos):
+        seen = observed.get(name) or Observed(name, 0, 0, 0.0, None, None, None)
+        verdicts.append(Verdict(seen, slos[name], tuple(check(slos[name], seen))))
+    return verdicts
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def format_summary(verdicts: Sequence[Verdict]) -> str:
+    """The per-model table printed after every run, then one line per breach."""
+    header = ("model", "requests", "failures", "err%", "req/s", "p50", "p95", "p99",
+              "SLO p95/p99/err", "verdict")
+    rows = []
+    for v in verdicts:
+        o, s = v.observed, v.slo
+        rows.append((o.model, str(o.requests), str(o.failures), f"{o.error_ratio:.2%}", f"{o.rps:.1f}",
+                     _ms(o.p50_ms), _ms(o.p95_ms), _ms(o.p99_ms),
+                     f"{s.p95_ms:g}/{s.p99_ms:g} ms/{s.max_error_ratio:.1%}",
+                     "PASS" if v.ok else "BREACH"))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    breaches = [b for v in verdicts for b in v.breaches]
+    if breaches:
+        lines.append("")
+        lines.extend(f"SLO BREACH {b.describe()}" for b in breaches)
+    else:
+        lines.append("")
+        lines.append("SLO gate: every model within its SLO")
+    return "\n".join(lines)
+
+
+def to_json(verdicts: Sequence[Verdict]) -> list[dict]:
+    return [{"observed": asdict(v.observed), "slo": asdict(v.slo),
+             "breaches": [{**asdict(b), "text": b.describe()} for b in v.breaches], "ok": v.ok}
+            for v in verdicts]
+
+
+def from_json(rows: Sequence[Mapping]) -> list[Verdict]:
+    return [Verdict(Observed(**r["observed"]), Slo(**r["slo"]),
+                    tuple(Breach(**{k: v for k, v in b.items() if k != "text"}) for b in r["breaches"]))
+            for r in rows]
+
+
+def exit_code(verdicts: Iterable[Verdict]) -> int:
+    return 0 if all(v.ok for v in verdicts) else 1
+
+
+def observed_from_locust(entries: Mapping[tuple[str, str], object], models: Iterable[str]) -> dict[str, Observed]:
+    """Per-model Observed from Locust's StatsEntry objects (`environment.stats.entries`)."""
+    by_name: dict[str, object] = {name: entry for (name, _method), entry in entries.items()}
+
+    def one(name: str) -> Observed | None:
+        entry = by_name.get(name)
+        if entry is None or not entry.num_requests:  # type: ignore[attr-defined]
+            return None
+        pct = entry.get_response_time_percentile  # type: ignore[attr-defined]
+        return Observed(name, entry.num_requests, entry.num_failures, float(entry.total_rps),  # type: ignore[attr-defined]
+                        float(pct(0.50)), float(pct(0.95)), float(pct(0.99)))
+
+    return {m: merge(m, one(m), one(m + BAD_SUFFIX)) for m in models}

@@ -1,0 +1,84 @@
+"""One Locust user class per model, generated from its spec (weight, payload kind, limits).
+
+Stats rows are named after the model (`digits`), so Locust's own percentiles are per model; the
+deliberately bad requests get their own row (`digits [bad]`) so they never flatter the latency.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from locust import FastHttpUser, task
+from locust.contrib.fasthttp import ResponseContextManager
+
+from loadtest import payloads
+from loadtest.checks import check_prediction, check_rejection
+from loadtest.shapes import Pacer
+from loadtest.slo import BAD_SUFFIX
+from stackctl.specs import ModelSpec
+
+
+class ModelUser(FastHttpUser):
+    """Sends one model's payloads; subclasses (one per spec) set `spec` and `weight`."""
+
+    abstract = True
+    spec: ModelSpec
+    network_timeout = 30.0      # = the specs' responseTimeout; TorchServe answers 5xx after it
+    connection_timeout = 10.0
+    # Set by locustfile.py/capacity.py from options; class-level so every user of a model agrees.
+    bad_share: float = 0.0
+    user_rate: float = 0.0       # >0: open loop, each user starts this many requests/s
+    think_time: float = 0.2      # closed loop: mean pause between a user's requests (s)
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        options = environment.parsed_options
+        if options is not None:  # command line / locust.conf / LOCUST_* env; workers get the master's
+            cls = type(self)
+            cls.bad_share = float(getattr(options, "bad_request_share", cls.bad_share))
+            cls.user_rate = float(getattr(options, "user_rate", cls.user_rate))
+            cls.think_time = float(getattr(options, "think_time", cls.think_time))
+        self.payloads = payloads.payloads_for(self.spec)
+        self.pacer = Pacer(self.user_rate or 1.0, phase=random.random())
+        self.path = f"/predictions/{self.spec.name}"
+
+    def wait_time(self) -> float:
+        if self.user_rate > 0:
+            return self.pacer.next_wait(self.user_rate)
+        self.pacer.lateness_s = 0.0
+        return random.uniform(0, 2 * self.think_time)
+
+    @task
+    def predict(self) -> None:
+        bad = self.bad_share > 0 and self.payloads.bad and random.random() < self.bad_share
+        item = random.choice(self.payloads.bad if bad else self.payloads.good)
+        name = self.spec.name + (BAD_SUFFIX if bad else "")
+        with self.client.post(self.path, data=item.body, headers={"Content-Type": item.content_type},
+                              name=name, catch_response=True) as response:
+            self._judge(response, item)
+            if self.pacer.lateness_s:
+                # Open loop: latency counts from the scheduled start (see shapes.py).
+                response.request_meta["response_time"] += self.pacer.lateness_s * 1000
+
+    def _judge(self, response: ResponseContextManager, item: payloads.Payload) -> None:
+        status = response.status_code or 0
+        if status == 0:
+            response.failure(f"no answer: {getattr(response, 'error', None) or 'connection failed'}")
+            return
+        if item.is_bad:
+            problem = check_rejection(item.expect_status, item.expect_error, status, response.text)
+        else:
+            problem = check_prediction(self.spec.name, status, response.text)
+        if problem:
+            response.failure(problem)
+        else:
+            response.success()
+
+
+def make_user_class(spec: ModelSpec, module: str = __name__) -> type[ModelUser]:
+    """`DigitsUser` etc.: a concrete ModelUser for one spec, weighted by `load.weight`."""
+    class_name = "".join(part.capitalize() for part in spec.name.replace("-", "_").split("_")) + "User"
+    return type(class_name, (ModelUser,), {
+        "spec": spec, "weight": spec.load_weight, "abstract": False, "__module__": module,
+        "__doc__": f"Load for model {spec.name!r} ({spec.description or 'see its spec'}).",
+    })

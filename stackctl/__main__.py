@@ -1,0 +1,127 @@
+"""`python -m stackctl <command>`: the entry points the Makefile, the image and the probes call."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stackctl import paths
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from stackctl.archive import build
+    from stackctl.specs import get_spec, load_specs
+
+    specs = [get_spec(n) for n in args.names] if args.names else load_specs()
+    build(specs, force=args.force)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from stackctl.native import NativeStack, Ports
+    from stackctl.readiness import NotReady, check_ready
+
+    stack = NativeStack.from_run_dir(paths.RUN) if (paths.RUN / "ports.json").is_file() else NativeStack(paths.RUN, Ports.from_env())
+    if stack.running("torchserve"):
+        try:
+            check_ready(stack.management_url)
+            print("TorchServe is already running and ready.")
+        except NotReady as exc:
+            print(f"TorchServe is already running (pid {stack.pid('torchserve')}) but not ready: {exc}")
+    else:
+        stack = NativeStack(paths.RUN, Ports.from_env())
+        proc = stack.start_torchserve()
+        print(f"TorchServe starting (pid {proc.pid}); logs in {stack.run_dir.relative_to(paths.ROOT)}/logs")
+        try:
+            status = stack.wait_for_torchserve(proc, timeout=args.timeout)
+        except NotReady as exc:
+            print(f"TorchServe did not become ready: {exc}\nSee run/torchserve.out and run/logs/.", file=sys.stderr)
+            stack.stop("torchserve")
+            return 1
+        print("Ready: " + ", ".join(f"{m} ({w.count('READY')} READY)" for m, w in sorted(status.items())))
+    if not args.no_prometheus:
+        if stack.running("prometheus"):
+            print("Prometheus is already running.")
+        else:
+            proc = stack.start_prometheus()
+            stack.wait_for_prometheus(proc)
+    print(f"""
+  inference   {stack.inference_url}/predictions/<model>
+  management  {stack.management_url}/models   (loopback only)
+  metrics     {stack.metrics_url}/metrics
+  prometheus  {stack.prometheus_url if not args.no_prometheus else '(not started)'}
+
+  curl -s -X POST {stack.inference_url}/predictions/langid -H 'Content-Type: application/json' -d '{{"text": "guten Morgen"}}'
+  curl -s -X POST {stack.inference_url}/predictions/digits -H 'Content-Type: image/png' --data-binary @tests/data/digit-7.png
+
+Stop with: make stop""")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from stackctl.native import NativeStack
+
+    stack = NativeStack.from_run_dir(paths.RUN)
+    stopped = stack.stop_all()
+    print("Stopped: " + ", ".join(stopped) if stopped else "Nothing was running.")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from stackctl.native import NativeStack
+    from stackctl.readiness import NotReady, model_status
+
+    stack = NativeStack.from_run_dir(paths.RUN)
+    for name in ("torchserve", "prometheus"):
+        print(f"{name:11s} {'running (pid %s)' % stack.pid(name) if stack.running(name) else 'stopped'}")
+    if stack.running("torchserve"):
+        try:
+            for model, workers in sorted(model_status(stack.management_url).items()):
+                print(f"  {model:10s} workers: {', '.join(workers) or 'none'}")
+        except (NotReady, OSError) as exc:
+            print(f"  management API: {exc}")
+    return 0
+
+
+def cmd_ready(args: argparse.Namespace) -> int:
+    from stackctl.readiness import NotReady, check_ready, token_from_env
+
+    try:
+        status = check_ready(args.management, set(args.model or []) or None, token_from_env(), args.timeout)
+    except NotReady as exc:
+        print(f"not ready: {exc}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print("ready: " + ", ".join(sorted(status)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stackctl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="train (if needed) and archive models into model_store/")
+    p.add_argument("names", nargs="*", help="model names (default: every spec in config/models/)")
+    p.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("serve", help="start TorchServe (+ Prometheus) natively and wait for readiness")
+    p.add_argument("--timeout", type=float, default=180.0)
+    p.add_argument("--no-prometheus", action="store_true")
+    p.set_defaults(func=cmd_serve)
+
+    sub.add_parser("stop", help="stop what `serve` started").set_defaults(func=cmd_stop)
+    sub.add_parser("status", help="processes and worker status").set_defaults(func=cmd_status)
+
+    p = sub.add_parser("ready", help="exit 0 iff every model has a READY worker (probes, healthchecks)")
+    p.add_argument("--management", default="http://127.0.0.1:8081")
+    p.add_argument("--model", action="append", help="also require this model to be registered")
+    p.add_argument("--timeout", type=float, default=3.0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_ready)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

