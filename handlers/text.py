@@ -61,15 +61,23 @@ def _is_binary(body: Any) -> bool:
 
 
 def normalize_text(text: str, settings: TextSettings) -> str:
-    """NFC, lower case, control characters dropped, whitespace collapsed; limits enforced."""
+    """NFC, lower case; control characters, digits, punctuation and symbols become spaces.
+
+    Only letters (and the apostrophes and hyphens inside words) carry a language signal; the
+    model never saw anything else, so it is dropped here rather than fed in as unknowns.
+    """
     if len(text) > settings.max_chars:
         raise InputError(413, errors.TEXT_TOO_LONG,
                          f"text has {len(text)} characters; the limit is {settings.max_chars}")
     text = unicodedata.normalize("NFC", text)
-    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
-    text = " ".join(text.split()).lower()
-    if not text:
+    if not "".join(ch for ch in text if unicodedata.category(ch)[0] not in "CZ"):
         raise InputError(400, errors.EMPTY_TEXT, "text is empty after removing whitespace and control characters")
+    kept = "".join(ch if ch.isalpha() or ch in "'-" else " " for ch in text)
+    words = [w.strip("'-") for w in kept.lower().split()]
+    text = " ".join(w for w in words if w)
+    if not text:
+        raise InputError(422, errors.UNCLASSIFIABLE_TEXT,
+                         "text has no letters to classify (only digits, punctuation, symbols or emoji)")
     return text
 
 
@@ -78,7 +86,7 @@ def encode(text: str, vocab: dict[str, int]) -> torch.Tensor:
     ids = [vocab.get(ch, UNKNOWN_ID) for ch in text]
     if all(i == UNKNOWN_ID or ch == " " for i, ch in zip(ids, text)):
         raise InputError(422, errors.UNCLASSIFIABLE_TEXT,
-                         "text has no letters this model knows (only digits, symbols or emoji?)")
+                         "text has no letters this model knows (a script it was not trained on?)")
     return torch.tensor(ids, dtype=torch.long)
 
 

@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 
 # The folder above loadtest/ holds stackctl/ and config/, both in a checkout and in a container
-# mount; Locust itself only puts loadtest/ on sys.path.
-_ROOT = str(Path(__file__).resolve().parent.parent)
+# mount; Locust itself only puts loadtest/ on sys.path. absolute(), not resolve(): a Kubernetes
+# ConfigMap mounts each file as a symlink into a hidden subfolder, which resolve() would follow.
+_ROOT = str(Path(__file__).absolute().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from stackctl.specs import Slo
 
@@ -184,16 +184,16 @@ def exit_code(verdicts: Iterable[Verdict]) -> int:
     return 0 if all(v.ok for v in verdicts) else 1
 
 
-def observed_from_locust(entries: Mapping[tuple[str, str], object], models: Iterable[str]) -> dict[str, Observed]:
+def observed_from_locust(entries: Mapping[tuple[str, str], Any], models: Iterable[str]) -> dict[str, Observed]:
     """Per-model Observed from Locust's StatsEntry objects (`environment.stats.entries`)."""
-    by_name: dict[str, object] = {name: entry for (name, _method), entry in entries.items()}
+    by_name = {name: entry for (name, _method), entry in entries.items()}
 
     def one(name: str) -> Observed | None:
         entry = by_name.get(name)
-        if entry is None or not entry.num_requests:  # type: ignore[attr-defined]
+        if entry is None or not entry.num_requests:
             return None
-        pct = entry.get_response_time_percentile  # type: ignore[attr-defined]
-        return Observed(name, entry.num_requests, entry.num_failures, float(entry.total_rps),  # type: ignore[attr-defined]
+        pct = entry.get_response_time_percentile
+        return Observed(name, entry.num_requests, entry.num_failures, float(entry.total_rps),
                         float(pct(0.50)), float(pct(0.95)), float(pct(0.99)))
 
     return {m: merge(m, one(m), one(m + BAD_SUFFIX)) for m in models}

@@ -4,8 +4,9 @@
 PROMTOOL ?= promtool
 
 .PHONY: rules
-rules: $(STAMP_VENV) ## Regenerate config/prometheus/rules/models.generated.yml from the model specs' slo: sections
+rules: $(STAMP_VENV) ## Regenerate the SLO alert rules from the model specs (Prometheus file + k8s PrometheusRule)
 	$(PY) -m stackctl.rules
+	$(PY) -m stackctl.k8s_monitoring
 
 .PHONY: promtool-check
 promtool-check: ## promtool: check prometheus.yml, every rule file, run the alert unit tests, and the generated rules' drift

@@ -30,7 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         stack = NativeStack(paths.RUN, Ports.from_env())
         proc = stack.start_torchserve()
-        print(f"TorchServe starting (pid {proc.pid}); logs in {stack.run_dir.relative_to(paths.ROOT)}/logs")
+        print(f"TorchServe starting (pid {proc.pid}); logs in {stack.run_dir / 'logs'}")
         try:
             status = stack.wait_for_torchserve(proc, timeout=args.timeout)
         except NotReady as exc:

@@ -47,7 +47,9 @@ def train_if_needed(spec: ModelSpec, force: bool = False) -> bool:
             raise FileNotFoundError(f"{spec.name}: no training module and missing {missing}")
         return False
     # What training reads: the model modules and the preprocessing it shares with the server.
-    inputs = _python_files("models") + [paths.ROOT / "handlers" / f for f in ("image.py", "text.py", "errors.py", "payload.py")]
+    module_file = paths.ROOT / (spec.train_module.replace(".", "/") + ".py")
+    inputs = [module_file, paths.ROOT / "models" / "training.py"]
+    inputs += [paths.ROOT / "handlers" / f for f in ("image.py", "text.py", "errors.py", "payload.py")]
     settings = {"model": [spec.architecture, spec.arguments, spec.train_module], "handler": spec.handler_config}
     value = fingerprint(inputs, settings)
     stamp = spec.build_dir / "train.fingerprint"

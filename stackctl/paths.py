@@ -1,6 +1,7 @@
 """Where things live in the repository. One place, so that nothing hard-codes a path twice."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -12,4 +13,5 @@ PROMETHEUS_CONFIG_DIR = CONFIG / "prometheus"
 BUILD = ROOT / "build"
 MODEL_BUILD = BUILD / "models"
 MODEL_STORE = ROOT / "model_store"
-RUN = ROOT / "run"
+# State of the native stack (pids, logs, Prometheus data); tests point it elsewhere.
+RUN = Path(os.environ.get("STACK_RUN_DIR", ROOT / "run"))

@@ -69,7 +69,8 @@ def still_running(process: psutil.Process) -> bool:
 def native_environment(tmp_path):
     """The image's environment, moved onto this host: loopback ports, private temp and logs."""
     image_env = RUNTIME.env()
-    env = dict(os.environ)
+    # Inherited TS_* settings (TS_CONFIG_FILE would even replace --ts-config) are not the image's.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TS_")}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = to_host(image_env["PYTHONPATH"])
     for key in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"):
@@ -110,7 +111,11 @@ def test_container_command_serves_every_model_and_passes_its_healthcheck(native_
     def healthcheck() -> subprocess.CompletedProcess:
         return subprocess.run(health, cwd=ROOT, env=env, capture_output=True, text=True, timeout=health_timeout + 30)
 
-    assert healthcheck().returncode != 0, "the health check passed with no server running"
+    # Docker reads any non-zero exit as unhealthy, but only 1 means "ran, and found no server":
+    # a typo in the command (argparse's 2, Python's 1 with a traceback) must not pass for that.
+    before = healthcheck()
+    assert before.returncode == 1 and "not ready" in before.stderr, (
+        f"the health check should report `not ready` with no server running:\n{before.stderr}")
 
     log = tmp_path / "torchserve.out"
     with log.open("w") as out:

@@ -62,8 +62,11 @@ def test_langid_identifies_held_out_words_and_phrases(torchserve) -> None:
     assert all(a["model"] == "langid" and len(a["top_k"]) == 3 for a in answers)
     correct = sum(a["top_k"][0]["label"] == lang for a, (_, lang) in zip(answers, samples))
     assert correct / len(samples) >= 0.7, f"accuracy {correct}/{len(samples)} (chance is 1/7)"
-    plain = requests.post(url, data="buenos días a todos".encode(), headers={"Content-Type": "text/plain"}, timeout=30)
-    assert plain.status_code == 200 and plain.json()["top_k"][0]["label"] == "spanish"
+    text = "el niño pequeño come una manzana"
+    plain = requests.post(url, data=text.encode(), headers={"Content-Type": "text/plain; charset=utf-8"}, timeout=30)
+    as_json = requests.post(url, json={"text": text}, timeout=30)
+    assert plain.status_code == 200 and plain.json() == as_json.json()
+    assert plain.json()["top_k"][0]["label"] == "spanish"
 
 
 def _batch_size_totals(metrics_url: str, model: str) -> tuple[float, float]:

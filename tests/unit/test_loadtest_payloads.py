@@ -131,3 +131,11 @@ def test_bad_payloads_name_the_4xx_they_expect(model):
 def test_too_long_text_is_longer_than_the_spec_limit(langid_spec, text_payloads):
     (too_long,) = [p for p in text_payloads.bad if p.expect_error == "text_too_long"]
     assert len(json.loads(too_long.body)["text"]) > langid_spec.handler_config["text"]["max_chars"]
+
+
+def test_image_sizes_may_be_weighted(digits_spec):
+    spec = replace(digits_spec, load={"image_sizes": {8: 2, 28: 1}, "image_formats": ["png"]})
+    sizes = collections.Counter(decode(p).size[0] for p in payloads.image_payloads(spec, variants=2))
+    assert sizes == {8: 8, 28: 4}  # weight x variants x 2 polarities
+    with pytest.raises(ValueError, match="tiff"):
+        payloads.image_payloads(replace(spec, load={"image_formats": ["tiff"]}))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import json
 
-import pytest
 from PIL import Image
 
 from loadtest import capacity, checks, report, slo

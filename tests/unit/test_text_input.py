@@ -40,7 +40,8 @@ def test_bad_envelopes(body, content_type, code, error_type) -> None:
 
 
 def test_normalisation_lowercases_and_drops_control_characters() -> None:
-    assert normalize_text("  Grüße\x00\tAUS\n\u200bBerlin ", TextSettings()) == "grüße aus berlin"
+    assert normalize_text("  Grüße\x00\tAUS\n\u200bBerlin! ", TextSettings()) == "grüße aus berlin"
+    assert normalize_text("C'est l'été, 2024 -- n'est-ce pas?", TextSettings()) == "c'est l'été n'est-ce pas"
     assert normalize_text("e\u0301te", TextSettings()) == "\u00e9te"  # NFC
 
 
@@ -55,9 +56,10 @@ def test_limits_and_empty_text() -> None:
 
 def test_unknown_characters_map_to_unknown_and_emoji_only_is_unclassifiable() -> None:
     assert encode("ab\u4e2d", VOCAB).tolist() == [VOCAB["a"], VOCAB["b"], 1]
-    with pytest.raises(InputError) as err:
-        decode_text_request("\U0001f600 \U0001f680", "text/plain", TextSettings(), VOCAB)
-    assert (err.value.code, err.value.type) == (422, "unclassifiable_text")
+    for text in ("\U0001f600 \U0001f680", "12345 !!!", "\u4e2d\u6587"):
+        with pytest.raises(InputError) as err:
+            decode_text_request(text, "text/plain", TextSettings(), VOCAB)
+        assert (err.value.code, err.value.type) == (422, "unclassifiable_text"), text
 
 
 def test_pack_batch_pads_with_zero_and_keeps_lengths_in_order() -> None:

@@ -1,0 +1,236 @@
+"""Load from Locust (FastHttpUser) run inside this process, with its own CPU use measured.
+
+Import this module before anything opens a socket: Locust monkey-patches sockets for gevent.
+
+* `closed_step`: N users, each sending its next request as soon as its answer is back (no think
+  time): the saturation sweep and the batching comparison, at a fixed concurrency.
+* `open_step`: paced users that together start R requests/s on a fixed schedule (loadtest.shapes'
+  Pacer), latency counted from the scheduled start: latency under moderate load without
+  coordinated omission.
+
+Every step reports the cores used by this process (the load generator), by the server's process
+tree and by the whole machine over the measured window (psutil), and flags when the client, not
+the server, was the limit: a gevent load generator is one thread, so ~1 core is its ceiling.
+"""
+from __future__ import annotations
+
+import locust  # noqa: F401  (first: gevent monkey-patching)
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import gevent
+import psutil
+from locust import FastHttpUser, task
+from locust.env import Environment
+
+from loadtest.checks import check_prediction
+from loadtest.payloads import Payload
+from loadtest.shapes import Pacer, users_for_rate
+
+CLIENT_BOUND_CORES = 0.85     # one gevent thread: above this the load generator is the bottleneck
+BUSY_MACHINE = 0.9            # share of all cores busy: the server and client compete for cores
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where load goes: a server's URL and model path, and how to find its processes."""
+
+    label: str                    # e.g. "torchserve", "torchserve batchSize=1", "fastapi peer"
+    url: str
+    model_path: str               # /predictions/<name>
+    answer_model: str             # the "model" field a valid answer carries
+    server_pid: int | None = None
+
+
+@dataclass
+class Step:
+    target: str
+    mode: str                     # "closed" or "open"
+    users: int
+    offered_rps: float | None
+    seconds: float
+    requests: int
+    failures: int
+    status_5xx: int
+    rps: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    client_cores: float
+    server_cores: float | None
+    machine_busy_cores: float
+    first_failure: str | None = None
+    flags: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CpuMeter:
+    """Cores used between `start()` and `stop()` by this process, a server tree and the machine."""
+
+    def __init__(self, server_pid: int | None):
+        self.me = psutil.Process()
+        self.server = psutil.Process(server_pid) if server_pid else None
+
+    def _server_seconds(self) -> dict[int, float]:
+        if self.server is None:
+            return {}
+        seconds = {}
+        for proc in [self.server, *self.server.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+                seconds[proc.pid] = t.user + t.system
+            except psutil.Error:
+                pass
+        return seconds
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+        self.me0 = sum(self.me.cpu_times()[:2])
+        self.server0 = self._server_seconds()
+        self.machine0 = psutil.cpu_times()
+
+    def stop(self) -> tuple[float, float | None, float]:
+        elapsed = time.monotonic() - self.t0
+        client = (sum(self.me.cpu_times()[:2]) - self.me0) / elapsed
+        server = None
+        if self.server is not None:
+            now = self._server_seconds()
+            server = sum(now[p] - self.server0.get(p, 0.0) for p in now) / elapsed
+        m0, m1 = self.machine0, psutil.cpu_times()
+        busy = sum(getattr(m1, f) - getattr(m0, f) for f in ("user", "system", "nice", "irq", "softirq", "steal"))
+        return round(client, 3), None if server is None else round(server, 3), round(busy / elapsed, 3)
+
+
+def user_class(target: Target, bodies: list[Payload]) -> type[FastHttpUser]:
+    class BenchUser(FastHttpUser):
+        host = target.url
+        network_timeout = 60.0
+        connection_timeout = 10.0
+        user_rate = 0.0               # > 0: open loop (requests/s per user)
+
+        def __init__(self, environment: Any) -> None:
+            super().__init__(environment)
+            self.pacer = Pacer(self.user_rate or 1.0, phase=random.random())
+
+        def wait_time(self) -> float:
+            if self.user_rate > 0:
+                return self.pacer.next_wait(self.user_rate)
+            self.pacer.lateness_s = 0.0
+            return 0.0
+
+        @task
+        def predict(self) -> None:
+            item = random.choice(bodies)
+            with self.client.post(target.model_path, data=item.body, headers={"Content-Type": item.content_type},
+                                  name="bench", catch_response=True) as response:
+                problem = check_prediction(target.answer_model, response.status_code or 0, response.text)
+                if problem:
+                    response.failure(problem)
+                else:
+                    response.success()
+                if self.pacer.lateness_s:  # open loop: from the scheduled start (see loadtest/shapes.py)
+                    response.request_meta["response_time"] += self.pacer.lateness_s * 1000
+
+    return BenchUser
+
+
+class Load:
+    """One Locust environment against one target; steps run one after another."""
+
+    def __init__(self, target: Target, bodies: list[Payload]):
+        self.target = target
+        self.user = user_class(target, bodies)
+        self.env = Environment(user_classes=[self.user], host=target.url)
+        self.runner = self.env.create_local_runner()
+        self.status_5xx = 0
+        self.env.events.request.add_listener(self._count_5xx)
+
+    def _count_5xx(self, response: Any = None, **_kwargs: Any) -> None:
+        status = getattr(response, "status_code", 0) or 0
+        if status >= 500:
+            self.status_5xx += 1
+
+    def __enter__(self) -> "Load":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.runner.quit()
+
+    def closed_step(self, users: int, warmup: float, window: float) -> Step:
+        self.user.user_rate = 0.0
+        return self._step("closed", users, None, warmup, window)
+
+    def open_step(self, rps: float, per_user_rps: float, warmup: float, window: float) -> Step:
+        users = users_for_rate(rps, per_user_rps)
+        self.user.user_rate = rps / users
+        return self._step("open", users, rps, warmup, window)
+
+    def _step(self, mode: str, users: int, offered: float | None, warmup: float, window: float) -> Step:
+        self.runner.start(users, spawn_rate=users)  # at once; each user starts at a random phase
+        gevent.sleep(warmup)
+        self.env.stats.reset_all()
+        self.status_5xx = 0
+        meter = CpuMeter(self.target.server_pid)
+        meter.start()
+        started = time.monotonic()
+        gevent.sleep(window)
+        elapsed = time.monotonic() - started
+        client, server, machine = meter.stop()
+        entry = self.env.stats.get("bench", "POST")
+        pct: Callable[[float], float | None] = (
+            entry.get_response_time_percentile if entry.num_requests else (lambda _p: None))
+        failure = next(iter(self.env.stats.errors.values()), None)
+        step = Step(self.target.label, mode, users, offered, round(elapsed, 2), entry.num_requests,
+                    entry.num_failures, self.status_5xx, round(entry.num_requests / elapsed, 2),
+                    pct(0.5), pct(0.95), pct(0.99), client, server, machine,
+                    first_failure=f"{failure.occurrences}x {failure.error}" if failure else None)
+        step.flags = bottleneck_flags(step, psutil.cpu_count() or 1)
+        return step
+
+
+def bottleneck_flags(step: Step, cores: int) -> list[str]:
+    """Why a step's throughput may say more about the machine or the client than the server."""
+    flags = []
+    if step.client_cores >= CLIENT_BOUND_CORES:
+        flags.append(f"client-bound: the load generator used {step.client_cores:.2f} of the 1 core a gevent "
+                     "process can use")
+    if step.machine_busy_cores >= BUSY_MACHINE * cores:
+        other = step.machine_busy_cores - step.client_cores - (step.server_cores or 0.0)
+        flags.append(f"cores saturated: {step.machine_busy_cores:.2f}/{cores} busy (client {step.client_cores:.2f}, "
+                     f"server {step.server_cores if step.server_cores is not None else '?'}, other processes "
+                     f"{max(0.0, other):.2f})")
+    return flags
+
+
+def sweep(load: Load, levels: list[int], warmup: float, window: float,
+          p95_limit_ms: float | None = None, deadline: float | None = None, log=print) -> list[Step]:
+    """Closed-loop concurrency sweep until throughput stops rising, failures, a p95 limit or the deadline."""
+    steps: list[Step] = []
+    for users in levels:
+        if deadline is not None and steps and time.monotonic() + warmup + window > deadline:
+            break
+        step = load.closed_step(users, warmup, window)
+        steps.append(step)
+        log(f"    {step.target:28s} {users:3d} users: {step.rps:8.1f} req/s  p50/p95/p99 "
+            f"{step.p50_ms}/{step.p95_ms}/{step.p99_ms} ms  fail {step.failures}  client {step.client_cores:.2f} "
+            f"server {step.server_cores} machine {step.machine_busy_cores:.2f} cores")
+        if step.failures:
+            break
+        if p95_limit_ms is not None and (step.p95_ms or 0) > p95_limit_ms:
+            break
+        best = max(s.rps for s in steps)
+        if len(steps) >= 3 and all(s.rps < 1.05 * best for s in steps[-2:]) and steps[-3].rps == best:
+            break  # two steps past the peak without 5% more
+    return steps
+
+
+def saturation(steps: list[Step], p95_limit_ms: float | None = None) -> Step | None:
+    """The step with the most throughput among those without failures (and within a p95 limit)."""
+    ok = [s for s in steps if s.failures == 0 and s.requests > 0
+          and (p95_limit_ms is None or (s.p95_ms or 0) <= p95_limit_ms)]
+    return max(ok, key=lambda s: s.rps) if ok else None

@@ -1,0 +1,179 @@
+"""`make bench`: the stack against its in-process limit and a FastAPI peer, in one run.
+
+    python -m bench.run [--budget 480] [--quick] [--workloads digits langid mobilenet] [--out bench/results]
+
+Per workload (see workloads.py), one after another so that only one server is loaded at a time:
+  1. the limit: the archive's handler in-process, best batch size and thread count (limit.py);
+  2. the FastAPI peer (peer.py): closed-loop concurrency sweep;
+  3. TorchServe with the spec's serving settings: the same sweep -> saturation (max req/s with
+     zero errors) and p50/p95/p99 there; the same concurrency with batchSize=1 (batching gain);
+     an open-loop run at half the saturation rate (latency under moderate load); the peer's
+     saturation concurrency, if the sweep skipped it (like-for-like p99).
+Then the cold start: TorchServe on a store with every workload's archive, seconds until every
+model has a READY worker. Writes <out>/latest.json and <out>/latest.md (report.py).
+`--budget` (seconds) scales every measuring window; the run takes roughly that long.
+"""
+from __future__ import annotations
+
+import locust  # noqa: F401  (first: gevent monkey-patching, before anything opens a socket)
+
+import argparse
+import json
+import pickle
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import archives, loadgen, machine, report, servers
+from bench.workloads import BENCH_BUILD, Workload, ensure_archives, payload_digest, workloads
+from handlers.runtime import usable_cores
+from loadtest.capacity import per_user_rate
+from stackctl import paths
+
+RESULTS = paths.ROOT / "bench" / "results"
+LEVELS = [1, 2, 4, 8, 16, 32, 64]       # closed-loop users; TorchServe's job_queue_size is 200
+BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64]
+
+
+@dataclass(frozen=True)
+class Plan:
+    window: float          # seconds measured per load step
+    warmup: float          # seconds of load before each window (not measured)
+    limit_seconds: float   # seconds per batch size in the in-process limit
+    levels: list[int]
+    batch_sizes: list[int]
+    threads: list[int]     # torch thread counts the limit tries
+
+    @classmethod
+    def from_budget(cls, budget: float, quick: bool, cores: int) -> "Plan":
+        threads = sorted({cores, 1}, reverse=True)
+        if quick:  # the smoke test: does it run and write well-formed results
+            return cls(1.0, 0.5, 0.2, [2, 8], [1, 8], [cores])
+        window = min(10.0, max(2.0, budget / 100))
+        return cls(window, max(1.0, window / 3), min(3.0, max(0.5, window / 3)), LEVELS, BATCH_SIZES, threads)
+
+
+def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, Any]:
+    folder = work / w.name
+    store = archives.fresh_store(folder)
+    tuned = servers.variant(w.spec, w.archive, store, w.name)
+    batch1 = servers.variant(w.spec, w.archive, store, f"{w.name}-b1", serving={"batchSize": 1})
+    bodies = w.payloads()
+    payload_file = folder / "payloads.pkl"
+    payload_file.write_bytes(pickle.dumps([(p.body, p.content_type) for p in bodies]))
+    serving = archives.read_config(tuned)
+    result: dict[str, Any] = {
+        "kind": w.kind, "note": w.note, "spec": str(w.spec.source.relative_to(paths.ROOT)),
+        "serving": {k: v for k, v in serving.items() if k != "handler"},
+        "torch_threads_per_worker": serving["handler"]["torch_threads"],
+        "payloads": {"count": len(bodies), "digest": payload_digest(bodies)},
+        "slo": {"p95_ms": w.spec.slo.p95_ms, "p99_ms": w.spec.slo.p99_ms},
+    }
+
+    log(f"[{w.name}] 1/3 in-process limit (threads {plan.threads}, batch sizes {plan.batch_sizes})")
+    servers.run_limit(tuned, payload_file, folder / "limit.json", plan.limit_seconds, plan.batch_sizes, plan.threads)
+    result["limit"] = json.loads((folder / "limit.json").read_text())
+    log(f"    limit {result['limit']['items_per_s']} items/s (batch {result['limit']['best_batch_size']}, "
+        f"{result['limit']['best_threads']} threads)")
+
+    log(f"[{w.name}] 2/3 FastAPI peer sweep")
+    with servers.peer(tuned, folder / "peer") as (url, proc):
+        target = loadgen.Target("fastapi peer", url, f"/predictions/{w.name}", w.name, proc.pid)
+        with loadgen.Load(target, bodies) as load:
+            peer_steps = loadgen.sweep(load, plan.levels, plan.warmup, plan.window, log=log)
+    peer_best = loadgen.saturation(peer_steps)
+    result["peer"] = {"sweep": [s.to_json() for s in peer_steps],
+                      "saturation": peer_best.to_json() if peer_best else None}
+
+    log(f"[{w.name}] 3/3 TorchServe ({', '.join(f'{k}={v}' for k, v in result['serving'].items())})")
+    workers = int(serving.get("maxWorkers", 1))
+    with servers.torchserve(store, folder / "torchserve", workers) as (stack, ready_s):
+        pid = stack.proc.pid  # type: ignore[attr-defined]
+        result["server_start_s"] = round(ready_s, 2)
+        target = loadgen.Target("torchserve", stack.inference_url, f"/predictions/{w.name}", w.name, pid)
+        with loadgen.Load(target, bodies) as load:
+            steps = loadgen.sweep(load, plan.levels, plan.warmup, plan.window, log=log)
+            best = loadgen.saturation(steps)
+            if peer_best and best and peer_best.users not in [s.users for s in steps]:
+                steps.append(load.closed_step(peer_best.users, plan.warmup, plan.window))
+            half = None
+            if best:
+                rate = round(best.rps / 2, 1)
+                half = load.open_step(rate, per_user_rate(w.spec), plan.warmup, 2 * plan.window)
+                log(f"    half saturation, open loop {rate} req/s offered: {half.rps} achieved, p50/p95/p99 "
+                    f"{half.p50_ms}/{half.p95_ms}/{half.p99_ms} ms")
+        b1 = None
+        if best:
+            target = loadgen.Target("torchserve batchSize=1", stack.inference_url, f"/predictions/{w.name}-b1",
+                                    w.name, pid)
+            with loadgen.Load(target, bodies) as load:
+                b1 = load.closed_step(best.users, plan.warmup, plan.window)
+            log(f"    batchSize=1 at {best.users} users: {b1.rps} req/s, p99 {b1.p99_ms} ms")
+    result["served"] = {"sweep": [s.to_json() for s in steps], "saturation": best.to_json() if best else None}
+    result["batch1"] = b1.to_json() if b1 else None
+    result["half_load"] = half.to_json() if half else None
+    result["ratios"] = report.ratios(result, usable_cores())
+    return result
+
+
+def cold_start(selected: list[Workload], work: Path, log=print) -> dict[str, Any]:
+    """TorchServe started on the built archives (spec settings) until every model is READY."""
+    store = archives.fresh_store(work / "cold-start")
+    workers = 0
+    for w in selected:
+        servers.variant(w.spec, w.archive, store, w.name)
+        workers += int(w.spec.serving.get("maxWorkers", 1))
+    with servers.torchserve(store, work / "cold-start" / "torchserve", workers) as (_stack, ready_s):
+        pass
+    log(f"[cold start] {', '.join(w.name for w in selected)}: every model READY after {ready_s:.1f} s")
+    return {"seconds": round(ready_s, 2), "models": [w.name for w in selected], "workers": workers}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--budget", type=float, default=480, help="about how long the run takes, seconds")
+    parser.add_argument("--quick", action="store_true", help="smallest run that exercises every measurement")
+    parser.add_argument("--workloads", nargs="*", default=None, help="default: digits langid mobilenet")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.json and latest.md")
+    args = parser.parse_args(argv)
+    started = time.time()
+    selected = workloads(args.workloads)
+    cores = usable_cores()
+    plan = Plan.from_budget(args.budget, args.quick, cores)
+    work = BENCH_BUILD / "run"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    ensure_archives(selected)
+    results: dict[str, Any] = {
+        "schema": report.SCHEMA_VERSION,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "machine": machine.describe(),
+        "load_average_before": machine.load_average(),
+        "settings": {"budget_s": args.budget, "quick": args.quick, "window_s": plan.window, "warmup_s": plan.warmup,
+                     "limit_seconds_per_batch": plan.limit_seconds, "concurrency_levels": plan.levels,
+                     "limit_batch_sizes": plan.batch_sizes, "limit_threads": plan.threads,
+                     "runtime_env": servers.RUNTIME_ENV, "load_generator": "locust FastHttpUser, 1 process (gevent)"},
+        "workloads": {},
+    }
+    print(f"bench: {', '.join(w.name for w in selected)} on {results['machine']['cpu_model']} "
+          f"({cores} cores, {results['machine']['device']}); window {plan.window:g} s per step", flush=True)
+    for w in selected:
+        results["workloads"][w.name] = bench_workload(w, plan, work, log=lambda line: print(line, flush=True))
+    results["cold_start"] = cold_start(selected, work, log=lambda line: print(line, flush=True))
+    results["load_average_after"] = machine.load_average()
+    results["duration_s"] = round(time.time() - started, 1)
+    results["targets"] = report.targets(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    markdown = report.markdown(results)
+    (args.out / "latest.md").write_text(markdown)
+    print("\n" + markdown)
+    print(f"results: {args.out / 'latest.json'}, {args.out / 'latest.md'} ({results['duration_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

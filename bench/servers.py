@@ -1,0 +1,94 @@
+"""The servers under test, each on free loopback ports and always stopped: TorchServe (through
+stackctl.native, the code `make serve` uses) on a bench model store, and the FastAPI peer.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from bench import archives
+from handlers.runtime import usable_cores
+from stackctl import paths, readiness
+from stackctl.native import NativeStack, Ports, free_port
+from stackctl.specs import ModelSpec
+
+# Workers must not spin-wait for CPU they share with the frontend and the load generator: libgomp's
+# default (active) waiting made 2 intra-op threads ~10x slower than 1 on a busy 2-core host
+# (bench/NOTES.md). Applied to every process the bench measures: in-process, TorchServe, peer.
+RUNTIME_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def threads_for(spec: ModelSpec, workers: int) -> int:
+    """`torch_threads: auto` for a model alone on this host: its workers share the cores."""
+    setting = spec.handler_config.get("torch_threads", "auto")
+    return int(setting) if isinstance(setting, int) and setting > 0 else max(1, usable_cores() // workers)
+
+
+def variant(spec: ModelSpec, archive: Path, store: Path, name: str, serving: dict[str, Any] | None = None,
+            handler: dict[str, Any] | None = None) -> Path:
+    """The archive with the spec's current serving and handler settings (+ overrides) under `name`."""
+    settings = {**spec.serving, **(serving or {})}
+    workers = int(settings.get("maxWorkers", settings.get("minWorkers", 1)))
+    handler_settings = {**spec.handler_config, "torch_threads": threads_for(spec, workers), **(handler or {})}
+    return archives.write_variant(archive, store, name, settings, handler_settings)
+
+
+@contextlib.contextmanager
+def torchserve(store: Path, run_dir: Path, workers_on_host: int, timeout: float = 300.0,
+               env: dict[str, str] | None = None) -> Iterator[tuple[NativeStack, float]]:
+    """A ready TorchServe serving every archive in `store`; yields (stack, seconds until ready)."""
+    stack = NativeStack(run_dir=run_dir, ports=Ports.free(), model_store=store)
+    extra = {**RUNTIME_ENV, "STACK_WORKERS_PER_HOST": str(workers_on_host), **(env or {})}
+    started = time.monotonic()
+    proc = stack.start_torchserve(extra_env=extra)
+    try:
+        expected = {p.stem for p in store.glob("*.mar")}
+        readiness.wait_until_ready(stack.management_url, expected, timeout, readiness.process_alive(proc),
+                                   interval=0.1)
+        ready = time.monotonic() - started
+        stack.proc = proc  # type: ignore[attr-defined]
+        yield stack, ready
+    except readiness.NotReady as exc:
+        log = run_dir / "torchserve.out"
+        tail = log.read_text(errors="replace")[-3000:] if log.is_file() else ""
+        raise RuntimeError(f"TorchServe on {store} did not become ready: {exc}\n{tail}") from None
+    finally:
+        stack.stop("torchserve")
+
+
+@contextlib.contextmanager
+def peer(archive: Path, run_dir: Path, timeout: float = 120.0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The FastAPI peer serving `archive`; yields (base URL, process)."""
+    port = free_port()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **RUNTIME_ENV, "STACK_WORKERS_PER_HOST": "1", "PYTHONUNBUFFERED": "1"}
+    with open(run_dir / "peer.out", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "bench.peer", "--archive", str(archive), "--port", str(port)],
+                                cwd=paths.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        readiness.wait_for_http(f"{url}/ping", timeout, readiness.process_alive(proc), interval=0.1)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_limit(archive: Path, payload_file: Path, out: Path, seconds: float, batch_sizes: list[int],
+              threads: list[int], timeout: float = 600.0) -> None:
+    """bench.limit in its own process, trying each of `threads` torch thread counts (see limit.py)."""
+    env = {**os.environ, **RUNTIME_ENV, "STACK_WORKERS_PER_HOST": "1"}
+    subprocess.run([sys.executable, "-m", "bench.limit", "--archive", str(archive), "--payloads", str(payload_file),
+                    "--seconds", str(seconds), "--batch-sizes", ",".join(map(str, batch_sizes)),
+                    "--threads", ",".join(map(str, threads)), "--out", str(out)],
+                   cwd=paths.ROOT, env=env, check=True, timeout=timeout)

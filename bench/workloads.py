@@ -1,0 +1,155 @@
+"""The three benchmark workloads: their specs, archives and request bodies.
+
+* `digits`, `langid`: the served models (config/models/), overhead-dominated (tiny compute); their
+  archives are model_store/<name>.mar as `make models` built them, their bodies the load test's.
+* `mobilenet`: compute-bound, torchvision mobilenet_v3_small at 224x224 with RANDOMLY INITIALISED
+  weights (seed 0; never trained, never downloaded), served by the same image handler. Its spec is
+  bench/models/mobilenet.yaml and its archive goes to build/bench/model_store/, never model_store/.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from loadtest.payloads import Payload, payloads_for
+from stackctl import paths
+from stackctl.archive import ARCHIVE_PACKAGES, fingerprint
+from stackctl.specs import ModelSpec, get_spec, load_spec
+
+BENCH = paths.ROOT / "bench"
+BENCH_BUILD = paths.BUILD / "bench"
+# "model_store" in the path: config.properties only allows archives from such folders.
+BENCH_STORE = BENCH_BUILD / "model_store"
+MOBILENET_SPEC = BENCH / "models" / "mobilenet.yaml"
+RANDOM_INIT_SEED = 0
+RANDOM_INIT_NOTE = "RANDOMLY INITIALISED weights (torch.manual_seed(0)); not trained; for timing only"
+PHOTO_SIZE = (320, 240)      # a QVGA "photo": resized to 256 on the short side, centre-cropped to 224
+PHOTOS = 64
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    kind: str                 # "overhead" (tiny compute) or "compute"
+    spec: ModelSpec
+    note: str = ""
+
+    @property
+    def archive(self) -> Path:
+        """The archive the bench serves (variants are copies of it with other serving settings)."""
+        return BENCH_STORE / f"{self.name}.mar" if self.name == "mobilenet" else self.spec.archive_path
+
+    def payloads(self) -> list[Payload]:
+        if self.name == "mobilenet":
+            return photo_payloads()
+        return list(payloads_for(self.spec).good)
+
+
+def workloads(names: list[str] | None = None) -> list[Workload]:
+    known = {
+        "digits": Workload("digits", "overhead", get_spec("digits"), "small CNN on 8x8 digits; mixed image sizes/formats"),
+        "langid": Workload("langid", "overhead", get_spec("langid"), "char GRU; words and short texts"),
+        "mobilenet": Workload("mobilenet", "compute", load_spec(MOBILENET_SPEC),
+                              f"torchvision mobilenet_v3_small 224x224, {RANDOM_INIT_NOTE}"),
+    }
+    unknown = set(names or []) - set(known)
+    if unknown:
+        raise ValueError(f"unknown workloads {sorted(unknown)}; known: {sorted(known)}")
+    return [known[n] for n in (names or known)]
+
+
+def photo_payloads(count: int = PHOTOS, size: tuple[int, int] = PHOTO_SIZE) -> list[Payload]:
+    """Seeded RGB JPEGs with photo-like content (smooth colour fields plus grain), raw bytes."""
+    rng = np.random.default_rng(RANDOM_INIT_SEED)
+    out = []
+    for i in range(count):
+        coarse = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+        smooth = np.asarray(Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC), dtype=np.int16)
+        grain = rng.integers(-12, 13, size=smooth.shape, dtype=np.int16)
+        buffer = io.BytesIO()
+        Image.fromarray(np.clip(smooth + grain, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
+        out.append(Payload(buffer.getvalue(), "image/jpeg", f"photo-{i}"))
+    random.Random(RANDOM_INIT_SEED).shuffle(out)
+    return out
+
+
+# --- the bench-only archive -------------------------------------------------------------------
+
+def random_init_weights(spec: ModelSpec) -> None:
+    """weights.pt and labels.json for a torchvision architecture, randomly initialised (seeded)."""
+    import torch
+
+    from handlers.runtime import build_model
+
+    classes = 1000
+    if spec.weights_path.is_file() and spec.labels_path.is_file():
+        return
+    spec.weights_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(RANDOM_INIT_SEED)
+    model = build_model(spec.architecture, spec.arguments, classes)
+    torch.save(model.state_dict(), spec.weights_path)
+    labels = {str(i): f"random-init-class-{i:03d}" for i in range(classes)}
+    spec.labels_path.write_text(json.dumps(labels) + "\n")
+
+
+def ensure_bench_archive(spec: ModelSpec, store: Path = BENCH_STORE) -> Path:
+    """store/<name>.mar for a bench-only spec; skipped when its inputs have not changed."""
+    random_init_weights(spec)
+    config = spec.model_config()
+    code = [f for package in ARCHIVE_PACKAGES for f in sorted((paths.ROOT / package).glob("*.py"))]
+    inputs = code + [spec.weights_path, spec.labels_path, spec.source]
+    value = fingerprint(inputs, {"config": config, "version": spec.version})
+    target = store / f"{spec.name}.mar"
+    stamp = BENCH_BUILD / spec.name / "archive.fingerprint"
+    if target.is_file() and stamp.is_file() and stamp.read_text() == value:
+        return target
+    store.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{spec.name}-stage-") as tmp:
+        stage = Path(tmp) / "archive"
+        for package in ARCHIVE_PACKAGES:
+            shutil.copytree(paths.ROOT / package, stage / package,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copy2(spec.labels_path, stage / "labels.json")
+        (stage / "metadata.json").write_text(json.dumps({"weights": RANDOM_INIT_NOTE}) + "\n")
+        config_file = Path(tmp) / "model-config.yaml"
+        config_file.write_text(f"# Generated from {spec.source.relative_to(paths.ROOT)} by bench; "
+                               f"{RANDOM_INIT_NOTE}.\n" + yaml.safe_dump(config, sort_keys=False))
+        print(f"[{spec.name}] archiving -> {target.relative_to(paths.ROOT)} ({RANDOM_INIT_NOTE})", flush=True)
+        subprocess.run([sys.executable, "-m", "model_archiver.model_packaging",
+                        "--model-name", spec.name, "--version", spec.version,
+                        "--serialized-file", str(spec.weights_path), "--handler", str(spec.handler_file),
+                        "--extra-files", str(stage), "--config-file", str(config_file),
+                        "--export-path", str(store), "--force"], check=True, cwd=paths.ROOT)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(value)
+    return target
+
+
+def ensure_archives(selected: list[Workload]) -> None:
+    """Build the bench-only archive; the served models' archives must come from `make models`."""
+    for w in selected:
+        if w.name == "mobilenet":
+            ensure_bench_archive(w.spec)
+        elif not w.archive.is_file():
+            raise FileNotFoundError(f"{w.archive} is missing: run `make models` first")
+
+
+def payload_digest(payloads: list[Payload]) -> str:
+    """Identifies the inputs, so a result says which bodies all its measurements used."""
+    digest = hashlib.sha256()
+    for p in payloads:
+        digest.update(p.content_type.encode())
+        digest.update(p.body)
+    return digest.hexdigest()[:16]
