@@ -17,6 +17,7 @@ from __future__ import annotations
 import locust  # noqa: F401  (first: gevent monkey-patching)
 
 import random
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -191,6 +192,14 @@ class Load:
                     first_failure=f"{failure.occurrences}x {failure.error}" if failure else None)
         step.flags = bottleneck_flags(step, psutil.cpu_count() or 1)
         return step
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends the run like Ctrl-C, so the servers' `finally:` blocks stop them (no orphans)."""
+    def terminate(_signum: int, _frame: Any) -> None:
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, terminate)
 
 
 def bottleneck_flags(step: Step, cores: int) -> list[str]:

@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", nargs="*", default=None, help="default: digits langid mobilenet")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.json and latest.md")
     args = parser.parse_args(argv)
+    loadgen.exit_on_sigterm()
     started = time.time()
     selected = workloads(args.workloads)
     cores = usable_cores()

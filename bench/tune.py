@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="report the winners, leave the specs alone")
     parser.add_argument("--out", type=Path, default=BENCH_BUILD / "tune.json")
     args = parser.parse_args(argv)
+    loadgen.exit_on_sigterm()
     selected = workloads(args.models)
     ensure_archives(selected)
     # ~12 candidates x ~4 sweep steps per model

@@ -59,7 +59,8 @@ class Workload:
 
 def workloads(names: list[str] | None = None) -> list[Workload]:
     known = {
-        "digits": Workload("digits", "overhead", get_spec("digits"), "small CNN on 8x8 digits; mixed image sizes/formats"),
+        "digits": Workload("digits", "overhead", get_spec("digits"),
+                           "small CNN on 8x8 digits; mixed image sizes/formats"),
         "langid": Workload("langid", "overhead", get_spec("langid"), "char GRU; words and short texts"),
         "mobilenet": Workload("mobilenet", "compute", load_spec(MOBILENET_SPEC),
                               f"torchvision mobilenet_v3_small 224x224, {RANDOM_INIT_NOTE}"),

@@ -39,6 +39,18 @@ def _stamp_matches(stamp: Path, value: str, *outputs: Path) -> bool:
     return stamp.is_file() and stamp.read_text() == value and all(o.exists() for o in outputs)
 
 
+def training_fingerprint(spec: ModelSpec) -> str:
+    """What training reads: its model module, the shared loop, the preprocessing it shares with
+    the server and the settings of that preprocessing (serving knobs such as batching, threads
+    or top_k do not change the weights, so tuning them never retrains)."""
+    module_file = paths.ROOT / (str(spec.train_module).replace(".", "/") + ".py")
+    inputs = [module_file, paths.ROOT / "models" / "training.py"]
+    inputs += [paths.ROOT / "handlers" / f for f in ("image.py", "text.py", "errors.py", "payload.py")]
+    preprocessing = {k: spec.handler_config.get(k) for k in ("image", "text")}
+    return fingerprint(inputs, {"model": [spec.architecture, spec.arguments, spec.train_module],
+                                "preprocessing": preprocessing})
+
+
 def train_if_needed(spec: ModelSpec, force: bool = False) -> bool:
     """Train into build/models/<name>/ unless its inputs are unchanged. True when it trained."""
     if spec.train_module is None:
@@ -46,12 +58,7 @@ def train_if_needed(spec: ModelSpec, force: bool = False) -> bool:
         if missing:
             raise FileNotFoundError(f"{spec.name}: no training module and missing {missing}")
         return False
-    # What training reads: the model modules and the preprocessing it shares with the server.
-    module_file = paths.ROOT / (spec.train_module.replace(".", "/") + ".py")
-    inputs = [module_file, paths.ROOT / "models" / "training.py"]
-    inputs += [paths.ROOT / "handlers" / f for f in ("image.py", "text.py", "errors.py", "payload.py")]
-    settings = {"model": [spec.architecture, spec.arguments, spec.train_module], "handler": spec.handler_config}
-    value = fingerprint(inputs, settings)
+    value = training_fingerprint(spec)
     stamp = spec.build_dir / "train.fingerprint"
     if not force and _stamp_matches(stamp, value, spec.weights_path, spec.labels_path):
         return False

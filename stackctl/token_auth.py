@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 from stackctl import paths
-from stackctl.native import torchserve_command
 
 KEY_FILE_NAME = "key_file.json"
 KINDS = ("inference", "management", "API")
@@ -49,6 +48,8 @@ def server_env(expiration_min: float | None = None) -> dict[str, str]:
 
 def server_command(model_store: Path, workdir: Path) -> list[str]:
     """The usual server command line without --disable-token-auth, run from `workdir`."""
+    from stackctl.native import torchserve_command  # not at the top: Locust imports this module
+
     command = [arg for arg in torchserve_command(model_store) if arg != "--disable-token-auth"]
     return ["env", "-C", str(workdir), *command]
 

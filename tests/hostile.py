@@ -297,3 +297,13 @@ VALID = {
     "digits": Case("valid", "digits", digit, PNG, 200, None, "a valid PNG digit"),
     "langid": Case("valid", "langid", lambda: text_json("guten morgen"), JSON_T, 200, None, "valid text"),
 }
+
+
+def markdown_table(model: str) -> str:
+    """The docs/hostile-inputs.md table for one model (a unit test keeps the doc in sync)."""
+    rows = ["| case | request | status | error type |", "|---|---|---|---|"]
+    for case in CASES:
+        if case.model == model:
+            rows.append(f"| `{case.id}` | {case.description} ({case.content_type.split(';')[0]}) | {case.status} "
+                        f"| {'`' + case.error_type + '`' if case.error_type else '-'} |")
+    return "\n".join(rows)

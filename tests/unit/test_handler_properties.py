@@ -139,3 +139,12 @@ def test_one_batch_of_every_hostile_case_keeps_each_answer(models, model: str) -
             assert answer["error"]["type"] == case.error_type, (case.id, answer)
         else:
             assert answer["model"] == model
+
+
+def test_docs_table_matches_the_case_table() -> None:
+    from stackctl import paths
+    from tests.hostile import markdown_table
+
+    doc = (paths.ROOT / "docs" / "hostile-inputs.md").read_text()
+    for model in ("digits", "langid"):
+        assert markdown_table(model) in doc, f"docs/hostile-inputs.md is out of date for {model}: regenerate its table"

@@ -1,0 +1,34 @@
+"""`make bench` runs end to end and writes well-formed results (a tiny budget; no timing asserted).
+
+The bench starts its own TorchServe (on a store of archive variants, free loopback ports) and its
+own FastAPI peer: starting servers with chosen settings is what it measures, so the session
+`torchserve` fixture cannot stand in for it.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.report import problems
+from stackctl import paths
+from stackctl.specs import get_spec
+
+
+def test_quick_bench_writes_well_formed_results(tmp_path: Path) -> None:
+    if not get_spec("digits").archive_path.is_file():
+        pytest.fail("model_store/digits.mar missing: run `make models`", pytrace=False)
+    run = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--workloads", "digits", "--out", str(tmp_path)],
+                         cwd=paths.ROOT, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads((tmp_path / "latest.json").read_text())
+    assert problems(results) == []
+    digits = results["workloads"]["digits"]
+    assert digits["served"]["saturation"]["failures"] == 0
+    assert {t["target"] for t in results["targets"]} >= {"cold start to every model ready"}
+    markdown = (tmp_path / "latest.md").read_text()
+    assert "## Headline ratios" in markdown and "| digits |" in markdown
+    assert results["machine"]["cores_usable"] >= 1 and results["machine"]["torch"]

@@ -1,0 +1,132 @@
+"""Faults under load, on a server of our own (free ports, own run dir): a worker killed with
+SIGKILL, Prometheus stopped and restarted, the whole server stopped and started again.
+
+Load is modest and bounded (a few req/s per model, loopback, seconds); every wait polls with a
+deadline.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from stackctl import soak
+from stackctl.native import NativeStack, Ports
+from stackctl.readiness import NotReady, check_ready, wait_until_ready
+
+MODELS = {"digits", "langid"}
+VALID = {"digits": None, "langid": (json.dumps({"text": "guten morgen"}).encode(), "application/json")}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
+    own = NativeStack(run_dir=tmp_path_factory.mktemp("faults"), ports=Ports.free())
+    own.proc = own.start_torchserve()  # type: ignore[attr-defined]
+    try:
+        own.wait_for_torchserve(own.proc, timeout=180)  # type: ignore[attr-defined]
+        own.wait_for_prometheus(own.start_prometheus())
+        yield own
+    finally:
+        own.stop_all()
+
+
+def _targets(stack: NativeStack, rate: float) -> list[soak.Target]:
+    digit = (Path(__file__).resolve().parent.parent / "data" / "digit-7.png").read_bytes()
+    bodies = {"digits": [(digit, "image/png")], "langid": [VALID["langid"]]}
+    return [soak.Target(m, f"{stack.inference_url}/predictions/{m}", bodies[m], rate) for m in sorted(MODELS)]
+
+
+def _worker_of(stack: NativeStack, model: str) -> int:
+    """The pid of `model`'s worker, from the management API (TorchServe reports it per worker)."""
+    described = requests.get(f"{stack.management_url}/models/{model}", timeout=5).json()
+    return int(described[0]["workers"][0]["pid"])
+
+
+def _wait(condition, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def _ready(stack: NativeStack) -> bool:
+    try:
+        check_ready(stack.management_url, MODELS)
+        return True
+    except NotReady:
+        return False
+
+
+def test_killed_worker_is_restarted_and_loses_at_most_its_in_flight_requests(stack) -> None:
+    victim = _worker_of(stack, "langid")
+    load = soak.Load(_targets(stack, rate=12.0), max_in_flight=8).start()
+    try:
+        _wait(lambda: sum(o.model == "langid" and o.status == 200 for o in load.snapshot()) >= 10, 30, "warm load")
+        # Kill while requests are outstanding, so the bound below is tested, not vacuous.
+        _wait(lambda: load.in_flight("langid") > 0, 10, "a langid request in flight", interval=0.001)
+        before = load.in_flight("langid")
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        in_flight_at_kill = max(before, load.in_flight("langid"))  # "at the moment": both sides of it
+        # Readiness reflects the outage (no READY langid worker) ...
+        _wait(lambda: not _ready(stack), 10, "readiness to report the outage", interval=0.02)
+        outage_seen = time.monotonic()
+        # ... and the recovery, with a new worker process and no manual step.
+        wait_until_ready(stack.management_url, MODELS, timeout=90, interval=0.1)
+        recovered = time.monotonic()
+        assert _worker_of(stack, "langid") != victim
+        _wait(lambda: sum(o.model == "langid" and o.status == 200 and o.started > recovered
+                          for o in load.snapshot()) >= 5, 30, "answers after recovery")
+    finally:
+        outcomes = load.stop()
+    failed = [o for o in outcomes if o.status != 200]
+    print(f"kill -9 langid worker: {len(outcomes)} requests, {len(failed)} failed, {in_flight_at_kill} in flight "
+          f"at the kill; outage seen after {outage_seen - killed_at:.2f} s, ready again after "
+          f"{recovered - killed_at:.1f} s; failures: {[f'{o.model} {o.status}' for o in failed][:5]}")
+    assert all(o.model == "langid" for o in failed), "the other model must not notice"
+    # TorchServe answers the requests of the dead worker's batch with 507 "Worker died."
+    assert all(o.status in (500, 503, 507) for o in failed), [(o.status, o.detail) for o in failed]
+    assert len(failed) <= in_flight_at_kill, (len(failed), in_flight_at_kill, [o.detail for o in failed][:3])
+
+
+def test_prometheus_stop_and_restart_does_not_disturb_serving(stack) -> None:
+    load = soak.Load(_targets(stack, rate=5.0), max_in_flight=8).start()
+    try:
+        _wait(lambda: len(load.snapshot()) >= 10, 30, "warm load")
+        assert stack.stop("prometheus")
+        stopped_at = time.monotonic()
+        _wait(lambda: sum(o.started > stopped_at for o in load.snapshot()) >= 10, 30, "answers without Prometheus")
+        stack.wait_for_prometheus(stack.start_prometheus())
+        restarted_at = time.monotonic()
+
+        def scraped_again() -> bool:
+            query = requests.get(f"{stack.prometheus_url}/api/v1/query", params={"query": "up"}, timeout=5).json()
+            return any(r["value"][1] == "1" for r in query["data"]["result"])
+        _wait(scraped_again, 30, "Prometheus to scrape TorchServe again", interval=0.5)
+        _wait(lambda: sum(o.started > restarted_at for o in load.snapshot()) >= 5, 30, "answers after restart")
+    finally:
+        outcomes = load.stop()
+    failed = [o for o in outcomes if o.status != 200]
+    assert not failed, [f"{o.model} {o.status} {o.detail}" for o in failed][:5]
+
+
+def test_whole_server_stop_and_start_comes_back_ready_without_manual_steps(stack) -> None:
+    assert stack.stop("torchserve")
+    assert not stack.running("torchserve")
+    started = time.monotonic()
+    stack.proc = stack.start_torchserve()  # the same command `make serve` runs, nothing else
+    status = stack.wait_for_torchserve(stack.proc, timeout=180)
+    print(f"server restart: ready after {time.monotonic() - started:.1f} s: {status}")
+    assert set(status) == MODELS
+    answer = requests.post(f"{stack.inference_url}/predictions/langid", data=VALID["langid"][0],
+                           headers={"Content-Type": "application/json"}, timeout=30)
+    assert answer.status_code == 200 and answer.json()["model"] == "langid"

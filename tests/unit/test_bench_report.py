@@ -1,0 +1,71 @@
+"""Ratios, targets and the Markdown table from a results dict (no servers)."""
+from __future__ import annotations
+
+from bench.report import markdown, problems, ratios, targets
+
+
+def _step(users: int, rps: float, p50: float, p99: float, mode: str = "closed", client: float = 0.2) -> dict:
+    return {"target": "t", "mode": mode, "users": users, "offered_rps": rps if mode == "open" else None,
+            "seconds": 5, "requests": int(rps * 5), "failures": 0, "status_5xx": 0, "rps": rps, "p50_ms": p50,
+            "p95_ms": p99 * 0.9, "p99_ms": p99, "client_cores": client, "server_cores": 1.5,
+            "machine_busy_cores": 1.9, "first_failure": None, "flags": []}
+
+
+def _workload(kind: str) -> dict:
+    limit = {"items_per_s": 100.0, "best_batch_size": 8, "best_threads": 2, "decode_items_per_s": 300.0,
+             "forward_items_per_s_at_best_batch": 200.0,
+             "by_threads": [{"threads": 2, "best_batch_size": 8, "items_per_s": 100.0,
+                             "sweep": [{"batch_size": 1, "items_per_s": 50.0, "rounds": 3},
+                                       {"batch_size": 8, "items_per_s": 100.0, "rounds": 3}]}]}
+    served = [_step(4, 60, 60, 90), _step(8, 90, 80, 120), _step(16, 88, 170, 260)]
+    peer = [_step(4, 50, 70, 110), _step(8, 52, 140, 200)]
+    r = {"kind": kind, "note": "n", "spec": "s.yaml", "serving": {"batchSize": 8, "maxBatchDelay": 10},
+         "torch_threads_per_worker": 2, "payloads": {"count": 3, "digest": "x"}, "limit": limit,
+         "served": {"sweep": served, "saturation": served[1]}, "batch1": _step(8, 45, 150, 200),
+         "half_load": _step(10, 45, 20, 70, mode="open"), "peer": {"sweep": peer, "saturation": peer[1]}}
+    r["ratios"] = ratios(r, cores=2)
+    return r
+
+
+def _results() -> dict:
+    results = {"schema": 1, "started": "now", "duration_s": 10.0, "machine": {
+        "cpu_model": "cpu", "cores_usable": 2, "device": "cpu", "torch": "2", "torchvision": "0", "torchserve": "0",
+        "locust": "2", "fastapi": "0", "uvicorn": "0"}, "settings": {"budget_s": 1, "quick": True,
+        "runtime_env": {}, "load_generator": "locust"}, "load_average_before": [], "load_average_after": [],
+        "workloads": {"mobilenet": _workload("compute"), "digits": _workload("overhead")},
+        "cold_start": {"seconds": 25.0, "models": ["digits", "mobilenet"], "workers": 2}}
+    results["targets"] = targets(results)
+    return results
+
+
+def test_ratios() -> None:
+    q = _workload("compute")["ratios"]
+    assert q["served_over_limit"] == 0.9
+    assert q["batching_gain"] == 2.0
+    assert q["inprocess_batching_gain"] == 2.0
+    assert q["served_over_peer"] == round(90 / 52, 3)
+    assert q["peer_concurrency"] == 8 and q["p99_over_peer_p99_at_peer_concurrency"] == 0.6
+    assert q["half_load_p99_over_p50"] == 3.5
+    # the client took 0.2 of 2 cores: the limit left for the server is 90 items/s
+    assert q["served_over_limit_without_client_cpu"] == 1.0
+
+
+def test_targets_say_why_they_were_missed() -> None:
+    by_name = {(t["target"], t["workload"]): t for t in _results()["targets"]}
+    assert by_name[("served / in-process limit", "mobilenet")]["met"] is True
+    assert ("served / in-process limit", "digits") not in by_name     # compute-bound workload only
+    assert by_name[("throughput >= FastAPI peer at p99 <= peer's", "digits")]["met"] is True
+    half = by_name[("p99 <= 2.5 x p50 at half saturation", "digits")]
+    assert half["met"] is False and "p50 20" in half["why"]
+    cold = by_name[("cold start to every model ready", None)]
+    assert cold["met"] is False and "2 workers" in cold["why"]
+
+
+def test_markdown_and_well_formedness() -> None:
+    results = _results()
+    assert problems(results) == []
+    text = markdown(results)
+    assert "| mobilenet | 0.90 |" in text and "randomly initialised weights" in text
+    assert "Why the misses happen" in text
+    del results["cold_start"]
+    assert "missing cold_start" in problems(results)
