@@ -16,6 +16,7 @@ from loadtest.checks import check_prediction, check_rejection
 from loadtest.shapes import Pacer
 from loadtest.slo import BAD_SUFFIX
 from stackctl.specs import ModelSpec
+from stackctl.token_auth import auth_headers
 
 
 class ModelUser(FastHttpUser):
@@ -41,6 +42,7 @@ class ModelUser(FastHttpUser):
         self.payloads = payloads.payloads_for(self.spec)
         self.pacer = Pacer(self.user_rate or 1.0, phase=random.random())
         self.path = f"/predictions/{self.spec.name}"
+        self.auth = auth_headers("inference")  # TS_INFERENCE_KEY or TS_KEY_FILE; {} when auth is off
 
     def wait_time(self) -> float:
         if self.user_rate > 0:
@@ -53,7 +55,7 @@ class ModelUser(FastHttpUser):
         bad = self.bad_share > 0 and self.payloads.bad and random.random() < self.bad_share
         item = random.choice(self.payloads.bad if bad else self.payloads.good)
         name = self.spec.name + (BAD_SUFFIX if bad else "")
-        with self.client.post(self.path, data=item.body, headers={"Content-Type": item.content_type},
+        with self.client.post(self.path, data=item.body, headers={"Content-Type": item.content_type, **self.auth},
                               name=name, catch_response=True) as response:
             self._judge(response, item)
             if self.pacer.lateness_s:

@@ -6,12 +6,10 @@ Used by `make serve`, the test fixtures, the container HEALTHCHECK and the Kuber
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Callable
 
 
@@ -94,14 +92,13 @@ def wait_for_http(url: str, timeout: float = 60.0, alive: Callable[[], bool] | N
 
 
 def token_from_env() -> str | None:
-    """Management key for token-authorised servers: TS_MANAGEMENT_KEY, or the `management` key
-    in the key file named by TS_KEY_FILE (TorchServe's key_file.json format)."""
-    if os.environ.get("TS_MANAGEMENT_KEY"):
-        return os.environ["TS_MANAGEMENT_KEY"]
-    key_file = os.environ.get("TS_KEY_FILE")
-    if key_file and Path(key_file).is_file():
-        return json.loads(Path(key_file).read_text())["management"]["key"]
-    return None
+    """Management key for token-authorised servers (TS_MANAGEMENT_KEY or TS_KEY_FILE)."""
+    from stackctl.token_auth import key_from_env
+
+    try:
+        return key_from_env("management")
+    except (ValueError, KeyError):  # TorchServe writes the key file empty for a moment at start-up
+        return None
 
 
 def process_alive(proc: subprocess.Popen) -> Callable[[], bool]:
