@@ -31,11 +31,11 @@ system-deps: ## Install the Debian packages the stack needs (prometheus, word li
 venv: $(STAMP_VENV) ## Create .venv with the pinned Python dependencies
 
 .PHONY: models
-models: $(STAMP_VENV) ## Train (if needed) and archive every model into model_store/
+models: system-deps $(STAMP_VENV) ## Train (if needed) and archive every model into model_store/
 	$(PY) -m stackctl models
 
 .PHONY: serve
-serve: $(STAMP_VENV) ## Start TorchServe + Prometheus natively on loopback and wait until every model is ready
+serve: system-deps $(STAMP_VENV) ## Start TorchServe + Prometheus natively on loopback and wait until every model is ready
 	$(PY) -m stackctl models
 	$(PY) -m stackctl serve
 
@@ -48,7 +48,7 @@ status: $(STAMP_VENV) ## Show the native stack's processes and each model's work
 	$(PY) -m stackctl status
 
 .PHONY: test
-test: $(STAMP_VENV) ## Run the whole test suite (builds archives if needed; unit, deploy, integration)
+test: system-deps $(STAMP_VENV) ## Run the whole test suite (builds archives if needed; unit, deploy, integration)
 	$(PY) -m stackctl models
 	$(PY) -m pytest
 

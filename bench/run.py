@@ -20,7 +20,6 @@ import locust  # noqa: F401  (first: gevent monkey-patching, before anything ope
 import argparse
 import json
 import pickle
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -28,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import archives, loadgen, machine, report, servers
-from bench.workloads import BENCH_BUILD, Workload, ensure_archives, payload_digest, workloads
+from bench.workloads import Workload, ensure_archives, payload_digest, run_folder, tidy_run_folder, workloads
 from handlers.runtime import usable_cores
 from loadtest.capacity import per_user_rate
 from stackctl import paths
 
 RESULTS = paths.ROOT / "bench" / "results"
-LEVELS = [1, 2, 4, 8, 16, 32, 64]       # closed-loop users; TorchServe's job_queue_size is 200
+LEVELS = [1, 2, 4, 8, 16, 32, 64, 128]  # closed-loop users; TorchServe's job_queue_size is 200
 BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64]
 
 
@@ -144,9 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = workloads(args.workloads)
     cores = usable_cores()
     plan = Plan.from_budget(args.budget, args.quick, cores)
-    work = BENCH_BUILD / "run"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = run_folder("run")
     ensure_archives(selected)
     results: dict[str, Any] = {
         "schema": report.SCHEMA_VERSION,
@@ -164,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     for w in selected:
         results["workloads"][w.name] = bench_workload(w, plan, work, log=lambda line: print(line, flush=True))
     results["cold_start"] = cold_start(selected, work, log=lambda line: print(line, flush=True))
+    tidy_run_folder(work)
     results["load_average_after"] = machine.load_average()
     results["duration_s"] = round(time.time() - started, 1)
     results["targets"] = report.targets(results)

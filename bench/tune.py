@@ -26,7 +26,7 @@ from typing import Any
 
 from bench import archives, loadgen, servers
 from bench.settings import parallelism_options, write_back
-from bench.workloads import BENCH_BUILD, Workload, ensure_archives, workloads
+from bench.workloads import BENCH_BUILD, Workload, ensure_archives, run_folder, tidy_run_folder, workloads
 from handlers.runtime import usable_cores
 from stackctl import paths
 
@@ -92,7 +92,7 @@ def tune(w: Workload, window: float, warmup: float, work: Path, log=print) -> di
         _, best_serving, _ = stage("maxBatchDelay", delays)
     winner = {"minWorkers": workers, "maxWorkers": workers, "batchSize": batch,
               "maxBatchDelay": best_serving["maxBatchDelay"]}
-    score = max(max(h["scores"].values()) for h in history)
+    score = max(history[-1]["scores"].values())  # the winner, measured in the last stage
     return {"winner": winner, "torch_threads": threads, "score_rps": score, "history": history}
 
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     # ~12 candidates x ~4 sweep steps per model
     window = min(10.0, max(1.0, args.budget / 60))
     warmup = max(0.5, window / 3)
-    work = BENCH_BUILD / "tune"
+    work = run_folder("tune")
     report = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "window_s": window, "models": {}}
     for w in selected:
         result = tune(w, window, warmup, work, log=lambda line: print(line, flush=True))
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.dry_run:
             write_back(w.spec.source, result)
             print(f"[{w.name}] written to {w.spec.source.relative_to(paths.ROOT)}", flush=True)
+    tidy_run_folder(work)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"details: {args.out}")

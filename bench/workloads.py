@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +147,22 @@ def ensure_archives(selected: list[Workload]) -> None:
             ensure_bench_archive(w.spec)
         elif not w.archive.is_file():
             raise FileNotFoundError(f"{w.archive} is missing: run `make models` first")
+
+
+def run_folder(kind: str) -> Path:
+    """build/bench/<kind>/<time>-<pid>/: one per run, so concurrent runs (a test beside a
+    `make bench`) never share or delete each other's stores and logs."""
+    folder = BENCH_BUILD / kind / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def tidy_run_folder(folder: Path) -> None:
+    """Drop a finished run's bulky copies (variant archives, pickled bodies); keep its logs."""
+    for store in folder.glob("**/model_store"):
+        shutil.rmtree(store, ignore_errors=True)
+    for bodies in folder.glob("**/payloads.pkl"):
+        bodies.unlink()
 
 
 def payload_digest(payloads: list[Payload]) -> str:

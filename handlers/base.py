@@ -57,7 +57,8 @@ class ClassifierHandler(BaseHandler):
         self.name = config.get("name") or self.manifest["model"]["modelName"]
         self.device = runtime.select_device(properties)
         self.threads = runtime.configure_threads(config.get("torch_threads", "auto"),
-                                                 int(self.model_yaml_config.get("maxWorkers", 1)))
+                                                 int(self.model_yaml_config.get("maxWorkers", 1)),
+                                                 config.get("workers_on_host"))
         model_dir = Path(properties["model_dir"])
         self.labels = load_labels(model_dir / "labels.json")
         self.k = int(config.get("top_k", 3))

@@ -26,6 +26,7 @@ Image.MAX_IMAGE_PIXELS = None
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/gif", "image/bmp", "image/x-ms-bmp",
                "image/webp", "image/tiff", "application/octet-stream", "", "application/x-www-form-urlencoded"}
 ACCEPTED_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "MPO"}
+EIGHT_BIT_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"}
 
 
 @dataclass(frozen=True)
@@ -139,15 +140,18 @@ def to_float_array(image: Image.Image, color_mode: str) -> np.ndarray:
         lo, hi = float(gray.min(initial=0)), float(gray.max(initial=0))
         gray = (gray - lo) / (hi - lo) if hi > lo else np.zeros_like(gray)
         return gray if color_mode == "L" else np.repeat(gray[..., None], 3, axis=2)
+    return np.asarray(_flatten_alpha(image, color_mode), dtype=np.float32) / 255.0
+
+
+def _flatten_alpha(image: Image.Image, color_mode: str) -> Image.Image:
+    """An 8-bit image in the model's colour mode, transparent areas composited over white."""
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "La", "RGBa", "PA"):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))
     target = "L" if color_mode == "L" else "RGB"
-    if image.mode != target:
-        image = image.convert(target)  # CMYK, YCbCr, 1, RGB<->L ...
-    return np.asarray(image, dtype=np.float32) / 255.0
+    return image if image.mode == target else image.convert(target)  # CMYK, YCbCr, 1, RGB<->L ...
 
 
 def _shrink_huge(image: Image.Image, longest: int) -> Image.Image:
@@ -192,6 +196,14 @@ def normalize_ink(gray: np.ndarray, size: tuple[int, int], margin: float = 0.12,
 def preprocess_image(image: Image.Image, settings: ImageSettings) -> torch.Tensor:
     """A decoded image -> the CxHxW float tensor the model takes."""
     image = _shrink_huge(image, longest=max(256, (settings.resize or 0) * 2, settings.draft_side))
+    if not settings.ink and image.mode in EIGHT_BIT_MODES:
+        # Resize and crop the 8-bit picture, then convert the (much smaller) crop to float: the
+        # same result within rounding, ~3x faster for photos (bench/NOTES.md).
+        small = _resize_and_crop(_to_tensor(np.array(_flatten_alpha(image, settings.color_mode))), settings)
+        tensor = small.float().div_(255.0) * settings.scale
+        mean = torch.tensor(settings.mean, dtype=torch.float32).view(-1, 1, 1)
+        std = torch.tensor(settings.std, dtype=torch.float32).view(-1, 1, 1)
+        return ((tensor - mean) / std).contiguous()
     array = to_float_array(image, settings.color_mode)
     if settings.ink:
         if settings.size is None:
@@ -199,13 +211,16 @@ def preprocess_image(image: Image.Image, settings: ImageSettings) -> torch.Tenso
         array = normalize_ink(array, tuple(settings.size), **settings.ink)
         tensor = torch.from_numpy(array).unsqueeze(0)
     else:
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
-        tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
-        tensor = _resize_and_crop(tensor, settings)
+        tensor = _resize_and_crop(_to_tensor(array), settings)
     tensor = tensor * settings.scale
     mean = torch.tensor(settings.mean, dtype=torch.float32).view(-1, 1, 1)
     std = torch.tensor(settings.std, dtype=torch.float32).view(-1, 1, 1)
     return ((tensor - mean) / std).contiguous()
+
+
+def _to_tensor(array: np.ndarray) -> torch.Tensor:
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
 
 
 def _resize_and_crop(tensor: torch.Tensor, settings: ImageSettings) -> torch.Tensor:

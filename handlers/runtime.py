@@ -42,9 +42,10 @@ def thread_count(setting: Any, workers_on_host: int, cores: int) -> int:
     return max(1, cores // max(1, workers_on_host))
 
 
-def configure_threads(setting: Any, own_workers: int) -> int:
-    # The launcher (stackctl, the image's env) tells every worker how many workers share the host.
-    workers = int(os.environ.get("STACK_WORKERS_PER_HOST", own_workers) or own_workers)
+def configure_threads(setting: Any, own_workers: int, workers_on_host: int | None = None) -> int:
+    # How many workers share the host: the launcher's STACK_WORKERS_PER_HOST when set (native
+    # runs), else the count recorded in the archive at build time, else this model's own.
+    workers = int(os.environ.get("STACK_WORKERS_PER_HOST") or workers_on_host or own_workers)
     threads = thread_count(setting, workers, usable_cores())
     torch.set_num_threads(threads)
     try:

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import yaml
 
 from stackctl import paths
-from stackctl.specs import ModelSpec
+from stackctl.specs import ModelSpec, load_specs, workers_on_host
 
 # Packages copied into every archive root so `import handlers.x` / `import models.x` work in a worker.
 ARCHIVE_PACKAGES = ("handlers", "models")
@@ -45,8 +45,9 @@ def training_fingerprint(spec: ModelSpec) -> str:
     or top_k do not change the weights, so tuning them never retrains)."""
     module_file = paths.ROOT / (str(spec.train_module).replace(".", "/") + ".py")
     inputs = [module_file, paths.ROOT / "models" / "training.py"]
-    inputs += [paths.ROOT / "handlers" / f for f in ("image.py", "text.py", "errors.py", "payload.py")]
-    preprocessing = {k: spec.handler_config.get(k) for k in ("image", "text")}
+    preprocessing = {k: spec.handler_config[k] for k in ("image", "text") if k in spec.handler_config}
+    inputs += [paths.ROOT / "handlers" / f"{kind}.py" for kind in preprocessing]
+    inputs += [paths.ROOT / "handlers" / f for f in ("errors.py", "payload.py")]
     return fingerprint(inputs, {"model": [spec.architecture, spec.arguments, spec.train_module],
                                 "preprocessing": preprocessing})
 
@@ -76,6 +77,9 @@ def model_config(spec: ModelSpec) -> dict[str, Any]:
     arguments_file = spec.build_dir / "arguments.json"
     if arguments_file.is_file():
         extra["arguments"] = {**spec.arguments, **json.loads(arguments_file.read_text())}
+    # How many workers share a host when every spec is served together (the image and the
+    # cluster serve all of them): workers size their torch thread pools from it.
+    extra["workers_on_host"] = workers_on_host(load_specs())
     metadata_file = spec.build_dir / "metadata.json"
     if metadata_file.is_file():
         extra["training"] = json.loads(metadata_file.read_text())

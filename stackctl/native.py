@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stackctl import paths, readiness
-from stackctl.specs import ModelSpec, load_specs
+from stackctl.specs import load_specs, workers_on_host
 
 
 def free_port() -> int:
@@ -58,10 +58,6 @@ def torchserve_command(model_store: Path, config_file: Path = paths.SERVER_CONFI
     return [str(Path(sys.executable).with_name("torchserve")), "--foreground",
             "--ts-config", str(config_file), "--model-store", str(model_store),
             "--models", "all", "--disable-token-auth", "--ncs"]
-
-
-def workers_on_host(specs: list[ModelSpec]) -> int:
-    return sum(int(s.serving.get("maxWorkers", s.serving.get("minWorkers", 1))) for s in specs)
 
 
 @dataclass
@@ -108,6 +104,9 @@ class NativeStack:
             "STACK_WORKERS_PER_HOST": str(workers_on_host(load_specs())),
             "PYTHONUNBUFFERED": "1",
         })
+        # Idle OpenMP threads sleep instead of spinning: on a shared host spinning workers starve
+        # each other (measured 9x on mobilenet with 2 threads; bench/NOTES.md).
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         env.update(extra or {})
         return env
 

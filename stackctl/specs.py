@@ -134,3 +134,8 @@ def get_spec(name: str, spec_dir: Path = paths.SPECS) -> ModelSpec:
         known = ", ".join(s.name for s in load_specs(spec_dir))
         raise SpecError(f"no spec for model {name!r} (known: {known})")
     return load_spec(path)
+
+
+def workers_on_host(specs: list[ModelSpec]) -> int:
+    """Workers on one host when these models are served together (sizes per-worker thread pools)."""
+    return sum(int(s.serving.get("maxWorkers", s.serving.get("minWorkers", 1))) for s in specs)

@@ -21,8 +21,8 @@ from stackctl.specs import get_spec
 def test_quick_bench_writes_well_formed_results(tmp_path: Path) -> None:
     if not get_spec("digits").archive_path.is_file():
         pytest.fail("model_store/digits.mar missing: run `make models`", pytrace=False)
-    run = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--workloads", "digits", "--out", str(tmp_path)],
-                         cwd=paths.ROOT, capture_output=True, text=True, timeout=240)
+    command = [sys.executable, "-m", "bench.run", "--quick", "--workloads", "digits", "--out", str(tmp_path)]
+    run = subprocess.run(command, cwd=paths.ROOT, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads((tmp_path / "latest.json").read_text())
     assert problems(results) == []

@@ -46,6 +46,8 @@ def test_ratios() -> None:
     assert q["served_over_peer"] == round(90 / 52, 3)
     assert q["peer_concurrency"] == 8 and q["p99_over_peer_p99_at_peer_concurrency"] == 0.6
     assert q["half_load_p99_over_p50"] == 3.5
+    # TorchServe's best step with p99 <= the peer's 200 ms is 90 req/s at 8 users
+    assert q["served_over_peer_within_peer_p99"] == round(90 / 52, 3) and q["served_users_within_peer_p99"] == 8
     # the client took 0.2 of 2 cores: the limit left for the server is 90 items/s
     assert q["served_over_limit_without_client_cpu"] == 1.0
 

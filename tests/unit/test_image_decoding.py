@@ -109,3 +109,19 @@ def test_torchvision_style_settings_produce_normalised_224_crops() -> None:
     tensor = decode_image_request(data, "image/jpeg", settings)
     assert tensor.shape == (3, 224, 224)
     assert torch.allclose(tensor.mean(dim=(1, 2)), torch.zeros(3), atol=0.05)
+
+
+def test_eight_bit_fast_path_matches_the_float_path_for_torchvision_settings() -> None:
+    from handlers.image import _resize_and_crop, _to_tensor, open_image, preprocess_image, to_float_array
+
+    settings = ImageSettings.from_config({"color_mode": "RGB", "resize": 64, "center_crop": 56,
+                                          "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.2, 0.2]})
+    rng = np.random.default_rng(0)
+    picture = Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
+    for mode in ("RGB", "RGBA", "P", "L", "CMYK"):
+        image = open_image(encode(picture.convert(mode), "TIFF"), settings)
+        fast = preprocess_image(image, settings)
+        slow = _resize_and_crop(_to_tensor(to_float_array(image, "RGB")), settings)
+        slow = (slow - torch.tensor(settings.mean).view(-1, 1, 1)) / torch.tensor(settings.std).view(-1, 1, 1)
+        assert fast.shape == slow.shape == (3, 56, 56)
+        assert torch.mean(torch.abs(fast - slow)) < 0.05, mode  # resampling in uint8 rounds once
