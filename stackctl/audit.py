@@ -31,7 +31,8 @@ from stackctl import k8s, paths
 
 AUDIT_DIR = paths.ROOT / "audit"
 ACCEPTED_FILE = AUDIT_DIR / "checkov-accepted.yaml"
-AUDIT_VENV = Path(os.environ.get("AUDIT_VENV", paths.ROOT / ".venv-audit"))
+# The Makefile exports AUDIT_VENV relative to the repo; checkov runs from temp dirs, so anchor it.
+AUDIT_VENV = paths.ROOT / os.environ.get("AUDIT_VENV", ".venv-audit")
 REQUIREMENTS = paths.ROOT / "requirements.txt"
 
 # Exit statuses, so CI and people can tell "found problems" from "could not check".
