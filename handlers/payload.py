@@ -40,16 +40,21 @@ def is_json(content_type: str | None, body: Any) -> bool:
     return media_type(content_type) in JSON_TYPES
 
 
+def decode_utf8(body: bytes | bytearray, what: str) -> str:
+    """UTF-8 bytes -> str, or a 400 invalid_encoding naming the first bad byte."""
+    try:
+        return bytes(body).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(400, errors.INVALID_ENCODING,
+                         f"{what} is not valid UTF-8 (invalid byte at offset {exc.start})") from None
+
+
 def parse_json(body: Any) -> Any:
     """Parse a JSON request body (bytes or str); dicts/lists that TorchServe decoded pass through."""
     if isinstance(body, (dict, list)):
         return body
     if isinstance(body, (bytes, bytearray)):
-        try:
-            body = bytes(body).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(400, errors.INVALID_ENCODING,
-                             f"JSON body is not valid UTF-8 (byte {exc.start})") from None
+        body = decode_utf8(body, "JSON body")
     if not isinstance(body, str) or not body.strip():
         raise InputError(400, errors.EMPTY_INPUT, "request body is empty")
     try:

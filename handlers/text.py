@@ -44,11 +44,7 @@ def read_text(body: Any, content_type: str | None, settings: TextSettings) -> st
         raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE,
                          f"content type {mt!r} is not accepted; send JSON {{\"text\": ...}} or text/plain")
     elif isinstance(body, (bytes, bytearray)):
-        try:
-            text = bytes(body).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(400, errors.INVALID_ENCODING,
-                             f"text is not valid UTF-8 (invalid byte at offset {exc.start})") from None
+        text = payload.decode_utf8(body, "text")
     elif isinstance(body, str):
         text = body
     else:

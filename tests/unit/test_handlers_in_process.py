@@ -11,20 +11,21 @@ from stackctl.specs import get_spec
 from tests.imagegen import digit_image, encode, held_out
 
 
+def _model(name: str) -> InProcessModel:
+    spec = get_spec(name)
+    if not spec.archive_path.is_file():
+        pytest.fail(f"model_store/{name}.mar missing: run `make models`", pytrace=False)
+    return InProcessModel(spec.archive_path)
+
+
 @pytest.fixture(scope="module")
 def digits() -> InProcessModel:
-    spec = get_spec("digits")
-    if not spec.archive_path.is_file():
-        pytest.fail("model_store/digits.mar missing: run `make models`", pytrace=False)
-    return InProcessModel(spec.archive_path)
+    return _model("digits")
 
 
 @pytest.fixture(scope="module")
 def langid() -> InProcessModel:
-    spec = get_spec("langid")
-    if not spec.archive_path.is_file():
-        pytest.fail("model_store/langid.mar missing: run `make models`", pytrace=False)
-    return InProcessModel(spec.archive_path)
+    return _model("langid")
 
 
 def _probabilities(answer: dict) -> dict[str, float]:
