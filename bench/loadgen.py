@@ -33,6 +33,7 @@ from loadtest.shapes import Pacer, users_for_rate
 
 CLIENT_BOUND_CORES = 0.85     # one gevent thread: above this the load generator is the bottleneck
 BUSY_MACHINE = 0.9            # share of all cores busy: the server and client compete for cores
+STOLEN = 0.1                  # cores of steal time worth a flag (a shared VM losing CPU to its host)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class Step:
     machine_busy_cores: float
     first_failure: str | None = None
     flags: list[str] = field(default_factory=list)
+    # Cores the hypervisor gave to other guests while this step ran (counted in machine_busy_cores):
+    # on a shared VM this, not our processes, is often what a noisy step lost.
+    steal_cores: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,7 +99,7 @@ class CpuMeter:
         self.server0 = self._server_seconds()
         self.machine0 = psutil.cpu_times()
 
-    def stop(self) -> tuple[float, float | None, float]:
+    def stop(self) -> tuple[float, float | None, float, float]:
         elapsed = time.monotonic() - self.t0
         client = (sum(self.me.cpu_times()[:2]) - self.me0) / elapsed
         server = None
@@ -104,7 +108,9 @@ class CpuMeter:
             server = sum(now[p] - self.server0.get(p, 0.0) for p in now) / elapsed
         m0, m1 = self.machine0, psutil.cpu_times()
         busy = sum(getattr(m1, f) - getattr(m0, f) for f in ("user", "system", "nice", "irq", "softirq", "steal"))
-        return round(client, 3), None if server is None else round(server, 3), round(busy / elapsed, 3)
+        steal = (m1.steal - m0.steal) / elapsed if hasattr(m1, "steal") else 0.0
+        return (round(client, 3), None if server is None else round(server, 3), round(busy / elapsed, 3),
+                round(steal, 3))
 
 
 def user_class(target: Target, bodies: list[Payload]) -> type[FastHttpUser]:
@@ -181,7 +187,7 @@ class Load:
         started = time.monotonic()
         gevent.sleep(window)
         elapsed = time.monotonic() - started
-        client, server, machine = meter.stop()
+        client, server, machine, steal = meter.stop()
         entry = self.env.stats.get("bench", "POST")
         pct: Callable[[float], float | None] = (
             entry.get_response_time_percentile if entry.num_requests else (lambda _p: None))
@@ -189,7 +195,8 @@ class Load:
         step = Step(self.target.label, mode, users, offered, round(elapsed, 2), entry.num_requests,
                     entry.num_failures, self.status_5xx, round(entry.num_requests / elapsed, 2),
                     pct(0.5), pct(0.95), pct(0.99), client, server, machine,
-                    first_failure=f"{failure.occurrences}x {failure.error}" if failure else None)
+                    first_failure=f"{failure.occurrences}x {failure.error}" if failure else None,
+                    steal_cores=steal)
         step.flags = bottleneck_flags(step, psutil.cpu_count() or 1)
         return step
 
@@ -208,11 +215,13 @@ def bottleneck_flags(step: Step, cores: int) -> list[str]:
     if step.client_cores >= CLIENT_BOUND_CORES:
         flags.append(f"client-bound: the load generator used {step.client_cores:.2f} of the 1 core a gevent "
                      "process can use")
+    if step.steal_cores >= STOLEN:
+        flags.append(f"CPU stolen: the hypervisor ran other guests on {step.steal_cores:.2f} of this VM's {cores} cores")
     if step.machine_busy_cores >= BUSY_MACHINE * cores:
-        other = step.machine_busy_cores - step.client_cores - (step.server_cores or 0.0)
+        other = step.machine_busy_cores - step.client_cores - (step.server_cores or 0.0) - step.steal_cores
         flags.append(f"cores saturated: {step.machine_busy_cores:.2f}/{cores} busy (client {step.client_cores:.2f}, "
-                     f"server {step.server_cores if step.server_cores is not None else '?'}, other processes "
-                     f"{max(0.0, other):.2f})")
+                     f"server {step.server_cores if step.server_cores is not None else '?'}, stolen "
+                     f"{step.steal_cores:.2f}, other processes {max(0.0, other):.2f})")
     return flags
 
 

@@ -29,11 +29,18 @@ def best_within_p99(steps: list[dict[str, Any]], p99_ms: float | None) -> dict[s
     return max(ok, key=lambda s: s["rps"]) if ok else None
 
 
-def inprocess_batching_gain(limit: dict[str, Any]) -> float | None:
-    """Best batch vs batch 1 in-process, at the best thread count: what batching can give at most."""
-    best = next(t for t in limit["by_threads"] if t["threads"] == limit["best_threads"])
-    one = next((s for s in best["sweep"] if s["batch_size"] == 1), None)
-    return _div(best["items_per_s"], one and one["items_per_s"])
+def inprocess_run(limit: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+    """The limit's sweep at `threads` torch threads (what each served worker runs), else at its best."""
+    runs = limit["by_threads"]
+    return next((t for t in runs if t["threads"] == threads), None) or next(
+        t for t in runs if t["threads"] == limit["best_threads"])
+
+
+def inprocess_batching_gain(limit: dict[str, Any], threads: int | None = None) -> float | None:
+    """Best batch vs batch 1 in-process at the workers' thread count: what batching can give at most."""
+    run = inprocess_run(limit, threads)
+    one = next((s for s in run["sweep"] if s["batch_size"] == 1), None)
+    return _div(run["items_per_s"], one and one["items_per_s"])
 
 
 def ratios(r: dict[str, Any], cores: int) -> dict[str, Any]:
@@ -51,7 +58,7 @@ def ratios(r: dict[str, Any], cores: int) -> dict[str, Any]:
         "served_over_limit": _div(sat.get("rps"), limit),
         "served_over_limit_without_client_cpu": _div(sat.get("rps"), limit_left),
         "batching_gain": _div(sat.get("rps"), b1.get("rps")),
-        "inprocess_batching_gain": inprocess_batching_gain(r["limit"]),
+        "inprocess_batching_gain": inprocess_batching_gain(r["limit"], r.get("torch_threads_per_worker")),
         "served_over_peer": _div(sat.get("rps"), peer.get("rps")),
         # The issue's comparison: TorchServe's best throughput at a p99 no worse than the peer's.
         "served_over_peer_within_peer_p99": _div(within["rps"] if within else 0.0, peer.get("rps")),
@@ -107,12 +114,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                                + _limit_at_worker_settings(r)))
             v = q["batching_gain"]
             lim = r["limit"]
+            run = inprocess_run(lim, r.get("torch_threads_per_worker"))
             out.append(_target("dynamic batching gain over batchSize=1", name, v, f">= {BATCHING_GAIN_MIN}",
                                None if v is None else v >= BATCHING_GAIN_MIN,
-                               f"in-process the best batch is only {q['inprocess_batching_gain']}x batch 1 "
-                               f"(decode alone {lim['decode_items_per_s']} items/s, forward + top-k alone at batch "
+                               f"in-process, at the {run['threads']} torch thread(s) each served worker runs, the "
+                               f"best batch ({run['best_batch_size']}) is only {q['inprocess_batching_gain']}x batch 1"
+                               f" (decode alone {lim['decode_items_per_s']} items/s, forward + top-k alone at batch "
                                f"{lim['best_batch_size']} {lim['forward_items_per_s_at_best_batch']} items/s): the "
-                               "per-item decode is not batched, so batching cannot give more than that bound."))
+                               "per-item decode and per-request costs are not batched, so batching cannot give "
+                               "more than that bound."))
         v = q["served_over_peer_within_peer_p99"]
         at = step_at(r["served"]["sweep"], peer.get("users", -1)) or {}
         floor = min((s for s in r["served"]["sweep"] if s["p99_ms"] is not None), key=lambda s: s["p99_ms"], default={})
@@ -135,7 +145,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                            f"open loop at {half.get('offered_rps')} req/s: p50 {half.get('p50_ms')} ms, p99 "
                            f"{half.get('p99_ms')} ms with maxBatchDelay {r['serving'].get('maxBatchDelay')} ms; "
                            f"machine {half.get('machine_busy_cores')} of {cores} cores busy, of which client "
-                           f"{half.get('client_cores')}, TorchServe {half.get('server_cores')}. The tail is "
+                           f"{half.get('client_cores')}, TorchServe {half.get('server_cores')}, stolen by the "
+                           f"hypervisor {half.get('steal_cores', 0.0)}. The tail is "
                            "requests whose batch waited behind another batch or whose worker lost its core."))
     cold = results.get("cold_start")
     if cold:
@@ -170,10 +181,11 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 def _step_row(label: str, s: dict[str, Any] | None) -> list[Any]:
     if not s:
-        return [label, "-", "-", "-", "-", "-", "-", "-", "-", "-"]
+        return [label, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"]
     users = f"{s['users']}" + (f" (open, {s['offered_rps']} req/s offered)" if s["mode"] == "open" else "")
     return [label, _f(s["rps"]), _f(s["p50_ms"], 0), _f(s["p95_ms"], 0), _f(s["p99_ms"], 0), users,
-            s["failures"], _f(s["client_cores"], 2), _f(s["server_cores"], 2), _f(s["machine_busy_cores"], 2)]
+            s["failures"], _f(s["client_cores"], 2), _f(s["server_cores"], 2), _f(s["machine_busy_cores"], 2),
+            _f(s.get("steal_cores"), 2)]
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -222,7 +234,7 @@ def markdown(results: dict[str, Any]) -> str:
         sat = r["served"]["saturation"]
         peer = r["peer"]["saturation"]
         lines += _table(["measurement", "req/s", "p50 ms", "p95 ms", "p99 ms", "users", "failures",
-                         "client cores", "server cores", "machine busy cores"], [
+                         "client cores", "server cores", "machine busy cores", "of which stolen"], [
             [f"in-process limit (batch {lim['best_batch_size']}, {lim['best_threads']} threads)",
              _f(lim["items_per_s"]), "-", "-", "-", "-", 0, "-", "-", "-"],
             _step_row("TorchServe at saturation", sat),

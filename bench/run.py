@@ -101,7 +101,9 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
             half = None
             if best:
                 rate = round(best.rps / 2, 1)
-                half = load.open_step(rate, per_user_rate(w.spec), plan.warmup, 2 * plan.window)
+                # 3 windows: at ~100-300 req/s one window's p99 is the ~10th-worst of ~1000
+                # requests, and repeated runs of one setting spread 2.3-4.2x (bench/NOTES.md).
+                half = load.open_step(rate, per_user_rate(w.spec), plan.warmup, 3 * plan.window)
                 log(f"    half saturation, open loop {rate} req/s offered: {half.rps} achieved, p50/p95/p99 "
                     f"{half.p50_ms}/{half.p95_ms}/{half.p99_ms} ms")
         b1 = None

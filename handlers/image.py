@@ -26,6 +26,8 @@ Image.MAX_IMAGE_PIXELS = None
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/gif", "image/bmp", "image/x-ms-bmp",
                "image/webp", "image/tiff", "application/octet-stream", "", "application/x-www-form-urlencoded"}
 ACCEPTED_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "MPO"}
+# Working resolution of the ink family (digits): enough to find and centre a digit pooled to 8x8.
+INK_WORKING_SIDE = 128
 EIGHT_BIT_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"}
 
 
@@ -97,8 +99,12 @@ def _looks_like_json(body: Any) -> bool:
     return isinstance(body, str) and body.lstrip().startswith("{")
 
 
-def open_image(data: bytes, settings: ImageSettings) -> Image.Image:
-    """Decode image bytes with the pixel limit checked from the header, before any pixel decode."""
+def open_image(data: bytes, settings: ImageSettings, draft_side: int | None = None) -> Image.Image:
+    """Decode image bytes with the pixel limit checked from the header, before any pixel decode.
+
+    JPEGs larger than 2 x `draft_side` (default: the setting) decode at reduced size.
+    """
+    draft_side = draft_side or settings.draft_side
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -116,9 +122,9 @@ def open_image(data: bytes, settings: ImageSettings) -> Image.Image:
                          f"image is {width}x{height} = {width * height} pixels; the limit is {settings.max_pixels}")
     if min(width, height) < settings.min_side:
         raise InputError(400, errors.IMAGE_TOO_SMALL, f"image is {width}x{height}; each side must be >= {settings.min_side}")
-    if image.format == "JPEG" and max(width, height) > settings.draft_side * 2:
+    if image.format == "JPEG" and max(width, height) > draft_side * 2:
         # Only shrinks by powers of two and never below draft_side on the short side.
-        image.draft(image.mode, (settings.draft_side, settings.draft_side))
+        image.draft(image.mode, (draft_side, draft_side))
     try:
         image.seek(0)  # animated GIF/WebP: the first frame
         image.load()
@@ -195,15 +201,25 @@ def normalize_ink(gray: np.ndarray, size: tuple[int, int], margin: float = 0.12,
 
 def preprocess_image(image: Image.Image, settings: ImageSettings) -> torch.Tensor:
     """A decoded image -> the CxHxW float tensor the model takes."""
-    image = _shrink_huge(image, longest=max(256, (settings.resize or 0) * 2, settings.draft_side))
+    return normalize_batch(image_pixels(image, settings).unsqueeze(0), settings)[0]
+
+
+def image_pixels(image: Image.Image, settings: ImageSettings) -> torch.Tensor:
+    """A decoded image at the model's size, before the per-batch step (`normalize_batch`).
+
+    8-bit pictures in the torchvision family stay uint8 (CxHxW): resizing and cropping in uint8
+    is ~3x cheaper than in float, and the mean/std arithmetic then runs once per batch, on the
+    model's device, over a quarter of the bytes (bench/NOTES.md). Everything else (the ink family,
+    16-bit and float images) comes back as the finished float tensor.
+    """
+    if settings.ink:
+        # The ink family pools to a few pixels: a 128 px working copy holds all it needs, and the
+        # centring arithmetic on a 1-Mpx upload was most of that request's cost.
+        image = _shrink_huge(image, longest=INK_WORKING_SIDE)
+    else:
+        image = _shrink_huge(image, longest=max(256, (settings.resize or 0) * 2, settings.draft_side))
     if not settings.ink and image.mode in EIGHT_BIT_MODES:
-        # Resize and crop the 8-bit picture, then convert the (much smaller) crop to float: the
-        # same result within rounding, ~3x faster for photos (bench/NOTES.md).
-        small = _resize_and_crop(_to_tensor(np.array(_flatten_alpha(image, settings.color_mode))), settings)
-        tensor = small.float().div_(255.0) * settings.scale
-        mean = torch.tensor(settings.mean, dtype=torch.float32).view(-1, 1, 1)
-        std = torch.tensor(settings.std, dtype=torch.float32).view(-1, 1, 1)
-        return ((tensor - mean) / std).contiguous()
+        return _resize_and_crop(_to_tensor(np.array(_flatten_alpha(image, settings.color_mode))), settings).contiguous()
     array = to_float_array(image, settings.color_mode)
     if settings.ink:
         if settings.size is None:
@@ -212,10 +228,29 @@ def preprocess_image(image: Image.Image, settings: ImageSettings) -> torch.Tenso
         tensor = torch.from_numpy(array).unsqueeze(0)
     else:
         tensor = _resize_and_crop(_to_tensor(array), settings)
-    tensor = tensor * settings.scale
-    mean = torch.tensor(settings.mean, dtype=torch.float32).view(-1, 1, 1)
-    std = torch.tensor(settings.std, dtype=torch.float32).view(-1, 1, 1)
-    return ((tensor - mean) / std).contiguous()
+    return _standardize(tensor, settings, 1.0)
+
+
+def normalize_batch(batch: torch.Tensor, settings: ImageSettings) -> torch.Tensor:
+    """Stacked `image_pixels` (NxCxHxW, on any device) -> the float batch the model takes."""
+    if batch.dtype != torch.uint8:
+        return batch  # already finished per item
+    return _standardize(batch.float(), settings, 1.0 / 255.0)
+
+
+def stack_pixels(samples: list[torch.Tensor], settings: ImageSettings) -> torch.Tensor:
+    """Items from `image_pixels` as one batch: uint8 when every item is (the common case)."""
+    if all(sample.dtype == torch.uint8 for sample in samples) or all(s.dtype != torch.uint8 for s in samples):
+        return torch.stack(samples)
+    return torch.stack([normalize_batch(s.unsqueeze(0), settings)[0] for s in samples])
+
+
+def _standardize(tensor: torch.Tensor, settings: ImageSettings, unit: float) -> torch.Tensor:
+    """(tensor * unit * scale - mean) / std as one multiply and one add, per channel."""
+    shape = (-1, 1, 1)
+    std = torch.tensor(settings.std, dtype=torch.float32, device=tensor.device).view(shape)
+    mean = torch.tensor(settings.mean, dtype=torch.float32, device=tensor.device).view(shape)
+    return torch.addcmul(-mean / std, tensor, unit * settings.scale / std).contiguous()
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -237,10 +272,15 @@ def _resize_and_crop(tensor: torch.Tensor, settings: ImageSettings) -> torch.Ten
 
 def decode_image_request(body: Any, content_type: str | None, settings: ImageSettings) -> torch.Tensor:
     """The whole per-item path: request body -> model input tensor, or InputError."""
+    return normalize_batch(decode_image_pixels(body, content_type, settings).unsqueeze(0), settings)[0]
+
+
+def decode_image_pixels(body: Any, content_type: str | None, settings: ImageSettings) -> torch.Tensor:
+    """Request body -> `image_pixels` (what the handler batches), or InputError."""
     data = read_image_bytes(body, content_type, settings)
-    image = open_image(data, settings)
+    image = open_image(data, settings, INK_WORKING_SIDE if settings.ink else settings.draft_side)
     try:
-        return preprocess_image(image, settings)
+        return image_pixels(image, settings)
     except InputError:
         raise
     except (ValueError, OSError) as exc:

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from handlers.base import ClassifierHandler
-from handlers.image import ImageSettings, decode_image_request
+from handlers.image import ImageSettings, decode_image_pixels, normalize_batch, stack_pixels
 
 
 class ImageClassifier(ClassifierHandler):
@@ -18,8 +18,14 @@ class ImageClassifier(ClassifierHandler):
             self.model = self.model.to(memory_format=torch.channels_last)
 
     def decode(self, body: Any, content_type: str | None) -> torch.Tensor:
-        return decode_image_request(body, content_type, self.settings)
+        return decode_image_pixels(body, content_type, self.settings)
 
     def collate(self, samples: list[torch.Tensor]) -> torch.Tensor:
-        batch = torch.stack(samples)
-        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+        return stack_pixels(samples, self.settings)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        # Photos cross to the device as uint8 (a quarter of the bytes) and are normalised there.
+        batch = normalize_batch(self.to_device(batch), self.settings)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return self.model(batch)

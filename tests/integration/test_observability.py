@@ -244,10 +244,14 @@ def test_latency_agrees_with_the_client_in_order_of_magnitude(scraped, traffic, 
                   f"{client_mean * 1e3:.1f} ms; server worker p50 {p50[model] * 1e3:.1f} ms p95 "
                   f"{p95[model] * 1e3:.1f} ms, frontend mean {mean_e2e[model] * 1e3:.1f} ms")
         print(report)
-        # The server sees less than the client (no HTTP client, no connection set-up), and the
-        # histogram's first bucket is 5 ms wide: "same order of magnitude" = within a factor 10.
-        for server, measured in ((p50[model], client_p50), (p95[model], client_p95), (mean_e2e[model], client_mean)):
-            assert measured / 10 <= server <= measured * 10, report
+        # The frontend's end-to-end mean covers all but the HTTP client: same order as the client.
+        assert client_mean / 10 <= mean_e2e[model] <= client_mean * 1.5, report
+        # The worker's time is one part of each request (it excludes maxBatchDelay and the hop), so
+        # it is below the client's, by up to ~10-20x for a tiny model behind a 10 ms batch delay. The
+        # bounds still catch a unit slip (ms or us exported as seconds); 1.5x covers the
+        # interpolation within a histogram bucket (the first is 5 ms wide).
+        for server, measured in ((p50[model], client_p50), (p95[model], client_p95)):
+            assert measured / 100 <= server <= measured * 1.5, report
 
 
 def test_dashboard_model_variable_lists_every_model(scraped, models):

@@ -121,3 +121,17 @@ def test_mixed_burst_gets_200s_and_4xxs_exactly_where_expected(torchserve) -> No
         else:
             assert body["error"]["type"] == error_type and body["error"]["code"] == status
             assert body["error"]["message"]
+
+
+def test_frontend_runs_with_the_configured_jvm_flags(torchserve) -> None:
+    """config.properties' vmargs reach the JVM: the launcher reads them from the file (no TS_* variable can)."""
+    import psutil
+
+    from stackctl import paths
+
+    line = next(ln for ln in paths.SERVER_CONFIG.read_text().splitlines() if ln.startswith("vmargs="))
+    flags = line.split("=", 1)[1].split()
+    root = psutil.Process(torchserve.proc.pid)
+    javas = [p for p in [root, *root.children(recursive=True)] if p.name() == "java"]
+    assert len(javas) == 1, javas
+    assert flags and set(flags) <= set(javas[0].cmdline())

@@ -125,3 +125,39 @@ def test_eight_bit_fast_path_matches_the_float_path_for_torchvision_settings() -
         slow = (slow - torch.tensor(settings.mean).view(-1, 1, 1)) / torch.tensor(settings.std).view(-1, 1, 1)
         assert fast.shape == slow.shape == (3, 56, 56)
         assert torch.mean(torch.abs(fast - slow)) < 0.05, mode  # resampling in uint8 rounds once
+
+
+PHOTO = ImageSettings.from_config({"color_mode": "RGB", "resize": 64, "center_crop": 56,
+                                   "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})
+
+
+def _photo_bodies() -> list[bytes]:
+    rng = np.random.default_rng(1)
+    rgb = Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
+    sixteen = Image.fromarray(rng.integers(0, 65536, (80, 70), dtype=np.uint16))  # mode I;16: no 8-bit path
+    return [encode(rgb, "JPEG"), encode(rgb.convert("RGBA"), "PNG"), encode(rgb.resize((300, 200)), "WEBP"),
+            encode(sixteen, "PNG")]
+
+
+def test_photos_batch_as_uint8_and_normalise_per_batch_like_the_per_item_path() -> None:
+    from handlers.image import decode_image_pixels, normalize_batch, stack_pixels
+
+    bodies = _photo_bodies()
+    pixels = [decode_image_pixels(body, "application/octet-stream", PHOTO) for body in bodies]
+    assert [p.dtype for p in pixels] == [torch.uint8] * 3 + [torch.float32]
+    per_item = torch.stack([decode_image_request(body, "application/octet-stream", PHOTO) for body in bodies])
+    for chosen in (pixels[:3], pixels):  # all 8-bit (stays uint8 until the batch step), and mixed
+        stacked = stack_pixels(chosen, PHOTO)
+        assert stacked.dtype == (torch.uint8 if len(chosen) == 3 else torch.float32)
+        batch = normalize_batch(stacked, PHOTO)
+        assert batch.dtype == torch.float32 and batch.shape == (len(chosen), 3, 56, 56)
+        assert torch.allclose(batch, per_item[:len(chosen)], atol=1e-5)
+
+
+def test_huge_digit_uploads_see_what_a_small_rendering_sees() -> None:
+    # The ink family works on a <= 128 px copy: a 1-Mpx upload must still give the model the same 8x8.
+    for seed in range(3):
+        image8, _ = held_out(1, seed=seed)[0]
+        small = decode_image_request(encode(digit_image(image8, 128, "L", True), "PNG"), "image/png", DIGITS)
+        huge = decode_image_request(encode(digit_image(image8, 1024, "L", True), "PNG"), "image/png", DIGITS)
+        assert torch.mean(torch.abs(huge - small)) < 0.5, seed
