@@ -1,6 +1,6 @@
 """`make bench`: the stack against its in-process limit and a FastAPI peer, in one run.
 
-    python -m bench.run [--budget 480] [--quick] [--workloads digits langid mobilenet] [--out bench/results]
+    python -m bench.run [--budget 480] [--repeat 3] [--quick] [--workloads digits langid mobilenet] [--out bench/results]
 
 Per workload (see workloads.py), one after another so that only one server is loaded at a time:
   1. the limit: the archive's handler in-process, best batch size and thread count (limit.py);
@@ -10,8 +10,10 @@ Per workload (see workloads.py), one after another so that only one server is lo
      an open-loop run at half the saturation rate (latency under moderate load); the peer's
      saturation concurrency, if the sweep skipped it (like-for-like p99).
 Then the cold start: TorchServe on a store with every workload's archive, seconds until every
-model has a READY worker. Writes <out>/latest.json and <out>/latest.md (report.py).
-`--budget` (seconds) scales every measuring window; the run takes roughly that long.
+model has a READY worker. That is one round; `--repeat` runs the rounds one after another and the
+report judges every target on its median over them (repeats.py). Writes <out>/latest.json and
+<out>/latest.md (report.py). `--budget` (seconds) scales every measuring window; each round takes
+roughly that long.
 """
 from __future__ import annotations
 
@@ -116,7 +118,6 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
     result["served"] = {"sweep": [s.to_json() for s in steps], "saturation": best.to_json() if best else None}
     result["batch1"] = b1.to_json() if b1 else None
     result["half_load"] = half.to_json() if half else None
-    result["ratios"] = report.ratios(result, usable_cores())
     return result
 
 
@@ -136,6 +137,7 @@ def cold_start(selected: list[Workload], work: Path, log=print) -> dict[str, Any
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--budget", type=float, default=480, help="about how long the run takes, seconds")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; targets are judged on their medians")
     parser.add_argument("--quick", action="store_true", help="smallest run that exercises every measurement")
     parser.add_argument("--workloads", nargs="*", default=None, help="default: digits langid mobilenet")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.json and latest.md")
@@ -155,18 +157,24 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"budget_s": args.budget, "quick": args.quick, "window_s": plan.window, "warmup_s": plan.warmup,
                      "limit_seconds_per_batch": plan.limit_seconds, "concurrency_levels": plan.levels,
                      "limit_batch_sizes": plan.batch_sizes, "limit_threads": plan.threads,
-                     "runtime_env": servers.RUNTIME_ENV, "load_generator": "locust FastHttpUser, 1 process (gevent)"},
-        "workloads": {},
+                     "runtime_env": servers.RUNTIME_ENV, "load_generator": "locust FastHttpUser, 1 process (gevent)",
+                     "repeat": args.repeat},
+        "rounds": [],
     }
     print(f"bench: {', '.join(w.name for w in selected)} on {results['machine']['cpu_model']} "
-          f"({cores} cores, {results['machine']['device']}); window {plan.window:g} s per step", flush=True)
-    for w in selected:
-        results["workloads"][w.name] = bench_workload(w, plan, work, log=lambda line: print(line, flush=True))
-    results["cold_start"] = cold_start(selected, work, log=lambda line: print(line, flush=True))
-    tidy_run_folder(work)
+          f"({cores} cores, {results['machine']['device']}); window {plan.window:g} s per step, "
+          f"{args.repeat} round(s)", flush=True)
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    for number in range(1, args.repeat + 1):
+        folder = work / f"round-{number}"
+        if args.repeat > 1:
+            log(f"== round {number} of {args.repeat}")
+        results["rounds"].append({"workloads": {w.name: bench_workload(w, plan, folder, log=log) for w in selected},
+                                  "cold_start": cold_start(selected, folder, log=log)})
+        tidy_run_folder(folder)
     results["load_average_after"] = machine.load_average()
     results["duration_s"] = round(time.time() - started, 1)
-    results["targets"] = report.targets(results)
+    report.summarize(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     markdown = report.markdown(results)

@@ -64,6 +64,8 @@ class ClassifierHandler(BaseHandler):
         self.k = int(config.get("top_k", 3))
         model = runtime.build_model(config["architecture"], config.get("arguments") or {}, len(self.labels))
         self.model = runtime.load_weights(model, model_dir / self.manifest["model"]["serializedFile"], self.device)
+        if config.get("fuse_conv_bn", True):
+            self.model = runtime.fuse_conv_bn(self.model)
         precision = str(config.get("precision", "fp32"))
         self.autocast_dtype = AUTOCAST_DTYPES.get(precision) if self.device.type == "cuda" else None
         self.handler_metrics = HandlerMetrics(self.name)
