@@ -31,7 +31,7 @@ from handlers.runtime import usable_cores
 from stackctl import paths
 
 BATCH_SIZES = (1, 4, 8, 16, 32)
-DELAYS_MS = (2, 5, 10, 20)
+DELAYS_MS = (1, 3, 10, 20)  # >= 1: TorchServe reads 0 as "unset" (100 ms)
 LEVELS = [2, 4, 8, 16, 32, 64]
 
 

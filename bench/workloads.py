@@ -14,20 +14,16 @@ import json
 import os
 import random
 import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image
 
 from loadtest.payloads import Payload, payloads_for
 from stackctl import paths
-from stackctl.archive import ARCHIVE_PACKAGES, fingerprint
+from stackctl.archive import archive_inputs, fingerprint, write_archive
 from stackctl.specs import ModelSpec, get_spec, load_spec
 
 BENCH = paths.ROOT / "bench"
@@ -111,30 +107,15 @@ def ensure_bench_archive(spec: ModelSpec, store: Path = BENCH_STORE) -> Path:
     """store/<name>.mar for a bench-only spec; skipped when its inputs have not changed."""
     random_init_weights(spec)
     config = spec.model_config()
-    code = [f for package in ARCHIVE_PACKAGES for f in sorted((paths.ROOT / package).glob("*.py"))]
-    inputs = code + [spec.weights_path, spec.labels_path, spec.source]
-    value = fingerprint(inputs, {"config": config, "version": spec.version})
+    value = fingerprint(archive_inputs(spec) + [spec.source], {"config": config, "version": spec.version})
     target = store / f"{spec.name}.mar"
     stamp = BENCH_BUILD / spec.name / "archive.fingerprint"
     if target.is_file() and stamp.is_file() and stamp.read_text() == value:
         return target
-    store.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"{spec.name}-stage-") as tmp:
-        stage = Path(tmp) / "archive"
-        for package in ARCHIVE_PACKAGES:
-            shutil.copytree(paths.ROOT / package, stage / package,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        shutil.copy2(spec.labels_path, stage / "labels.json")
-        (stage / "metadata.json").write_text(json.dumps({"weights": RANDOM_INIT_NOTE}) + "\n")
-        config_file = Path(tmp) / "model-config.yaml"
-        config_file.write_text(f"# Generated from {spec.source.relative_to(paths.ROOT)} by bench; "
-                               f"{RANDOM_INIT_NOTE}.\n" + yaml.safe_dump(config, sort_keys=False))
-        print(f"[{spec.name}] archiving -> {target.relative_to(paths.ROOT)} ({RANDOM_INIT_NOTE})", flush=True)
-        subprocess.run([sys.executable, "-m", "model_archiver.model_packaging",
-                        "--model-name", spec.name, "--version", spec.version,
-                        "--serialized-file", str(spec.weights_path), "--handler", str(spec.handler_file),
-                        "--extra-files", str(stage), "--config-file", str(config_file),
-                        "--export-path", str(store), "--force"], check=True, cwd=paths.ROOT)
+    print(f"[{spec.name}] archiving -> {target.relative_to(paths.ROOT)} ({RANDOM_INIT_NOTE})", flush=True)
+    write_archive(spec, config, store, BENCH_BUILD / spec.name / "archive",
+                  {"labels.json": spec.labels_path, "metadata.json": json.dumps({"weights": RANDOM_INIT_NOTE}) + "\n"},
+                  f"Generated from {spec.source.relative_to(paths.ROOT)} by bench; {RANDOM_INIT_NOTE}.")
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(value)
     return target

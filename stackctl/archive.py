@@ -86,42 +86,53 @@ def model_config(spec: ModelSpec) -> dict[str, Any]:
     return spec.model_config(extra)
 
 
-def _stage(spec: ModelSpec) -> Path:
-    """build/models/<name>/archive/: the packages and data files that go into the archive root."""
-    stage = spec.build_dir / "archive"
+def write_archive(spec: ModelSpec, config: dict[str, Any], store: Path, stage: Path,
+                  data_files: dict[str, Path | str], header: str) -> Path:
+    """store/<name>.mar by torch-model-archiver: the handler and model packages, `data_files`
+    (archive name -> a file to copy, or text) at the archive root, and `config` as its
+    model-config.yaml under a `header` comment. `stage` is rebuilt from scratch."""
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     for package in ARCHIVE_PACKAGES:
         shutil.copytree(paths.ROOT / package, stage / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy2(spec.labels_path, stage / "labels.json")
-    for name in ("vocab.json", "metadata.json"):
-        if (spec.build_dir / name).is_file():
-            shutil.copy2(spec.build_dir / name, stage / name)
-    return stage
+    for name, source in data_files.items():
+        if isinstance(source, Path):
+            shutil.copy2(source, stage / name)
+        else:
+            (stage / name).write_text(source)
+    config_file = stage.parent / "model-config.yaml"
+    config_file.write_text(f"# {header}\n" + yaml.safe_dump(config, sort_keys=False))
+    store.mkdir(parents=True, exist_ok=True)
+    command = [str(Path(sys.executable).with_name("torch-model-archiver")),
+               "--model-name", spec.name, "--version", spec.version,
+               "--serialized-file", str(spec.weights_path), "--handler", str(spec.handler_file),
+               "--extra-files", str(stage), "--config-file", str(config_file),
+               "--export-path", str(store), "--force"]
+    subprocess.run(command, check=True, cwd=paths.ROOT)
+    return store / f"{spec.name}.mar"
+
+
+def archive_inputs(spec: ModelSpec) -> list[Path]:
+    """The files an archive is built from: the packages, the weights and the labels."""
+    return _python_files("handlers") + _python_files("models") + [spec.weights_path, spec.labels_path]
 
 
 def archive_if_needed(spec: ModelSpec, force: bool = False) -> bool:
     """model_store/<name>.mar from the trained artifacts, unless unchanged. True when it archived."""
     config = model_config(spec)
-    inputs = _python_files("handlers") + _python_files("models") + [spec.weights_path, spec.labels_path]
-    inputs += [p for p in (spec.build_dir / "vocab.json",) if p.is_file()]
+    inputs = archive_inputs(spec) + [p for p in (spec.build_dir / "vocab.json",) if p.is_file()]
     value = fingerprint(inputs, {"config": config, "version": spec.version, "handler": str(spec.handler_file)})
     stamp = spec.build_dir / "archive.fingerprint"
     if not force and _stamp_matches(stamp, value, spec.archive_path):
         return False
-    stage = _stage(spec)
-    config_file = spec.build_dir / "model-config.yaml"
-    config_file.write_text("# Generated from config/models/%s.yaml by stackctl; do not edit.\n%s"
-                           % (spec.name, yaml.safe_dump(config, sort_keys=False)))
-    paths.MODEL_STORE.mkdir(exist_ok=True)
-    command = [str(Path(sys.executable).with_name("torch-model-archiver")),
-               "--model-name", spec.name, "--version", spec.version,
-               "--serialized-file", str(spec.weights_path), "--handler", str(spec.handler_file),
-               "--extra-files", str(stage), "--config-file", str(config_file),
-               "--export-path", str(paths.MODEL_STORE), "--force"]
+    data_files: dict[str, Path | str] = {"labels.json": spec.labels_path}
+    for name in ("vocab.json", "metadata.json"):
+        if (spec.build_dir / name).is_file():
+            data_files[name] = spec.build_dir / name
     print(f"[{spec.name}] archiving -> {spec.archive_path.relative_to(paths.ROOT)}", flush=True)
-    subprocess.run(command, check=True, cwd=paths.ROOT)
+    write_archive(spec, config, paths.MODEL_STORE, spec.build_dir / "archive", data_files,
+                  f"Generated from config/models/{spec.name}.yaml by stackctl; do not edit.")
     stamp.write_text(value)
     return True
 

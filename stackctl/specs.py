@@ -15,6 +15,7 @@ from stackctl import paths
 
 SERVING_KEYS = {"minWorkers", "maxWorkers", "batchSize", "maxBatchDelay", "responseTimeout",
                 "deviceType", "deviceIds", "parallelType", "startupTimeout", "maxSequenceJobQueueSize"}
+POSITIVE_SERVING_KEYS = {"maxWorkers", "batchSize", "maxBatchDelay", "responseTimeout", "startupTimeout"}
 
 
 class SpecError(ValueError):
@@ -100,6 +101,14 @@ def load_spec(path: Path) -> ModelSpec:
     unknown = set(serving) - SERVING_KEYS
     if unknown:
         raise SpecError(f"{path}: unknown TorchServe serving keys {sorted(unknown)}")
+    for key in sorted(POSITIVE_SERVING_KEYS & set(serving)):
+        value = serving[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            # maxBatchDelay 0 is the trap: TorchServe 0.12 reads it as "not set" and waits its
+            # 100 ms default (measured: p50 120 ms at 1 user against 23 ms at 3 ms; bench/NOTES.md).
+            raise SpecError(f"{path}: serving.{key} must be a whole number >= 1, got {value!r}"
+                            + (" (0 does not mean 'no wait': TorchServe falls back to its 100 ms default)"
+                               if key == "maxBatchDelay" and value == 0 else ""))
     slo = _require(doc, "slo", dict, path)
     handler_file = paths.ROOT / _require(model, "handler", str, path)
     if not handler_file.is_file():

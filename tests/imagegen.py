@@ -35,10 +35,10 @@ def digit_image(image8: np.ndarray, size: int, mode: str, dark_on_light: bool) -
     return picture.convert(mode)
 
 
-def encode(picture: Image.Image, fmt: str) -> bytes:
+def encode(picture: Image.Image, fmt: str, **options) -> bytes:
     buffer = io.BytesIO()
     kwargs = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    picture.save(buffer, format=fmt, **kwargs)
+    picture.save(buffer, format=fmt, **{**kwargs, **options})
     return buffer.getvalue()
 
 

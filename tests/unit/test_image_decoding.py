@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from handlers.errors import InputError
-from handlers.image import ImageSettings, decode_image_request, normalize_ink
+from handlers.image import ImageSettings, decode_image_request, normalize_ink, open_image
 from stackctl.specs import get_spec
 from tests.imagegen import FORMAT_MODES, digit_image, encode, held_out
 
@@ -161,3 +161,40 @@ def test_huge_digit_uploads_see_what_a_small_rendering_sees() -> None:
         small = decode_image_request(encode(digit_image(image8, 128, "L", True), "PNG"), "image/png", DIGITS)
         huge = decode_image_request(encode(digit_image(image8, 1024, "L", True), "PNG"), "image/png", DIGITS)
         assert torch.mean(torch.abs(huge - small)) < 0.5, seed
+
+
+def _pillow_pixels(data: bytes) -> np.ndarray:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return np.asarray(image)
+
+
+def test_still_webp_decodes_to_pillows_pixels_and_keeps_its_orientation() -> None:
+    rng = np.random.default_rng(3)
+    rgb = Image.fromarray(rng.integers(0, 256, (60, 90, 3), dtype=np.uint8))
+    translucent = rgb.convert("RGBA")
+    translucent.putalpha(Image.linear_gradient("L").resize(rgb.size))
+    for picture, options in ((rgb, {"quality": 80}), (translucent, {"lossless": True}),
+                             (translucent, {"quality": 80}), (rgb, {"lossless": True})):
+        data = encode(picture, "WEBP", **options)
+        image = open_image(data, PHOTO)
+        assert image.mode == picture.mode and image.size == (90, 60)
+        assert np.array_equal(np.asarray(image), _pillow_pixels(data)), (picture.mode, options)
+    # EXIF orientation 6 (rotate 90 clockwise to display) travels with the fast path
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = open_image(encode(rgb, "WEBP", lossless=True, exif=exif.tobytes()), PHOTO)
+    assert rotated.size == (60, 90)
+    assert np.array_equal(np.asarray(rotated), np.asarray(rgb.transpose(Image.Transpose.ROTATE_270)))
+
+
+def test_animated_and_corrupt_webp() -> None:
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "blue")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    first = open_image(buffer.getvalue(), PHOTO)  # Pillow's decoder, first frame
+    assert first.convert("RGB").getpixel((5, 5)) == (255, 0, 0)
+    data = encode(Image.new("RGB", (64, 64), "white"), "WEBP", quality=80)
+    with pytest.raises(InputError) as err:
+        open_image(data[: len(data) // 2], PHOTO)
+    assert err.value.code == 400

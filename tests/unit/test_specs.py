@@ -30,6 +30,12 @@ def test_spec_errors_name_the_problem(tmp_path: Path) -> None:
     bad = dict(good, serving={**good["serving"], "batchsize": 4})
     with pytest.raises(SpecError, match="unknown TorchServe serving keys"):
         load_spec(_write(tmp_path, bad))
+    bad = dict(good, serving={**good["serving"], "maxBatchDelay": 0})
+    with pytest.raises(SpecError, match="maxBatchDelay must be a whole number >= 1, got 0 .*100 ms default"):
+        load_spec(_write(tmp_path, bad))
+    bad = dict(good, serving={**good["serving"], "batchSize": "8"})
+    with pytest.raises(SpecError, match="batchSize must be a whole number >= 1, got '8'"):
+        load_spec(_write(tmp_path, bad))
     bad = {k: v for k, v in good.items() if k != "slo"}
     with pytest.raises(SpecError, match="missing key 'slo'"):
         load_spec(_write(tmp_path, bad))
