@@ -137,6 +137,19 @@ def open_image(data: bytes, settings: ImageSettings, draft_side: int | None = No
     return image
 
 
+def preload_decoders() -> None:
+    """Import what decoding uses lazily (torchvision) at worker start, not inside a request.
+
+    A worker serving a custom model (digits) never imports torchvision otherwise, and the first
+    WebP upload paid its 1.4 s import: the bench saw p99 1.5-2 s at 1 user until this ran in setup.
+    """
+    try:
+        from torchvision.io import decode_webp  # noqa: F401
+        from torchvision.transforms.v2 import functional  # noqa: F401
+    except ImportError:  # a torchvision without them: the callers fall back or fail per request
+        pass
+
+
 def _decode_still_webp(header: Image.Image, data: bytes) -> Image.Image:
     """A still WebP through libwebp's plain decoder (torchvision) instead of Pillow's.
 

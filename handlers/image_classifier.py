@@ -7,12 +7,13 @@ from typing import Any
 import torch
 
 from handlers.base import ClassifierHandler
-from handlers.image import ImageSettings, decode_image_pixels, normalize_batch, stack_pixels
+from handlers.image import ImageSettings, decode_image_pixels, normalize_batch, preload_decoders, stack_pixels
 
 
 class ImageClassifier(ClassifierHandler):
     def setup(self, config: dict[str, Any], model_dir: Path) -> None:
         self.settings = ImageSettings.from_config(config.get("image"))
+        preload_decoders()
         self.channels_last = bool(config.get("channels_last", False))
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

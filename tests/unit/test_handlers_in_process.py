@@ -80,3 +80,19 @@ def test_handler_emits_declared_metrics(digits: InProcessModel) -> None:
 
 def test_thread_setting_respects_the_host_share(digits: InProcessModel) -> None:
     assert 1 <= digits.handler.threads <= max(1, torch.get_num_threads())
+
+
+def test_image_worker_imports_its_decoders_at_start_not_in_the_first_request() -> None:
+    # In a fresh process: the digits model never imports torchvision itself, and a lazy import
+    # inside the first WebP request cost that request 1.4 s.
+    import subprocess
+    import sys
+
+    from stackctl import paths
+
+    archive = get_spec("digits").archive_path
+    code = ("import sys; from pathlib import Path; from stackctl.inprocess import InProcessModel; "
+            f"InProcessModel(Path({str(archive)!r})); print('torchvision.io' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "True"
