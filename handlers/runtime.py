@@ -93,4 +93,3 @@ def fuse_conv_bn(model: torch.nn.Module) -> torch.nn.Module:
     except Exception as err:  # noqa: BLE001  (any tracing failure: serve the model as it is)
         logger.warning("conv-bn fusion skipped, %s cannot be traced: %s", type(model).__name__, err)
         return model
-
