@@ -131,7 +131,9 @@ def open_image(data: bytes, settings: ImageSettings, draft_side: int | None = No
         else:
             image.seek(0)  # animated GIF/WebP: the first frame
             image.load()
-        image = ImageOps.exif_transpose(image) or image
+        # In place: otherwise Pillow returns a full-size copy even when there is nothing to turn
+        # (0.8 ms per megapixel, on every upload).
+        ImageOps.exif_transpose(image, in_place=True)
     except Exception as exc:  # truncated or corrupt pixel data
         raise InputError(400, errors.INVALID_IMAGE, f"image data is corrupt or truncated: {exc}") from None
     return image
@@ -166,9 +168,14 @@ def _decode_still_webp(header: Image.Image, data: bytes) -> Image.Image:
         return header
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        pixels = decode_webp(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
-    mode = {3: "RGB", 4: "RGBA"}[pixels.shape[0]]
-    image = Image.fromarray(pixels.permute(1, 2, 0).numpy(), mode)
+        pixels = decode_webp(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB_ALPHA)
+    # libwebp writes interleaved RGBA, which Pillow can wrap without copying; a still image with
+    # no alpha channel becomes RGBX (RGB with a padding byte), never a fake-opaque RGBA. Building
+    # an RGB image instead meant a 1-Mpx copy and repack (2.2 ms).
+    interleaved = pixels.permute(1, 2, 0).contiguous()  # already contiguous: no copy
+    height, width = interleaved.shape[:2]
+    mode = "RGBA" if header.mode == "RGBA" else "RGBX"
+    image = Image.frombuffer(mode, (width, height), interleaved.numpy(), "raw", mode, 0, 1)
     image.info = dict(header.info)
     return image
 

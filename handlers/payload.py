@@ -14,7 +14,15 @@ from typing import Any
 from handlers import errors
 from handlers.errors import InputError
 
+try:
+    # SIMD base64 (same API and binascii.Error as the standard library): a 1 MB image in a JSON
+    # body decoded in 5.4 ms with base64.b64decode and 0.15 ms here (bench/NOTES.md row 27).
+    import pybase64 as _base64
+except ImportError:  # optional: the standard library gives the same bytes, more slowly
+    _base64 = base64  # type: ignore[assignment]
+
 JSON_TYPES = ("application/json", "text/json")
+_ASCII_SPACE = " \t\n\r\v\f\x1c\x1d\x1e\x1f"  # every ASCII character str.split() splits on
 
 
 def request_body(item: Any) -> Any:
@@ -82,7 +90,9 @@ def decode_base64(text: str, max_bytes: int) -> bytes:
     """Strict base64 (standard or URL-safe alphabet, data: URL prefix allowed) with a size cap."""
     if text.startswith("data:") and "," in text:
         text = text.split(",", 1)[1]
-    compact = "".join(text.split())
+    # Drop line breaks and other whitespace (MIME base64 wraps lines); most bodies have none, and
+    # looking for them costs a quarter of rebuilding a megabyte string.
+    compact = "".join(text.split()) if not text.isascii() or any(c in text for c in _ASCII_SPACE) else text
     if len(compact) * 3 // 4 > max_bytes:
         raise InputError(413, errors.PAYLOAD_TOO_LARGE,
                          f"base64 payload decodes to more than {max_bytes} bytes")
@@ -90,6 +100,6 @@ def decode_base64(text: str, max_bytes: int) -> bytes:
         compact = compact.replace("-", "+").replace("_", "/")
     compact += "=" * (-len(compact) % 4)
     try:
-        return base64.b64decode(compact, validate=True)
+        return _base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InputError(400, errors.INVALID_BASE64, f"'image' is not valid base64: {exc}") from None

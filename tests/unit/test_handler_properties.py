@@ -102,6 +102,34 @@ def test_base64_decoding_is_strict_and_bounded(text: str) -> None:
         assert len(data) <= 64 + 3
 
 
+def _decode_with(module, text: str) -> bytes | str:
+    """decode_base64 with the given base64 backend: the bytes, or the error type it answered."""
+    saved, payload._base64 = payload._base64, module
+    try:
+        return payload.decode_base64(text, max_bytes=64)
+    except InputError as err:
+        return err.type
+    finally:
+        payload._base64 = saved
+
+
+BASE64_TEXT = st.one_of(
+    st.text(max_size=120),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n\r\t\x0b\x1c\u00a0", max_size=120),
+    st.binary(max_size=70).flatmap(lambda b: st.sampled_from([
+        base64.b64encode(b).decode(), base64.urlsafe_b64encode(b).decode().rstrip("="),
+        base64.encodebytes(b).decode(), "data:image/png;base64," + base64.b64encode(b).decode()])),
+)
+
+
+@FAST
+@given(text=BASE64_TEXT)
+def test_fast_base64_backend_accepts_and_rejects_exactly_what_the_standard_library_does(text: str) -> None:
+    """pybase64 is optional (handlers fall back to `base64`): the answer must not depend on it."""
+    pybase64 = pytest.importorskip("pybase64")
+    assert _decode_with(pybase64, text) == _decode_with(base64, text)
+
+
 # --- the whole handler, in process, with TorchServe's Context --------------------------------------
 @pytest.fixture(scope="module")
 def models() -> dict[str, InProcessModel]:

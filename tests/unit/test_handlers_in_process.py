@@ -57,6 +57,24 @@ def test_image_answer_does_not_depend_on_its_batch(digits: InProcessModel) -> No
             assert abs(p - _probabilities(a2)[label]) <= 1e-5
 
 
+def test_channels_last_changes_speed_not_answers(digits: InProcessModel) -> None:
+    """The digits spec serves channels_last (a speed setting): contiguous gives the same logits."""
+    handler = digits.handler
+    assert handler.channels_last, "config/models/digits.yaml sets channels_last: true"
+    batch = torch.stack([handler.decode(encode(digit_image(img, 28, "L", False), "PNG"), "image/png")
+                         for img, _ in held_out(8, seed=9)])
+    with torch.inference_mode():
+        served = handler.forward(batch)
+        handler.channels_last = False
+        handler.model.to(memory_format=torch.contiguous_format)
+        try:
+            contiguous = handler.forward(batch)
+        finally:
+            handler.channels_last = True
+            handler.model.to(memory_format=torch.channels_last)
+    assert torch.allclose(served, contiguous, atol=1e-4)
+
+
 def test_bad_items_get_their_own_4xx_and_good_items_in_the_same_batch_still_answer(digits: InProcessModel) -> None:
     (img, label), = held_out(1, seed=7)
     good = Request(encode(digit_image(img, 32, "L", True), "PNG"), "image/png")
