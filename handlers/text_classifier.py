@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from handlers.base import ClassifierHandler
+from handlers.onnx_backend import backend_setting, probe_sequences, sequence_backend
 from handlers.text import TextSettings, decode_text_request, pack_batch
 
 
@@ -15,13 +16,24 @@ class TextClassifier(ClassifierHandler):
     def setup(self, config: dict[str, Any], model_dir: Path) -> None:
         self.settings = TextSettings.from_config(config.get("text"))
         self.vocab: dict[str, int] = json.loads((model_dir / "vocab.json").read_text())
+        self.session = None
+        if backend_setting(config) == "onnxruntime":
+            self.session = sequence_backend(self.name, self.model, self.device, self.threads, self.torch_forward,
+                                            probe_sequences(max(self.vocab.values()) + 1))
 
     def decode(self, body: Any, content_type: str | None) -> torch.Tensor:
         return decode_text_request(body, content_type, self.settings, self.vocab)
 
-    def collate(self, samples: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return pack_batch(samples)
+    def collate(self, samples: list[torch.Tensor]) -> Any:
+        # The ONNX Runtime session groups the sequences by length itself; PyTorch takes them padded.
+        return samples if self.session is not None else pack_batch(samples)
 
-    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(self, batch: Any) -> torch.Tensor:
+        if self.session is not None:
+            return self.session(batch)
         ids, lengths = batch
         return self.model(self.to_device(ids), lengths)
+
+    def torch_forward(self, samples: list[torch.Tensor]) -> torch.Tensor:
+        ids, lengths = pack_batch(samples)
+        return self.model(self.to_device(ids), lengths).cpu()

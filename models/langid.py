@@ -49,6 +49,60 @@ class LangIdGRU(nn.Module):
         _, final = self.gru(packed)  # [directions, batch, hidden], in input order
         return self.classifier(self.dropout(torch.cat([final[0], final[1]], dim=1)))
 
+    def to_onnx(self) -> bytes:
+        """This network as an ONNX graph: ids [B, T] int64 and lengths [B] int64 -> logits [B, C].
+
+        Built node by node from the weights rather than by `torch.onnx.export`: the TorchScript
+        exporter fails on `pack_padded_sequence`, and ONNX's GRU takes the lengths directly
+        (`sequence_lens`), which gives the same final states as packing. Two conventions differ:
+        ONNX orders the gates z, r, n where PyTorch has r, z, n, and `linear_before_reset=1` is
+        PyTorch's form of the n gate. Only the single-layer GRU this class builds is handled.
+        """
+        import numpy as np
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        if self.gru.num_layers != 1 or not self.gru.bidirectional:
+            raise ValueError("to_onnx handles one bidirectional GRU layer")
+        hidden = self.gru.hidden_size
+
+        def weights(name: str) -> np.ndarray:
+            tensor = getattr(self.gru, name).detach().float().cpu().numpy()
+            return np.concatenate([tensor[hidden:2 * hidden], tensor[:hidden], tensor[2 * hidden:]])
+
+        def both(name: str) -> np.ndarray:
+            return np.stack([weights(name), weights(name + "_reverse")])
+
+        arrays = {
+            "embedding": self.embedding.weight.detach().float().cpu().numpy(),
+            "W": both("weight_ih_l0"), "R": both("weight_hh_l0"),
+            "B": np.concatenate([both("bias_ih_l0"), both("bias_hh_l0")], axis=1),
+            "classifier_weight": self.classifier.weight.detach().float().cpu().numpy(),
+            "classifier_bias": self.classifier.bias.detach().float().cpu().numpy(),
+            "features_shape": np.array([0, 2 * hidden], dtype=np.int64),
+        }
+        nodes = [
+            helper.make_node("Transpose", ["ids"], ["time_major_ids"], perm=[1, 0]),
+            helper.make_node("Gather", ["embedding", "time_major_ids"], ["embedded"]),
+            helper.make_node("Cast", ["lengths"], ["sequence_lens"], to=TensorProto.INT32),
+            helper.make_node("GRU", ["embedded", "W", "R", "B", "sequence_lens"], ["", "final"],
+                             hidden_size=hidden, direction="bidirectional", linear_before_reset=1),
+            helper.make_node("Transpose", ["final"], ["batch_major"], perm=[1, 0, 2]),
+            helper.make_node("Reshape", ["batch_major", "features_shape"], ["features"]),
+            helper.make_node("Gemm", ["features", "classifier_weight", "classifier_bias"], ["logits"], transB=1),
+        ]
+        graph = helper.make_graph(
+            nodes, "langid",
+            [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "time"]),
+             helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"])],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", self.classifier.out_features])],
+            [numpy_helper.from_array(array, name) for name, array in arrays.items()])
+        # IR version 8 / opset 17: what every onnxruntime of the last three years loads.
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8,
+                                  producer_name="models.langid")
+        onnx.checker.check_model(model)
+        return model.SerializeToString()
+
 
 def read_words(language: str) -> list[str]:
     path = DICT_DIR / WORD_LISTS[language]
