@@ -61,7 +61,9 @@ def measure(archive: Path, bodies: list[tuple[bytes, str]], seconds: float,
     # One process may use every core; fewer intra-op threads can still be faster on a host whose
     # cores are shared, so the limit is the best over thread counts as well as batch sizes.
     by_threads = []
-    for count in threads or (usable_cores(),):
+    counts = threads or (usable_cores(),)
+    # On a GPU the forward pass does not use torch's CPU threads: one sweep is enough.
+    for count in counts if handler.device.type == "cpu" else counts[:1]:
         if handler.device.type == "cpu":
             torch.set_num_threads(count)
         sweep = batch_sweep(run, batch_sizes, seconds)

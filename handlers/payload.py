@@ -87,7 +87,7 @@ def json_field(document: Any, field: str, kind: type, example: str) -> Any:
 
 
 def decode_base64(text: str, max_bytes: int) -> bytes:
-    """Strict base64 (standard or URL-safe alphabet, data: URL prefix allowed) with a size cap."""
+    """Strict base64 (standard or URL-safe alphabet, padding optional, data: URL prefix allowed), size-capped."""
     if text.startswith("data:") and "," in text:
         text = text.split(",", 1)[1]
     # Drop line breaks and other whitespace (MIME base64 wraps lines); most bodies have none, and
@@ -98,6 +98,10 @@ def decode_base64(text: str, max_bytes: int) -> bytes:
                          f"base64 payload decodes to more than {max_bytes} bytes")
     if "-" in compact or "_" in compact:
         compact = compact.replace("-", "+").replace("_", "/")
+    # Padding is optional on the way in (URL-safe senders drop it) and rebuilt here, so neither a
+    # missing nor a surplus "=" decides the answer: the standard library accepted "AAAA=" and
+    # pybase64 refused it, and the answer must not depend on which one is installed.
+    compact = compact.rstrip("=")
     compact += "=" * (-len(compact) % 4)
     try:
         return _base64.b64decode(compact, validate=True)

@@ -24,6 +24,9 @@ class TextClassifier(ClassifierHandler):
     def decode(self, body: Any, content_type: str | None) -> torch.Tensor:
         return decode_text_request(body, content_type, self.settings, self.vocab)
 
+    def warmup_request(self) -> tuple[bytes, str]:
+        return "warm up".encode(), "text/plain"
+
     def collate(self, samples: list[torch.Tensor]) -> Any:
         # The ONNX Runtime session groups the sequences by length itself; PyTorch takes them padded.
         return samples if self.session is not None else pack_batch(samples)
