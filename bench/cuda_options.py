@@ -14,23 +14,21 @@ Exits with a message on a host without CUDA (autocast and nvJPEG apply to CUDA o
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench import limit, servers
-from bench.workloads import ensure_bench_archive, photo_payloads, workloads
+from bench import limit, report, servers
+from bench.workloads import ensure_bench_archive, photo_payloads, run_folder, tidy_run_folder, workloads
 from stackctl import paths
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DECODE_BATCHES = (1, 8, 32, 64)
 
 
-def precision_sweep(seconds: float, work: Path) -> dict[str, Any]:
+def precision_sweep(seconds: float, store: Path) -> dict[str, Any]:
     from stackctl.inprocess import InProcessModel, Request
 
     w = workloads(["mobilenet"])[0]
@@ -39,7 +37,7 @@ def precision_sweep(seconds: float, work: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     reference: list[str] | None = None
     for precision in PRECISIONS:
-        archive = servers.variant(w.spec, base, work, f"mobilenet-{precision}", handler={"precision": precision})
+        archive = servers.variant(w.spec, base, store, f"mobilenet-{precision}", handler={"precision": precision})
         result = limit.measure(archive, bodies, seconds, threads=(1,))
         model = InProcessModel(archive, gpu_id=0)
         answers = model.predict([Request(body, kind) for body, kind in bodies])
@@ -94,13 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         print("bench.cuda_options: no CUDA device here; precision and nvJPEG decode apply to CUDA only")
         return 0
     torch.set_num_threads(1)  # the decode comparison: one worker's thread, as served
-    work = paths.BUILD / "bench" / "cuda-options" / time.strftime("%Y%m%d-%H%M%S")
-    work.mkdir(parents=True, exist_ok=True)
+    work = run_folder("cuda-options")
+    (work / "model_store").mkdir()
     result = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
-              "precision": precision_sweep(args.seconds, work), "decode": decode_comparison(args.seconds)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written {args.out}")
+              "precision": precision_sweep(args.seconds, work / "model_store"),
+              "decode": decode_comparison(args.seconds)}
+    tidy_run_folder(work)
+    print(f"written {report.write_json(args.out, result)}")
     return 0
 
 

@@ -11,12 +11,13 @@ Runs as its own process so that the bench's Locust (gevent) and this measurement
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from bench.report import write_json
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = tuple(int(s) for s in args.batch_sizes.split(","))
     threads = tuple(int(t) for t in args.threads.split(",") if t) or None
     result = measure(args.archive, bodies, args.seconds, sizes, threads)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"limit {args.archive.stem}: {result['items_per_s']} items/s at batch {result['best_batch_size']}, "
           f"{result['best_threads']} threads", flush=True)
     return 0

@@ -4,6 +4,8 @@ Plain functions over the results dict (no Locust, no torch) so unit tests can ch
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 2  # 2: results["rounds"] holds each round; workloads, targets, cold_start their medians
@@ -312,6 +314,13 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
 REQUIRED_WORKLOAD_KEYS = ("kind", "serving", "limit", "served", "batch1", "half_load", "peer", "ratios")
 
 
+def write_json(path: Path, data: Any) -> Path:
+    """`data` as indented JSON at `path`, its folder created: every results file the bench writes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
 def problems(results: dict[str, Any]) -> list[str]:
     """What is missing or malformed in a results dict (empty when well-formed)."""
     found = []
@@ -341,14 +350,12 @@ def problems(results: dict[str, Any]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Re-render latest.md (ratios, medians and targets recomputed) from a latest.json."""
     import argparse
-    import json
-    from pathlib import Path
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("results", type=Path, nargs="?", default=Path(__file__).parent / "results" / "latest.json")
     args = parser.parse_args(argv)
     results = summarize(json.loads(args.results.read_text()))
-    args.results.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.results, results)
     args.results.with_suffix(".md").write_text(markdown(results))
     return 0
 

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     results["duration_s"] = round(time.time() - started, 1)
     report.summarize(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    report.write_json(args.out / "latest.json", results)
     markdown = report.markdown(results)
     (args.out / "latest.md").write_text(markdown)
     print("\n" + markdown)

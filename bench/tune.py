@@ -18,13 +18,13 @@ from __future__ import annotations
 import locust  # noqa: F401  (first: gevent monkey-patching)
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import archives, loadgen, servers
+from bench.report import write_json
 from bench.settings import parallelism_options, write_back
 from bench.workloads import BENCH_BUILD, Workload, ensure_archives, run_folder, tidy_run_folder, workloads
 from handlers.runtime import usable_cores
@@ -120,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             write_back(w.spec.source, result)
             print(f"[{w.name}] written to {w.spec.source.relative_to(paths.ROOT)}", flush=True)
     tidy_run_folder(work)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
     print(f"details: {args.out}")
     return 0
 
