@@ -26,6 +26,21 @@ logger = logging.getLogger(__name__)
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def forward_batch_sizes(batch_size: int, pad: bool) -> list[int]:
+    """The batch sizes a worker's forward pass runs at: every size up to `batch_size`, or with
+    `pad`, the powers of two below it and `batch_size` itself (8 -> 1, 2, 4, 8; 6 -> 1, 2, 4, 6)."""
+    batch_size = max(1, batch_size)
+    if not pad:
+        return list(range(1, batch_size + 1))
+    return [1 << i for i in range(batch_size.bit_length()) if 1 << i < batch_size] + [batch_size]
+
+
+def pad_batch(samples: list[Any], sizes: list[int]) -> list[Any]:
+    """`samples` repeated at the end up to the smallest of `sizes` that holds them."""
+    target = next((size for size in sizes if size >= len(samples)), len(samples))
+    return samples + [samples[-1]] * (target - len(samples))
+
+
 def load_labels(path: Path) -> list[str]:
     """labels.json as written by training: {"0": "label", ...} (TorchServe's index_to_name form)."""
     mapping = json.loads(Path(path).read_text())
@@ -70,7 +85,14 @@ class ClassifierHandler(BaseHandler):
         self.autocast_dtype = AUTOCAST_DTYPES.get(precision) if self.device.type == "cuda" else None
         self.handler_metrics = HandlerMetrics(self.name)
         self.setup(config, model_dir)
-        self.warmed_up = self.warm_up(int(properties.get("batch_size") or 1)) if config.get("warmup", True) else []
+        # On CUDA each new batch size costs a one-off 1.3-2.2 s for mobilenet_v3_small on an H100
+        # (cuDNN plans, lazily loaded kernels; bench/NOTES.md row 35):
+        # padding batches to a power of two means fewer sizes to warm up before READY, at the price
+        # of computing a few repeated items, which the GPU does in parallel anyway.
+        pad = config.get("pad_batches", "auto")
+        self.batch_sizes = forward_batch_sizes(int(properties.get("batch_size") or 1),
+                                               self.device.type == "cuda" if pad == "auto" else bool(pad))
+        self.warmed_up = self.warm_up(self.batch_sizes) if config.get("warmup", True) else []
         self.initialized = True
         logger.info("model %s ready on %s with %d torch threads", self.name, self.device, self.threads)
 
@@ -92,8 +114,8 @@ class ClassifierHandler(BaseHandler):
         return None
 
     # --- shared mechanics --------------------------------------------------------------------
-    def warm_up(self, batch_size: int) -> list[int]:
-        """One forward pass at every batch size 1..batch_size before the worker reports READY.
+    def warm_up(self, sizes: list[int]) -> list[int]:
+        """One forward pass at every batch size in `sizes` before the worker reports READY.
 
         The first call at a new input shape pays one-off costs that a served request should not
         (on CUDA the libraries choose and load kernels per shape). Measured on an H100 with
@@ -109,18 +131,18 @@ class ClassifierHandler(BaseHandler):
         except InputError as err:
             logger.warning("model %s: warm-up request rejected (%s); serving without warm-up", self.name, err.message)
             return []
-        sizes = list(range(1, max(1, batch_size) + 1))
         started = time.perf_counter()
         with torch.inference_mode(), self._autocast():
             for size in sizes:
                 self.forward(self.collate([sample] * size))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        logger.info("model %s warmed up at batch sizes 1-%d in %.2f s", self.name, sizes[-1],
-                    time.perf_counter() - started)
+        logger.info("model %s warmed up at batch sizes %s in %.2f s", self.name, sizes, time.perf_counter() - started)
         return sizes
 
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.device == self.device:
+            return tensor
         if self.device.type == "cuda":
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor
@@ -143,9 +165,9 @@ class ClassifierHandler(BaseHandler):
         if valid:
             decoded = time.perf_counter()
             self.handler_metrics.observe(context, PREPROCESS_SECONDS, decoded - started)
-            batch = self.collate([sample for _, sample in valid])
+            batch = self.collate(pad_batch([sample for _, sample in valid], self.batch_sizes))
             with torch.inference_mode(), self._autocast():
-                logits = self.forward(batch)
+                logits = self.forward(batch)[:len(valid)]
             inferred = time.perf_counter()
             self.handler_metrics.observe(context, INFERENCE_SECONDS, inferred - decoded)
             self.handler_metrics.observe(context, BATCH_SIZE, len(valid))

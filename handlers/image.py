@@ -28,6 +28,7 @@ IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/gif", "image/bmp",
 ACCEPTED_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "MPO"}
 # Working resolution of the ink family (digits): enough to find and centre a digit pooled to 8x8.
 INK_WORKING_SIDE = 128
+EXIF_ORIENTATION = 0x0112
 EIGHT_BIT_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"}
 
 
@@ -48,6 +49,11 @@ class ImageSettings:
     ink: dict[str, Any] = field(default_factory=dict)
     # Decode big JPEGs at reduced size (libjpeg DCT scaling): far cheaper, same answer.
     draft_side: int = 512
+    # When the model runs on a GPU, decode RGB and greyscale JPEGs there (nvJPEG) and resize them
+    # there (torchvision family only). Off by default: on an H100 it tripled mobilenet's in-process
+    # limit, but served throughput at batchSize 4 stayed where the CPU decode had it, bound by the
+    # two workers' turns on the one GPU (bench/NOTES.md row 36). Measure before turning it on.
+    gpu_decode: bool = False
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any] | None) -> "ImageSettings":
@@ -104,7 +110,11 @@ def open_image(data: bytes, settings: ImageSettings, draft_side: int | None = No
 
     JPEGs larger than 2 x `draft_side` (default: the setting) decode at reduced size.
     """
-    draft_side = draft_side or settings.draft_side
+    return load_image(read_header(data, settings), data, draft_side or settings.draft_side)
+
+
+def read_header(data: bytes, settings: ImageSettings) -> Image.Image:
+    """Pillow's lazy view of the image: format, size and mode read, the limits checked, no pixels."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -122,6 +132,12 @@ def open_image(data: bytes, settings: ImageSettings, draft_side: int | None = No
                          f"image is {width}x{height} = {width * height} pixels; the limit is {settings.max_pixels}")
     if min(width, height) < settings.min_side:
         raise InputError(400, errors.IMAGE_TOO_SMALL, f"image is {width}x{height}; each side must be >= {settings.min_side}")
+    return image
+
+
+def load_image(image: Image.Image, data: bytes, draft_side: int) -> Image.Image:
+    """Decode the pixels behind a checked header (`read_header`), upright per its EXIF orientation."""
+    width, height = image.size
     if image.format == "JPEG" and max(width, height) > draft_side * 2:
         # Only shrinks by powers of two and never below draft_side on the short side.
         image.draft(image.mode, (draft_side, draft_side))
@@ -137,6 +153,61 @@ def open_image(data: bytes, settings: ImageSettings, draft_side: int | None = No
     except Exception as exc:  # truncated or corrupt pixel data
         raise InputError(400, errors.INVALID_IMAGE, f"image data is corrupt or truncated: {exc}") from None
     return image
+
+
+def decodes_on_device(header: Image.Image, data: bytes, settings: ImageSettings) -> bool:
+    """Whether `device_jpeg_pixels` takes this image: a complete 8-bit RGB or greyscale JPEG for
+    the torchvision family. Everything else (CMYK, multi-picture, the ink family) stays on Pillow.
+
+    nvJPEG fills a truncated file's missing rows with grey where Pillow refuses it; checking for
+    the end-of-image marker keeps the 400 answer the same on every host.
+    """
+    return (settings.gpu_decode and not settings.ink and header.format == "JPEG"
+            and header.mode in ("RGB", "L") and data.rstrip(b"\0").endswith(b"\xff\xd9"))
+
+
+def device_jpeg_pixels(data: bytes, header: Image.Image, settings: ImageSettings,
+                       device: torch.device) -> torch.Tensor | None:
+    """`image_pixels` for a JPEG, decoded by torchvision on `device` (nvJPEG on CUDA) and resized
+    there; None when the decoder refuses the file, so the caller falls back to Pillow, which either
+    decodes it or answers with the exact error.
+
+    On a GPU this moves the work that bounded mobilenet's throughput off the worker's one CPU
+    thread: Pillow decoded 1,044 photos/s there, nvJPEG 4,690 at batch 1 (H100, bench/NOTES.md
+    row 10). torchvision applies EXIF orientation on the CPU only, so it is applied here from the
+    header Pillow already read.
+    """
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    mode = ImageReadMode.GRAY if settings.color_mode == "L" else ImageReadMode.RGB
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torchvision 0.29 marks its decoders deprecated
+            pixels = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode, device=device)
+    except RuntimeError:
+        return None
+    orientation = header.getexif().get(EXIF_ORIENTATION, 1)
+    return _resize_and_crop(orient(pixels, orientation), settings).contiguous()
+
+
+def orient(pixels: torch.Tensor, orientation: int) -> torch.Tensor:
+    """A CxHxW image as stored -> upright, for EXIF orientation 1-8 (what `exif_transpose` does)."""
+    height_width = (-2, -1)
+    if orientation == 2:
+        return pixels.flip(-1)
+    if orientation == 3:
+        return pixels.flip(height_width)
+    if orientation == 4:
+        return pixels.flip(-2)
+    if orientation == 5:
+        return pixels.transpose(-2, -1)
+    if orientation == 6:
+        return pixels.rot90(-1, height_width)
+    if orientation == 7:
+        return pixels.transpose(-2, -1).flip(height_width)
+    if orientation == 8:
+        return pixels.rot90(1, height_width)
+    return pixels
 
 
 def preload_decoders() -> None:
@@ -321,10 +392,20 @@ def decode_image_request(body: Any, content_type: str | None, settings: ImageSet
     return normalize_batch(decode_image_pixels(body, content_type, settings).unsqueeze(0), settings)[0]
 
 
-def decode_image_pixels(body: Any, content_type: str | None, settings: ImageSettings) -> torch.Tensor:
-    """Request body -> `image_pixels` (what the handler batches), or InputError."""
+def decode_image_pixels(body: Any, content_type: str | None, settings: ImageSettings,
+                        device: torch.device | None = None) -> torch.Tensor:
+    """Request body -> `image_pixels` (what the handler batches), or InputError.
+
+    With a CUDA `device`, JPEGs that `decodes_on_device` accepts come back already on it.
+    """
     data = read_image_bytes(body, content_type, settings)
-    image = open_image(data, settings, INK_WORKING_SIDE if settings.ink else settings.draft_side)
+    header = read_header(data, settings)
+    if device is not None and device.type == "cuda" and decodes_on_device(header, data, settings):
+        pixels = device_jpeg_pixels(data, header, settings, device)
+        if pixels is not None:
+            return pixels
+        header = read_header(data, settings)  # a fresh lazy view for Pillow's decode
+    image = load_image(header, data, INK_WORKING_SIDE if settings.ink else settings.draft_side)
     try:
         return image_pixels(image, settings)
     except InputError:

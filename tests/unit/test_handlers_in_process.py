@@ -129,6 +129,29 @@ def test_worker_runs_every_batch_size_it_can_be_sent_before_it_is_ready(name: st
     assert model.handler.warmed_up == []
 
 
+def test_padded_batches_run_at_fewer_sizes_and_answer_the_same(digits: InProcessModel) -> None:
+    # On CUDA (pad_batches: auto) a batch runs at the next power of two, so a worker warms up at
+    # log2(batchSize) sizes instead of batchSize; forced on here, where it runs on the CPU.
+    from handlers.base import forward_batch_sizes
+
+    assert forward_batch_sizes(8, pad=True) == [1, 2, 4, 8]
+    assert forward_batch_sizes(6, pad=True) == [1, 2, 4, 6]
+    assert forward_batch_sizes(1, pad=True) == [1] and forward_batch_sizes(3, pad=False) == [1, 2, 3]
+    requests = [Request(encode(digit_image(img, 40, "L", True), "PNG"), "image/png") for img, _ in held_out(3, seed=5)]
+    plain = digits.predict(requests + [Request(b"not an image", "image/png")])
+    model = _model("digits")
+    model.model_yaml_config["handler"]["pad_batches"] = True
+    model.handler.initialize(model.context(8))
+    assert model.handler.warmed_up == [1, 2, 4, 8]
+    seen: list[int] = []
+    model.handler.model.register_forward_hook(lambda _module, args, _out: seen.append(args[0].shape[0]))
+    padded = model.predict(requests + [Request(b"not an image", "image/png")])
+    assert seen == [4]  # three valid items padded to four; the rejected one is not in the batch
+    assert [status for status, _ in padded] == [200, 200, 200, 400]
+    for (_, a), (_, b) in zip(plain[:3], padded[:3]):
+        assert a["top_k"][0] == b["top_k"][0] or abs(a["top_k"][0]["probability"] - b["top_k"][0]["probability"]) < 1e-5
+
+
 def test_a_rejected_warm_up_request_leaves_the_worker_cold_but_serving(caplog: pytest.LogCaptureFixture) -> None:
     model = _model("digits")
     model.model_yaml_config["handler"]["image"]["min_side"] = 65  # the warm-up image is 64 px
