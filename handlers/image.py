@@ -403,8 +403,7 @@ def decode_image_pixels(body: Any, content_type: str | None, settings: ImageSett
     if device is not None and device.type == "cuda" and decodes_on_device(header, data, settings):
         pixels = device_jpeg_pixels(data, header, settings, device)
         if pixels is not None:
-            return pixels
-        header = read_header(data, settings)  # a fresh lazy view for Pillow's decode
+            return pixels  # else the header, still unread past its metadata, goes on to Pillow
     image = load_image(header, data, INK_WORKING_SIDE if settings.ink else settings.draft_side)
     try:
         return image_pixels(image, settings)
