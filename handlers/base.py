@@ -86,9 +86,9 @@ class ClassifierHandler(BaseHandler):
         self.handler_metrics = HandlerMetrics(self.name)
         self.setup(config, model_dir)
         # On CUDA each new batch size costs a one-off 1.3-2.2 s for mobilenet_v3_small on an H100
-        # (cuDNN plans, lazily loaded kernels; bench/NOTES.md row 35):
-        # padding batches to a power of two means fewer sizes to warm up before READY, at the price
-        # of computing a few repeated items, which the GPU does in parallel anyway.
+        # (cuDNN plans, lazily loaded kernels; bench/NOTES.md rows 35 and 37). Padding batches to a
+        # power of two leaves fewer sizes to warm up before READY, at the price of a few repeated
+        # items, which the GPU computes in parallel anyway.
         pad = config.get("pad_batches", "auto")
         self.batch_sizes = forward_batch_sizes(int(properties.get("batch_size") or 1),
                                                self.device.type == "cuda" if pad == "auto" else bool(pad))

@@ -51,8 +51,8 @@ class ImageSettings:
     draft_side: int = 512
     # When the model runs on a GPU, decode RGB and greyscale JPEGs there (nvJPEG) and resize them
     # there (torchvision family only). Off by default: on an H100 it tripled mobilenet's in-process
-    # limit, but served throughput at batchSize 4 stayed where the CPU decode had it, bound by the
-    # two workers' turns on the one GPU (bench/NOTES.md row 36). Measure before turning it on.
+    # limit, but served throughput at batchSize 4 stayed where the CPU decode had it, most likely
+    # bound by the two workers' turns on the one GPU (bench/NOTES.md row 36). Measure first.
     gpu_decode: bool = False
 
     @classmethod
@@ -159,8 +159,8 @@ def decodes_on_device(header: Image.Image, data: bytes, settings: ImageSettings)
     """Whether `device_jpeg_pixels` takes this image: a complete 8-bit RGB or greyscale JPEG for
     the torchvision family. Everything else (CMYK, multi-picture, the ink family) stays on Pillow.
 
-    nvJPEG fills a truncated file's missing rows with grey where Pillow refuses it; checking for
-    the end-of-image marker keeps the 400 answer the same on every host.
+    Pillow answers a truncated file with 400. Files without the end-of-image marker go to Pillow
+    rather than relying on how nvJPEG treats missing data, so that answer is the same on every host.
     """
     return (settings.gpu_decode and not settings.ink and header.format == "JPEG"
             and header.mode in ("RGB", "L") and data.rstrip(b"\0").endswith(b"\xff\xd9"))
