@@ -47,8 +47,11 @@ stop: ## Stop what `make serve` started
 status: $(STAMP_VENV) ## Show the native stack's processes and each model's worker status
 	$(PY) -m stackctl status
 
+# Everything `make test` needs is installed by its prerequisites; preflight then stops the run
+# with one line per tool that is still missing, instead of dozens of failing tests.
 .PHONY: test
-test: system-deps $(STAMP_VENV) ## Run the whole test suite (builds archives if needed; unit, deploy, integration)
+test: system-deps $(STAMP_VENV) audit-tools ## Run the whole test suite (installs what it needs, builds archives if needed; unit, deploy, integration)
+	$(PY) -m stackctl.preflight
 	$(PY) -m stackctl models
 	$(PY) -m pytest
 

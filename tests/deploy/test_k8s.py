@@ -6,9 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from stackctl import k8s, k8s_monitoring, paths
+from stackctl import k8s, k8s_monitoring, paths, tools
 from stackctl.specs import load_specs
 
 ROOT = paths.ROOT
@@ -33,11 +31,10 @@ ALL = {overlay: tuple(k8s.components()) for overlay in k8s.overlays()}
 
 
 def _require_tool(name: str) -> str:
-    found = shutil.which(name) or (str(Path(sys.executable).parent / name)
-                                   if (Path(sys.executable).parent / name).exists() else None)
-    if not found:
-        pytest.fail(f"{name} is required for the Kubernetes checks and was not found on PATH")
-    return found
+    try:
+        return tools.find(name, "`make setup` installs it")
+    except tools.ToolMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
