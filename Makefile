@@ -56,7 +56,8 @@ test: system-deps $(STAMP_VENV) audit-tools ## Run the whole test suite (install
 	$(PY) -m pytest
 
 .PHONY: test-unit
-test-unit: $(STAMP_VENV) ## Fast tests only: no server
+test-unit: system-deps $(STAMP_VENV) ## Fast tests only: no server (builds the archives the in-process handler tests load)
+	$(PY) -m stackctl models
 	$(PY) -m pytest tests/unit
 
 .PHONY: clean
