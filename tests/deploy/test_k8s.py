@@ -148,7 +148,7 @@ def test_compose_files_use_the_same_image_names():
     """One name everywhere: compose runs the very tags the overlays deploy."""
     # Read as text: compose files use tags (!reset) that yaml.safe_load refuses.
     named = {m for path in ROOT.glob("docker-compose*.yml")
-             for m in re.findall(r"^\s*image:\s*[\"']?(torchserve-stack/[^\s\"']+)", path.read_text(), re.M)}
+             for m in re.findall(r"^\s*image:\s*[\"']?(torchserve-stack/[^\s\"']+)", path.read_text(), re.MULTILINE)}
     assert named and named <= LOCAL_IMAGES["gpu"] | LOCAL_IMAGES["cpu"], named
 
 
@@ -302,6 +302,9 @@ def test_torchserve_writes_only_to_mounted_emptydirs(renders, overlay):
     for var in ("LOG_LOCATION", "METRICS_LOCATION", "TEMP", "HOME"):
         assert any(env[var] == w or env[var].startswith(w + "/") for w in writable), f"{var}={env[var]} is read-only"
     assert "command" not in c and "args" not in c, "run the image's own `torchserve --foreground` command"
+    # Token auth writes key_file.json into the working directory; metrics.yaml is then found by
+    # its absolute path.
+    assert c["workingDir"] in writable and env["TS_METRICS_CONFIG"].startswith("/app/config/")
 
 
 def test_gpu_only_in_the_gpu_overlay(renders):
