@@ -36,7 +36,7 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
@@ -98,7 +98,7 @@ def free_port() -> int:
 def sample_request(spec: ModelSpec) -> tuple[bytes, str]:
     """One valid request body for a model, by the kind of input its handler settings declare."""
     if "image" in spec.handler_config:
-        from PIL import Image, ImageDraw   # only image models need Pillow
+        from PIL import Image, ImageDraw  # only image models need Pillow
         image = Image.new("L", (28, 28), 255)
         ImageDraw.Draw(image).line([(14, 4), (14, 24)], fill=0, width=3)
         buf = io.BytesIO()
@@ -114,7 +114,7 @@ def predict(inference_port: int, spec: ModelSpec, timeout: float = 30) -> int:
     request = urllib.request.Request(f"http://127.0.0.1:{inference_port}/predictions/{spec.name}", data=body,
                                      headers={"Content-Type": content_type})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
             answer.read()
             return int(answer.status)
     except urllib.error.HTTPError as exc:
@@ -147,7 +147,7 @@ class Pod:
         self.staging = staging
         self.started_at = 0.0
 
-    def __enter__(self) -> Pod:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -216,7 +216,7 @@ class Pod:
                 return False, str(exc)
         request = urllib.request.Request(f"http://127.0.0.1:{probe.host_port}{probe.path}", headers=dict(probe.headers))
         try:
-            with urllib.request.urlopen(request, timeout=probe.timeout) as answer:  # noqa: S310 (loopback)
+            with urllib.request.urlopen(request, timeout=probe.timeout) as answer:
                 return 200 <= answer.status < 400, f"HTTP {answer.status}"
         except urllib.error.HTTPError as exc:
             return 200 <= exc.code < 400, f"HTTP {exc.code}"
@@ -229,7 +229,9 @@ class Pod:
         failureThreshold times in a row kills the container."""
         probes = self.plan.probes
         runs = report.probe_runs
-        elapsed = lambda: time.monotonic() - self.started_at  # noqa: E731
+
+        def elapsed() -> float:
+            return time.monotonic() - self.started_at
 
         def due_loop(kind: str, stop_when_passed: bool) -> float:
             p = probes[kind]
@@ -257,11 +259,11 @@ class Pod:
                     for kind in ("readinessProbe", "livenessProbe") if kind in probes}
         streak = {kind: 0 for kind in schedule}
         failures = {kind: 0 for kind in schedule}
+        if not schedule:
+            report.ready_s = elapsed()
+            return
         while True:
-            kind = min(schedule, key=schedule.__getitem__) if schedule else None
-            if kind is None:
-                report.ready_s = report.ready_s or elapsed()
-                return
+            kind = min(schedule, key=lambda k: schedule[k])
             time.sleep(max(0.0, schedule[kind] - time.monotonic()))
             self.assert_running(kind)
             p = probes[kind]
@@ -317,7 +319,7 @@ class Pod:
         elif "httpGet" in hook:
             port = self.plan.host_ports[str(hook["httpGet"]["port"])]
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}{hook['httpGet'].get('path', '/')}",  # noqa: S310
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{hook['httpGet'].get('path', '/')}",
                                        timeout=budget).read()
             except (OSError, urllib.error.URLError):
                 pass

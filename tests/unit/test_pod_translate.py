@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stackctl import k8s, paths, pod_translate as pt
+from stackctl import k8s, paths
+from stackctl import pod_translate as pt
 
 PORTS = {8080: 28080, 8081: 28081, 8082: 28082}
 
