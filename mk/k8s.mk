@@ -12,6 +12,7 @@ k8s_given   = $(filter command line environment environment override,$(origin $(
 K8S_IMAGES  = $(if $(call k8s_given,REGISTRY),--registry $(REGISTRY)) $(if $(call k8s_given,VERSION),--version $(VERSION))
 K8S_RENDER  = $(PY) -m stackctl.k8s render --overlay $(OVERLAY) $(foreach c,$(COMPONENTS),--component $(c)) $(K8S_IMAGES)
 POD_OVERLAY ?= cpu
+PODRUN_ARGS ?=     # e.g. --drop-gpu with POD_OVERLAY=gpu on a host without GPUs
 
 .PHONY: k8s-render k8s-apply k8s-delete k8s-generate k8s-pod
 k8s-render: $(STAMP_VENV) ## Print the Kubernetes manifests of OVERLAY (gpu|cpu) with COMPONENTS; REGISTRY= VERSION= deploy what `make push` pushed
@@ -23,4 +24,4 @@ k8s-delete: $(STAMP_VENV) ## Delete what k8s-apply created for OVERLAY (+ COMPON
 k8s-generate: $(STAMP_VENV) ## Regenerate k8s/components/monitoring/torchserve-prometheusRule.yaml from config/prometheus/rules/
 	$(PY) -m stackctl.k8s_monitoring
 k8s-pod: $(STAMP_VENV) ## Run the TorchServe pod of POD_OVERLAY (cpu) as a Docker container as a kubelet would: probes, traffic, preStop + drain
-	$(PY) -m stackctl.podrun --overlay $(POD_OVERLAY)
+	$(PY) -m stackctl.podrun --overlay $(POD_OVERLAY) $(PODRUN_ARGS)
