@@ -291,7 +291,10 @@ class Pod:
         mounts = self.exec("cat", "/proc/mounts").stdout.splitlines()
         for target in ("/tmp", "/app/logs", "/"):
             line = next((m for m in mounts if m.split()[1:2] == [target]), "")
-            facts[f"mount {target}"] = " ".join(line.split()[2:4])
+            fstype, options = (line.split()[2:4] + ["", ""])[:2]
+            # overlay's lowerdir/upperdir/workdir paths say nothing about the sandbox.
+            kept = [o for o in options.split(",") if not o.startswith(("lowerdir=", "upperdir=", "workdir="))]
+            facts[f"mount {target}"] = f"{fstype} {','.join(kept)}"
         facts["root read-only"] = self.exec("touch", "/app/.podrun-write-test").returncode != 0
         status = self.exec("cat", "/proc/1/status").stdout
         facts["NoNewPrivs"] = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("NoNewPrivs")), "?")
