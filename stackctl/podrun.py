@@ -304,6 +304,8 @@ class Pod:
         # (e.g. a noexec /tmp, where Netty's native library cannot be loaded from).
         facts["frontend channel"] = ("epoll" if "EpollServerSocketChannel" in logs
                                      else "nio" if "NioServerSocketChannel" in logs else "unknown")
+        facts["worker sockets"] = ("unix" if "--sock-type, unix" in logs
+                                   else "tcp" if "--sock-type, tcp" in logs else "unknown")
         return facts
 
     # -- termination -------------------------------------------------------------------------------
