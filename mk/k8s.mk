@@ -8,11 +8,12 @@ KUBECTL    ?= kubectl
 # REGISTRY and VERSION reach the render only when given on the command line or in the
 # environment: a default VERSION that another makefile defines for its own use (image labels, push)
 # must not turn the overlays' local image tags into registry tags nobody pushed.
-k8s_given   = $(filter command line environment environment override,$(origin $(1)))
+k8s_given   = $(and $(filter command line environment environment override,$(origin $(1))),$($(1)))
 K8S_IMAGES  = $(if $(call k8s_given,REGISTRY),--registry $(REGISTRY)) $(if $(call k8s_given,VERSION),--version $(VERSION))
 K8S_RENDER  = $(PY) -m stackctl.k8s render --overlay $(OVERLAY) $(foreach c,$(COMPONENTS),--component $(c)) $(K8S_IMAGES)
 POD_OVERLAY ?= cpu
-PODRUN_ARGS ?=     # e.g. --drop-gpu with POD_OVERLAY=gpu on a host without GPUs
+# e.g. PODRUN_ARGS=--drop-gpu with POD_OVERLAY=gpu on a host without GPUs
+PODRUN_ARGS ?=
 
 .PHONY: k8s-render k8s-apply k8s-delete k8s-generate k8s-pod
 k8s-render: $(STAMP_VENV) ## Print the Kubernetes manifests of OVERLAY (gpu|cpu) with COMPONENTS; REGISTRY= VERSION= deploy what `make push` pushed

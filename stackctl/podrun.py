@@ -363,13 +363,15 @@ class Pod:
         stopper = threading.Timer(ENDPOINT_PROPAGATION_S, stop_sending.set)
         stopper.start()
         self.run_pre_stop(budget=grace)
-        stopper.join()
+        # The stop signal follows the preStop at once, whether or not the proxies have caught up
+        # (with a preStop shorter than the propagation window, clients are still sending).
         remaining = max(MIN_GRACE_AFTER_PRESTOP_S, round(grace - (time.monotonic() - terminating)))
-        for t in threads:
-            t.join(timeout=max(5.0, remaining))
         signalled = time.monotonic()
         docker("stop", "--time", str(remaining), self.plan.container_name, timeout=remaining + 60)
         exited_after = time.monotonic() - signalled
+        stopper.join()
+        for t in threads:
+            t.join(timeout=65)
         state = self.state()
         in_flight = [r for r in results if r[0] < terminating < r[1]]
         during = [r for r in results if r[0] >= terminating]
@@ -377,6 +379,8 @@ class Pod:
         report.drain = {
             "requests": len(results),
             "in_flight_when_termination_began": len(in_flight),
+            "in_flight_not_200": sum(1 for r in in_flight if r[2] != 200),
+            "first_failure_after_s": round(min(r[1] for r in lost) - terminating, 2) if lost else None,
             "sent_during_propagation_window": len(during),
             "not_200": [(round(r[0] - terminating, 2), r[2]) for r in lost][:20],
             "pre_stop_s": round(signalled - terminating, 1),
