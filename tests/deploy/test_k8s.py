@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import re
 import subprocess
 import tomllib
@@ -555,3 +556,23 @@ def test_every_folder_has_a_readme():
                *(ROOT / "k8s" / "overlays").iterdir(), *(ROOT / "k8s" / "components").iterdir()]
     missing = [f.relative_to(ROOT).as_posix() for f in folders if f.is_dir() and not (f / "README.md").is_file()]
     assert not missing, f"folders without README.md: {missing}"
+
+
+def make_render_line(*assignments: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(["make", "-n", "k8s-render", "OVERLAY=cpu", *assignments], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False,
+                          env={**{k: v for k, v in os.environ.items() if k not in ("REGISTRY", "VERSION")}, **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    return next(line for line in proc.stdout.splitlines() if "stackctl.k8s render" in line)
+
+
+def test_make_passes_registry_and_version_only_when_given():
+    """`make k8s-apply REGISTRY= VERSION=` deploys what `make push` pushed; a VERSION that some
+    makefile defines for itself, or an empty one, leaves the overlays' local tags alone."""
+    assert make_render_line("REGISTRY=r.example/team", "VERSION=1.2.3").endswith("--registry r.example/team --version 1.2.3")
+    assert "--version 4.5" in make_render_line(env={"VERSION": "4.5"})
+    plain = make_render_line("VERSION=", "REGISTRY=")
+    assert "--registry" not in plain and "--version" not in plain
+    # As if mk/docker.mk said `VERSION ?= 0.1.0` for its own use.
+    defined = make_render_line("--eval=VERSION ?= 0.1.0")
+    assert "--version" not in defined
