@@ -304,6 +304,17 @@ class Pod:
         # (e.g. a noexec /tmp, where Netty's native library cannot be loaded from).
         facts["frontend channel"] = ("epoll" if "EpollServerSocketChannel" in logs
                                      else "nio" if "NioServerSocketChannel" in logs else "unknown")
+        # The limits as the kernel enforces them (cgroup v2, else v1).
+        v2 = self.exec("cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/cpu.max")
+        if v2.returncode == 0:
+            memory, cpu = v2.stdout.split("\n", 1)
+            quota, period = cpu.split()
+        else:
+            memory = self.exec("cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes").stdout
+            quota = self.exec("cat", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us").stdout
+            period = self.exec("cat", "/sys/fs/cgroup/cpu/cpu.cfs_period_us").stdout
+        facts["memory limit bytes"] = memory.strip()
+        facts["cpu quota/period us"] = f"{quota.strip()}/{period.strip()}"
         facts["worker sockets"] = ("unix" if "--sock-type, unix" in logs
                                    else "tcp" if "--sock-type, tcp" in logs else "unknown")
         return facts

@@ -55,6 +55,11 @@ def run_and_check(overlay: str, drop_gpu: bool = False, image: str | None = None
     # (measured: with Docker's default noexec tmpfs on /tmp, NioServerSocketChannel and
     # `--sock-type tcp` workers; with the kubelet-like exec tmpfs, epoll and Unix sockets).
     assert facts["frontend channel"] == "epoll" and facts["worker sockets"] == "unix", facts
+    # The manifest's limits, as the kernel enforces them.
+    limits = pod_translate.find_deployment(podrun.render_docs(overlay), "torchserve")[
+        "spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert facts["memory limit bytes"] == str(int(pod_translate.quantity(limits["memory"])))
+    assert facts["cpu quota/period us"] == f"{int(pod_translate.quantity(limits['cpu']) * 100000)}/100000"
     # Probes in the manifest's order, every model answered.
     assert report.started_s is not None and report.ready_s is not None and report.live_s is not None
     assert report.started_s <= report.ready_s
