@@ -54,7 +54,7 @@ class TranslationError(ValueError):
 
 @dataclass(frozen=True)
 class Probe:
-    """One probe with the manifest's timings; `target` is an exec argv, or (host port, path)."""
+    """One probe with the manifest's timings: an exec argv, or a host port (+ path) on 127.0.0.1."""
 
     kind: str                                  # exec | httpGet | tcpSocket
     exec_command: tuple[str, ...] = ()

@@ -121,6 +121,17 @@ def predict(inference_port: int, spec: ModelSpec, timeout: float = 30) -> int:
         return int(exc.code)
 
 
+# The frontend's counters (the HPA's inputs) and a handler histogram: the latter appears only when
+# metrics.yaml was found (TS_METRICS_CONFIG, since the pod's working directory is not /app).
+SERIES = ("ts_inference_requests_total", "ts_queue_latency_microseconds", "handler_request_seconds_bucket")
+
+
+def scraped_series(metrics_port: int) -> dict[str, bool]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as answer:
+        text = answer.read().decode("utf-8", "replace")
+    return {name: any(line.startswith(name) for line in text.splitlines()) for name in SERIES}
+
+
 # ------------------------------------------------------------------------------------------------
 # The pod
 
@@ -136,6 +147,7 @@ class Report:
     probe_runs: dict[str, int] = field(default_factory=dict)
     sandbox: dict[str, Any] = field(default_factory=dict)
     answers: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, bool] = field(default_factory=dict)   # series the metrics port serves
     drain: dict[str, Any] = field(default_factory=dict)
 
 
@@ -454,6 +466,8 @@ def run(overlay: str = "cpu", drop_gpu: bool = False, image: str | None = None,
         say(f"answers: {report.answers}")
         if any(code != 200 for code in report.answers.values()):
             raise PodRunError(f"not every model answered 200: {report.answers}\n{pod.logs()}")
+        report.metrics = scraped_series(plan.host_ports["metrics"])
+        say(f"metrics: {report.metrics}")
         say(f"terminating under load: preStop {plan.pre_stop}, terminationGracePeriodSeconds {plan.grace_seconds}")
         pod.terminate_under_load(specs, report)
         say(f"drain: {report.drain}")

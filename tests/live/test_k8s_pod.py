@@ -64,6 +64,7 @@ def run_and_check(overlay: str, drop_gpu: bool = False, image: str | None = None
     assert report.started_s is not None and report.ready_s is not None and report.live_s is not None
     assert report.started_s <= report.ready_s
     assert report.answers == {s.name: 200 for s in load_specs()}
+    assert all(report.metrics.values()), report.metrics   # the HPA's inputs, and metrics.yaml was read
     drain = report.drain
     assert drain["in_flight_when_termination_began"] > 0 and not drain["not_200"]
     assert drain["exit_after_signal_s"] < drain["grace_left_at_signal_s"], "killed at the end of the grace period"
