@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -110,14 +112,45 @@ def test_version_label_is_kept_out_of_selectors(renders, overlay):
             assert VERSION_LABEL not in sel, f"{d['kind']}/{d['metadata']['name']} selects on the version label"
 
 
+def images(docs) -> set[str]:
+    return {c["image"] for _, spec in pod_specs(docs) for c in spec.get("initContainers", []) + spec["containers"]}
+
+
+# The image contract with docker/: `make build` tags these on the host, `make push REGISTRY=r
+# VERSION=v` pushes r/<name>:v-gpu|v-cpu and r/torchserve-stack/locust:v.
+LOCAL_IMAGES = {"gpu": {"torchserve-stack/torchserve:gpu", "torchserve-stack/locust:latest"},
+                "cpu": {"torchserve-stack/torchserve:cpu", "torchserve-stack/locust:latest"}}
+PUSHED_IMAGES = {"gpu": {"reg.example:5000/team/torchserve-stack/torchserve:1.2.3-gpu",
+                         "reg.example:5000/team/torchserve-stack/locust:1.2.3"},
+                 "cpu": {"reg.example:5000/team/torchserve-stack/torchserve:1.2.3-cpu",
+                         "reg.example:5000/team/torchserve-stack/locust:1.2.3"}}
+
+
 @pytest.mark.parametrize("overlay", k8s.overlays())
-def test_image_tags_match_the_version_label(renders, overlay):
+def test_overlays_default_to_the_images_make_build_tags_locally(renders, overlay):
     docs = objects(renders, overlay)
-    version = one(docs, "Deployment")["metadata"]["labels"][VERSION_LABEL]
-    for where, spec in pod_specs(docs):
-        for c in spec.get("initContainers", []) + spec["containers"]:
-            tag = c["image"].rsplit(":", 1)[1]
-            assert tag == version or tag.startswith(f"{version}-"), f"{where}: image {c['image']} is not version {version}"
+    assert images(docs) == LOCAL_IMAGES[overlay]
+    # The version label is the release, as in pyproject.toml.
+    release = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert one(docs, "Deployment")["metadata"]["labels"][VERSION_LABEL] == release
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_registry_and_version_deploy_what_make_push_pushed(overlay):
+    docs = [d for d in yaml.safe_load_all(k8s.render(overlay, ["loadtest"], registry="reg.example:5000/team/",
+                                                        version="1.2.3")) if d]
+    assert images(docs) == PUSHED_IMAGES[overlay]
+    assert {d["metadata"]["labels"][VERSION_LABEL] for d in docs if d["kind"] != "Namespace"} == {"1.2.3"}
+    with pytest.raises(k8s.RenderError, match="not a valid image tag"):
+        k8s.render(overlay, version="1.2:3")
+
+
+def test_compose_files_use_the_same_image_names():
+    """One name everywhere: compose runs the very tags the overlays deploy."""
+    # Read as text: compose files use tags (!reset) that yaml.safe_load refuses.
+    named = {m for path in ROOT.glob("docker-compose*.yml")
+             for m in re.findall(r"^\s*image:\s*[\"']?(torchserve-stack/[^\s\"']+)", path.read_text(), re.MULTILINE)}
+    assert named and named <= LOCAL_IMAGES["gpu"] | LOCAL_IMAGES["cpu"], named
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -180,16 +213,18 @@ def undeclared_fields(value: Any, schema: dict[str, Any], where: str = "") -> li
 def test_monitoring_objects_match_their_crd_schema(renders, kind):
     schema = crd_schema(kind)
     for overlay in k8s.overlays():
-        obj = one(objects(renders, overlay), kind)
-        # No meta-schema check: the CRDs carry Go regexes (e.g. "^(?i)(abort|warn)?$") that
-        # Python's re rejects; a pattern is only compiled when an object uses that field.
-        jsonschema.Draft7Validator(schema).validate(obj)
-        assert not undeclared_fields(obj, schema), f"{kind}: fields unknown to the CRD"
+        found = [d for d in objects(renders, overlay) if d["kind"] == kind]
+        assert found
+        for obj in found:
+            # No meta-schema check: the CRDs carry Go regexes (e.g. "^(?i)(abort|warn)?$") that
+            # Python's re rejects; a pattern is only compiled when an object uses that field.
+            jsonschema.Draft7Validator(schema).validate(obj)
+            assert not undeclared_fields(obj, schema), f"{kind}/{obj['metadata']['name']}: fields unknown to the CRD"
 
 
 def test_crd_check_rejects_an_unknown_field(renders):
     schema = crd_schema("ServiceMonitor")
-    monitor = copy.deepcopy(one(objects(renders, "gpu"), "ServiceMonitor"))
+    monitor = copy.deepcopy(one(objects(renders, "gpu"), "ServiceMonitor", "torchserve"))
     monitor["spec"]["endpoints"][0]["intervall"] = "15s"
     assert undeclared_fields(monitor, schema) == [".spec.endpoints[0].intervall"]
 
@@ -268,6 +303,9 @@ def test_torchserve_writes_only_to_mounted_emptydirs(renders, overlay):
     for var in ("LOG_LOCATION", "METRICS_LOCATION", "TEMP", "HOME"):
         assert any(env[var] == w or env[var].startswith(w + "/") for w in writable), f"{var}={env[var]} is read-only"
     assert "command" not in c and "args" not in c, "run the image's own `torchserve --foreground` command"
+    # Token auth writes key_file.json into the working directory; metrics.yaml is then found by
+    # its absolute path.
+    assert c["workingDir"] in writable and env["TS_METRICS_CONFIG"].startswith("/app/config/")
 
 
 def test_gpu_only_in_the_gpu_overlay(renders):
@@ -290,7 +328,8 @@ def test_replicas_spread_over_nodes_and_guarded_by_a_pdb(renders, overlay):
     docs = objects(renders, overlay)
     deployment = one(docs, "Deployment")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    assert "replicas" not in deployment["spec"], "with components/autoscaling the HPA owns the replica count"
+    assert one(objects(renders, overlay, ()), "Deployment")["spec"]["replicas"] == 2
     keys = {t["topologyKey"] for t in deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]}
     assert "kubernetes.io/hostname" in keys
     pdb = one(docs, "PodDisruptionBudget")
@@ -298,9 +337,17 @@ def test_replicas_spread_over_nodes_and_guarded_by_a_pdb(renders, overlay):
     assert pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable")
 
 
+def test_rolling_update_needs_no_spare_gpu(renders):
+    """GPU: stop one pod, then start its successor on the freed GPU; CPU: surge, never fewer ready."""
+    gpu = one(objects(renders, "gpu"), "Deployment")["spec"]["strategy"]["rollingUpdate"]
+    cpu = one(objects(renders, "cpu"), "Deployment")["spec"]["strategy"]["rollingUpdate"]
+    assert gpu == {"maxSurge": 0, "maxUnavailable": 1}
+    assert cpu == {"maxSurge": 1, "maxUnavailable": 0}
+
+
 @pytest.mark.parametrize("overlay", k8s.overlays())
 def test_services_are_cluster_internal(renders, overlay):
-    docs = objects(renders, overlay)
+    docs = objects(renders, overlay, tuple(c for c in ALL[overlay] if c != "external-inference"))
     pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     ports = {}
     for svc in (d for d in docs if d["kind"] == "Service"):
@@ -337,6 +384,26 @@ def test_network_policy_closes_management_and_metrics(renders, overlay):
                        for p in docs if p["kind"] == "NetworkPolicy"), f"{d['kind']}/{d['metadata']['name']}"
 
 
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_external_inference_admits_outside_traffic_to_inference_only(renders, overlay):
+    docs = objects(renders, overlay, ("external-inference",))
+    services = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "Service"}
+    assert services["torchserve"]["type"] == "LoadBalancer"
+    assert services["torchserve"]["externalTrafficPolicy"] == "Local", "keeps client addresses for the ipBlock"
+    assert {services[n]["type"] for n in ("torchserve-management", "torchserve-metrics")} == {"ClusterIP"}
+    policy = one(docs, "NetworkPolicy", "torchserve-external")
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"], "must not open egress"
+    for rule in policy["spec"]["ingress"]:
+        assert [p["port"] for p in rule["ports"]] == ["inference"]
+        assert all(set(peer) == {"ipBlock"} for peer in rule["from"])
+    # Without the component no rule admits addresses from outside the cluster.
+    for d in objects(renders, overlay, ()):
+        if d["kind"] == "NetworkPolicy":
+            assert "ipBlock" not in str(d["spec"]), d["metadata"]["name"]
+
+
 def test_namespace_enforces_the_restricted_pod_security_standard(renders):
     for overlay in k8s.overlays():
         ns = one(objects(renders, overlay), "Namespace")
@@ -348,6 +415,16 @@ def test_namespace_enforces_the_restricted_pod_security_standard(renders):
 
 def adapter_rules() -> list[dict[str, Any]]:
     return yaml.safe_load(ADAPTER_VALUES.read_text())["rules"]["custom"]
+
+
+def test_plain_overlay_has_no_hpa_and_autoscaling_brings_monitoring(renders):
+    """A plain `kubectl apply -k` must not leave an HPA stuck at FailedGetPodsMetric."""
+    for overlay in k8s.overlays():
+        assert not [d for d in objects(renders, overlay, ()) if d["kind"] == "HorizontalPodAutoscaler"]
+        alone = [d for d in yaml.safe_load_all(k8s.render(overlay, ["autoscaling"])) if d]
+        assert {d["kind"] for d in alone} >= {"HorizontalPodAutoscaler", "ServiceMonitor"}
+    readme = (ROOT / "k8s" / "components" / "autoscaling" / "README.md").read_text()
+    assert "prometheus-adapter" in readme and "components/monitoring" in readme
 
 
 @pytest.mark.parametrize("overlay", k8s.overlays())
@@ -435,10 +512,12 @@ def test_prometheus_rule_carries_every_rule_group_unchanged(renders):
 @pytest.mark.parametrize("overlay", k8s.overlays())
 def test_monitoring_is_picked_up_by_kube_prometheus_stack(renders, overlay):
     docs = objects(renders, overlay)
-    release = {one(docs, kind)["metadata"]["labels"].get("release") for kind in ("ServiceMonitor", "PrometheusRule")}
-    assert len(release) == 1 and None not in release
+    monitoring = [d for d in docs if d["apiVersion"].startswith("monitoring.coreos.com/")]
+    assert {d["metadata"]["name"] for d in monitoring if d["kind"] == "ServiceMonitor"} == {"torchserve", "dcgm-exporter"}
+    release = {d["metadata"]["labels"].get("release") for d in monitoring}
+    assert len(release) == 1 and None not in release, "every monitoring object carries the one release label"
     assert one(docs, "ConfigMap", "torchserve-dashboard")["metadata"]["labels"]["grafana_dashboard"] == "1"
-    monitor = one(docs, "ServiceMonitor")
+    monitor = one(docs, "ServiceMonitor", "torchserve")
     services = [s for s in docs if s["kind"] == "Service"
                 and monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
     assert [s["metadata"]["name"] for s in services] == ["torchserve-metrics"]
@@ -447,6 +526,23 @@ def test_monitoring_is_picked_up_by_kube_prometheus_stack(renders, overlay):
     job = services[0]["metadata"]["labels"][monitor["spec"]["jobLabel"]]
     scrape_jobs = [j["job_name"] for j in yaml.safe_load((ROOT / "config/prometheus/prometheus.yml").read_text())["scrape_configs"]]
     assert job == "torchserve" and job in scrape_jobs
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_dcgm_exporter_is_scraped_as_the_compose_job(renders, overlay):
+    monitor = one(objects(renders, overlay), "ServiceMonitor", "dcgm-exporter")
+    endpoint = monitor["spec"]["endpoints"][0]
+    scrape_jobs = [j["job_name"] for j in yaml.safe_load((ROOT / "config/prometheus/prometheus.yml").read_text())["scrape_configs"]]
+    job = [r["replacement"] for r in endpoint["relabelings"] if r.get("targetLabel") == "job"]
+    assert job == ["dcgm"] and "dcgm" in scrape_jobs
+    assert endpoint["honorLabels"] is True, "keep the pod/namespace of the GPU's user"
+    assert monitor["spec"]["namespaceSelector"]["matchNames"] == ["gpu-operator"]
+
+
+def test_model_pvc_can_be_provisioned_anywhere(renders):
+    for overlay in k8s.overlays():
+        claim = one(objects(renders, overlay), "PersistentVolumeClaim", "model-store")
+        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"], "ReadOnlyMany binds only with file storage"
 
 
 def test_release_label_is_set_in_one_place():
@@ -460,3 +556,23 @@ def test_every_folder_has_a_readme():
                *(ROOT / "k8s" / "overlays").iterdir(), *(ROOT / "k8s" / "components").iterdir()]
     missing = [f.relative_to(ROOT).as_posix() for f in folders if f.is_dir() and not (f / "README.md").is_file()]
     assert not missing, f"folders without README.md: {missing}"
+
+
+def make_render_line(*assignments: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(["make", "-n", "k8s-render", "OVERLAY=cpu", *assignments], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False,
+                          env={**{k: v for k, v in os.environ.items() if k not in ("REGISTRY", "VERSION")}, **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    return next(line for line in proc.stdout.splitlines() if "stackctl.k8s render" in line)
+
+
+def test_make_passes_registry_and_version_only_when_given():
+    """`make k8s-apply REGISTRY= VERSION=` deploys what `make push` pushed; a VERSION that some
+    makefile defines for itself, or an empty one, leaves the overlays' local tags alone."""
+    assert make_render_line("REGISTRY=r.example/team", "VERSION=1.2.3").endswith("--registry r.example/team --version 1.2.3")
+    assert "--version 4.5" in make_render_line(env={"VERSION": "4.5"})
+    plain = make_render_line("VERSION=", "REGISTRY=")
+    assert "--registry" not in plain and "--version" not in plain
+    # As if mk/docker.mk said `VERSION ?= 0.1.0` for its own use.
+    defined = make_render_line("--eval=VERSION ?= 0.1.0")
+    assert "--version" not in defined

@@ -1,0 +1,87 @@
+"""The Kubernetes pod of k8s/overlays/cpu, run as a Docker container exactly as a kubelet would
+(stackctl.podrun): it starts under the manifest's sandbox, passes its startup, readiness and
+liveness probes with the manifest's timings, serves every model through the published port, and
+on termination (preStop, then the stop signal with what is left of the grace period) finishes
+every request that was in flight.
+
+Needs a Docker engine and the image the overlay names (`make engine`, `make build`; docker/).
+Without them these tests are SKIPPED with the reason, unless STACK_LIVE_REQUIRED=1 (CI sets it
+where it has started the engine and built the images): then they fail.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from stackctl import pod_translate, podrun
+from stackctl.specs import load_specs
+
+
+def need(image: str) -> None:
+    """Skip (or fail, where live tests are required) without an engine or the image."""
+    reason = None
+    if not podrun.engine_answers():
+        reason = "no Docker engine answers (`docker info`): start one with `make engine`"
+    elif not podrun.image_present(image):
+        reason = f"image {image} is not on this engine: build it with `make build` (docker/)"
+    if reason:
+        if os.environ.get("STACK_LIVE_REQUIRED") == "1":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
+def leftover_containers() -> list[str]:
+    out = podrun.docker("ps", "--all", "--quiet", "--filter", f"label={pod_translate.LABEL}=1",
+                        "--filter", f"name=podrun-.*-{os.getpid()}", check=False)
+    return out.stdout.split()
+
+
+def run_and_check(overlay: str, drop_gpu: bool = False, image: str | None = None) -> podrun.Report:
+    need(image or podrun.make_plan(overlay, drop_gpu=drop_gpu).image)
+    try:
+        report = podrun.run(overlay, drop_gpu=drop_gpu, image=image, log=sys.stdout)
+    finally:
+        assert not leftover_containers(), "the pod's container was not removed"
+    facts = report.sandbox
+    # The sandbox, as the server inside sees it.
+    assert facts["id"].startswith("uid=10001") and "10001" in facts["id"].split("groups=")[1]
+    assert facts["root read-only"] is True
+    assert facts["NoNewPrivs"] == "1" and int(facts["CapEff"], 16) == 0
+    for target in ("/tmp", "/app/logs"):
+        assert facts[f"mount {target}"].startswith("tmpfs rw") and "noexec" not in facts[f"mount {target}"]
+    # On a noexec /tmp TorchServe would have fallen back to NIO (and TCP worker sockets).
+    # (measured: with Docker's default noexec tmpfs on /tmp, NioServerSocketChannel and
+    # `--sock-type tcp` workers; with the kubelet-like exec tmpfs, epoll and Unix sockets).
+    assert facts["frontend channel"] == "epoll" and facts["worker sockets"] == "unix", facts
+    # The manifest's limits, as the kernel enforces them.
+    limits = pod_translate.find_deployment(podrun.render_docs(overlay), "torchserve")[
+        "spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert facts["memory limit bytes"] == str(int(pod_translate.quantity(limits["memory"])))
+    assert facts["cpu quota/period us"] == f"{int(pod_translate.quantity(limits['cpu']) * 100000)}/100000"
+    # Probes in the manifest's order, every model answered.
+    assert report.started_s is not None and report.ready_s is not None and report.live_s is not None
+    assert report.started_s <= report.ready_s
+    assert report.answers == {s.name: 200 for s in load_specs()}
+    assert all(report.metrics.values()), report.metrics   # the HPA's inputs, and metrics.yaml was read
+    drain = report.drain
+    assert drain["in_flight_when_termination_began"] > 0 and not drain["not_200"]
+    assert drain["exit_after_signal_s"] < drain["grace_left_at_signal_s"], "killed at the end of the grace period"
+    assert drain["oom_killed"] is False
+    return report
+
+
+def test_cpu_overlay_pod_runs_serves_and_drains_as_on_a_kubelet():
+    run_and_check("cpu")
+
+
+def test_gpu_overlay_pod_without_its_gpu_request():
+    """The gpu overlay's pod spec — its own limits, env, sandbox, probes, drain — with its
+    `nvidia.com/gpu` request dropped (no GPU here). Image: torchserve-stack/torchserve:gpu where it
+    is built; otherwise the cpu image, which docker/Dockerfile builds from the same layers and
+    which differs only in the NVIDIA_* / STACK_VARIANT environment (the run prints which)."""
+    gpu_image = "torchserve-stack/torchserve:gpu"
+    image = None if podrun.engine_answers() and podrun.image_present(gpu_image) else "torchserve-stack/torchserve:cpu"
+    print(f"gpu overlay pod spec, GPU request dropped, image {image or gpu_image}")
+    run_and_check("gpu", drop_gpu=True, image=image)
