@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import locust  # noqa: F401  (first: gevent monkey-patching)
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Protocol, Sequence
@@ -26,6 +27,17 @@ from locust.env import Environment
 
 from loadtest.pacing import per_user_rate, users_for_rate
 from loadtest.users import ModelUser
+
+
+class _QuietSpawnRate(logging.Filter):
+    """Drops Locust's "spawn rate is very high" warning: a step starts its users at once on
+    purpose (paced users then start at random phases), and the warning would repeat every step."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "spawn rate is very high" not in record.getMessage()
+
+
+logging.getLogger("locust.runners").addFilter(_QuietSpawnRate())
 
 
 @dataclass
@@ -77,9 +89,14 @@ class Driver:
             self.status_5xx[name] = self.status_5xx.get(name, 0) + 1
 
     def _run(self, users: dict[str, int]) -> None:
-        for name, cls in self.classes.items():
-            cls.fixed_count = users.get(name, 0)  # exact counts per model, not Locust's weights
         total = sum(users.values())
+        if len(self.classes) > 1:
+            # Exact counts per model (Locust's `fixed_count`), not a split by weights. Locust's
+            # dispatcher reads fixed counts once, at the first start, so such a driver starts once.
+            if self.runner.user_count:
+                raise RuntimeError("a driver with several models sets its load once (Locust's fixed_count)")
+            for name, cls in self.classes.items():
+                cls.fixed_count = users.get(name, 0)
         self.runner.start(total, spawn_rate=max(1, total))  # all at once; paced users start at random phases
 
     def closed(self, users: int, model: str | None = None) -> None:
@@ -137,8 +154,13 @@ class Driver:
 
     def open_step(self, rps: float, warmup: float, window: float,
                   probe: Probe | None = None) -> tuple[Window, int, Any]:
-        """One model at `rps`: its window, the paced users it took, and the probe's reading."""
+        """One model at `rps`: its window, the paced users it took, and the probe's reading.
+
+        The users of a previous step are stopped first: each step starts fresh schedules and owes
+        no answer to an earlier (perhaps overloaded) step; the warm-up lets the server drain."""
         name = next(iter(self.classes))
+        if self.runner.user_count:
+            self.runner.stop()
         users = self.open({name: rps})[name]
         gevent.sleep(warmup)
         windows, reading = self.measure(window, probe)
