@@ -15,13 +15,13 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import psutil
 
-from loadtest import users
 from loadtest.driver import Driver, Window
 from loadtest.payloads import Payload
+from loadtest.users import make_user_class
 from stackctl.specs import ModelSpec
 
 CLIENT_BOUND_CORES = 0.85     # one gevent thread: above this the load generator is the bottleneck
@@ -110,9 +110,9 @@ class Load:
 
     def __init__(self, target: Target, spec: ModelSpec, bodies: list[Payload]):
         self.target = target
-        self.driver = Driver([users.make_user_class(spec, route=target.model_path, bodies=bodies)], target.url)
+        self.driver = Driver([make_user_class(spec, route=target.model_path, bodies=bodies)], target.url)
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,11 +8,11 @@ the ratio (on a shared host the absolute numbers move between runs, the ratio mu
 """
 from __future__ import annotations
 
-import locust  # noqa: F401  (first: gevent monkey-patching, before anything opens a socket)
-
 import argparse
 import json
 import sys
+
+import locust  # noqa: F401  (first: gevent monkey-patching, before anything opens a socket)
 
 from bench import loadgen
 from bench.run import LEVELS

@@ -118,7 +118,10 @@ def measure_model(spec: ModelSpec, limit: slo.Slo, host: str, metrics_url: str |
         estimate = record("closed", None, plan.estimate_users, window, batch)
 
         def passes(rate: float) -> bool:
-            window, n, batch = driver.open_step(rate, plan.warmup_seconds, plan.step_seconds, probe)
+            # At most as many paced users (requests outstanding) as the estimate had: the server took
+            # that many without a 5xx, while more can overflow TorchServe's job queue (503) on a
+            # momentary stall of a shared host. Users beyond it are queued here, as lateness.
+            window, n, batch = driver.open_step(rate, plan.warmup_seconds, plan.step_seconds, probe, plan.estimate_users)
             return record("open", rate, n, window, batch).ok
 
         step_cost = plan.warmup_seconds + plan.step_seconds
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help="seconds per model, at most")
     parser.add_argument("--step-seconds", type=float, default=Plan.step_seconds)
     parser.add_argument("--warmup-seconds", type=float, default=Plan.warmup_seconds)
-    parser.add_argument("--estimate-users", type=int, default=Plan.estimate_users)
+    parser.add_argument("--estimate-users", type=int, default=Plan.estimate_users,
+                        help="closed-loop users of the estimate; also the most paced users of a step")
     parser.add_argument("--tolerance", type=float, default=Plan.tolerance, help="stop when pass and fail are this close")
     parser.add_argument("--max-rps", type=float, default=Plan.max_rps)
     parser.add_argument("--slo-override", default="", help='e.g. "digits.p95_ms=50"')

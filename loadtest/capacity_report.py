@@ -7,9 +7,10 @@ budget ended the search first (a lower bound, not a maximum).
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from loadtest import slo
 
@@ -18,6 +19,10 @@ Result = Any
 
 COLUMNS = ("model", "capacity", "capacity_rps", "complete", "first_failing_rps", "closed_loop_rps",
            "achieved_rps", "p50_ms", "p95_ms", "p99_ms", "mean_batch_size", "users", "slo_p95_ms", "stopped_because")
+
+
+LOWER_BOUND_NOTE = ("\"≥ X\": the time budget ended the search before a failing rate was found close above X; "
+                    "X is a lower bound, not the maximum.")
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -58,7 +63,6 @@ def write_outputs(folder: Path, results: Sequence[Result], slos: dict[str, slo.S
             "mean_batch_size", "slo_p95_ms", "stopped_because")
     markdown = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
                          + ["| " + " | ".join(row[k] for k in keys) + " |" for row in rows]
-                         + ["", "\"≥ X\": the time budget ended the search before a failing rate was found "
-                            "close above X; X is a lower bound, not the maximum."])
+                         + ["", LOWER_BOUND_NOTE])
     (folder / "capacity.md").write_text(markdown + "\n", encoding="utf-8")
     return markdown

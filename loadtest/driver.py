@@ -15,14 +15,14 @@ Import this module before anything opens a socket: Locust monkey-patches sockets
 """
 from __future__ import annotations
 
-import locust  # noqa: F401  (first: gevent monkey-patching)
-
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol, Self
 
 import gevent
+import locust  # noqa: F401  (first: gevent monkey-patching)
 from locust.env import Environment
 
 from loadtest.pacing import per_user_rate, users_for_rate
@@ -78,7 +78,7 @@ class Driver:
         self.started = time.monotonic()
         self.env.events.request.add_listener(self._count_5xx)
 
-    def __enter__(self) -> "Driver":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -106,12 +106,14 @@ class Driver:
         cls.user_rate, cls.think_time = 0.0, 0.0
         self._run({name: users})
 
-    def open(self, rates: dict[str, float]) -> dict[str, int]:
-        """Start `rates[model]` requests/s per model on a fixed schedule; returns users per model."""
+    def open(self, rates: dict[str, float], max_users: int | None = None) -> dict[str, int]:
+        """Start `rates[model]` requests/s per model on a fixed schedule; returns users per model.
+        Users per model: enough that one whose answers meet the p99 SLO never falls behind
+        (pacing.per_user_rate), at most `max_users` (each user has one request outstanding)."""
         users = {}
         for name, rate in rates.items():
             cls = self.classes[name]
-            users[name] = users_for_rate(rate, per_user_rate(cls.spec.slo.p99_ms))
+            users[name] = min(users_for_rate(rate, per_user_rate(cls.spec.slo.p99_ms)), max_users or 1 << 30)
             cls.user_rate = rate / users[name]  # n users together offer exactly `rate`
         self._run(users)
         return users
@@ -152,8 +154,8 @@ class Driver:
         windows, reading = self.measure(window, probe)
         return next(iter(windows.values())), reading
 
-    def open_step(self, rps: float, warmup: float, window: float,
-                  probe: Probe | None = None) -> tuple[Window, int, Any]:
+    def open_step(self, rps: float, warmup: float, window: float, probe: Probe | None = None,
+                  max_users: int | None = None) -> tuple[Window, int, Any]:
         """One model at `rps`: its window, the paced users it took, and the probe's reading.
 
         The users of a previous step are stopped first: each step starts fresh schedules and owes
@@ -161,7 +163,7 @@ class Driver:
         name = next(iter(self.classes))
         if self.runner.user_count:
             self.runner.stop()
-        users = self.open({name: rps})[name]
+        users = self.open({name: rps}, max_users)[name]
         gevent.sleep(warmup)
         windows, reading = self.measure(window, probe)
         return windows[name], users, reading

@@ -8,8 +8,8 @@ the budget cuts short has found a lower bound ("≥ X"), never a maximum.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 FIRST = 0.9        # first probe at 0.9 x the estimate: saturation itself rarely holds an SLO
 DOWN = 0.75        # no rate passed yet: the next probe is this much lower

@@ -24,9 +24,9 @@ import ipaddress
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import urlsplit
 
 import psutil
@@ -209,8 +209,8 @@ def write_report(summary: Summary, folder: Path) -> Path:
             ("errors (target 0)", str(summary.errors)),
             ("achieved req/s", ", ".join(f"{m} {r:g}" for m, r in summary.achieved_rps.items())),
             ("p95 ms", ", ".join(f"{m} {v}" for m, v in summary.p95_ms.items())),
-            ("worker RSS start -> end", f"{summary.rss_start_mb:g} -> {summary.rss_end_mb:g} MiB "
-                                       f"({summary.rss_growth:+.1%}, target < +{MAX_RSS_GROWTH:.0%})"),
+            ("worker RSS start -> end", (f"{summary.rss_start_mb:g} -> {summary.rss_end_mb:g} MiB "
+                                        f"({summary.rss_growth:+.1%}, target < +{MAX_RSS_GROWTH:.0%})")),
             ("verdict", "PASS" if summary.ok else "FAIL: " + "; ".join(summary.failures))]
     (folder / "summary.md").write_text("| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows))
     return folder

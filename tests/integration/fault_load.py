@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Self
 
 import requests
 
@@ -54,7 +55,7 @@ class Load:
         self._schedulers = [threading.Thread(target=self._pace, args=(t,), daemon=True) for t in targets]
         self.late = 0  # requests that left later than scheduled because every slot was busy
 
-    def start(self) -> "Load":
+    def start(self) -> Load:
         for thread in self._schedulers:
             thread.start()
         return self
@@ -67,7 +68,7 @@ class Load:
         self._pool.shutdown(wait=True)
         return self.outcomes
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_exc) -> None:

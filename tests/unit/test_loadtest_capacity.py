@@ -30,8 +30,8 @@ def test_metric_total_and_mean_batch():
 
 
 def step(**kw):
-    base = dict(model="m", mode="open", offered_rps=10, users=5, seconds=5, requests=50, failures=0, status_5xx=0,
-                achieved_rps=10, p50_ms=5, p95_ms=50, p99_ms=80, mean_batch_size=1.5)
+    base = {"model": "m", "mode": "open", "offered_rps": 10, "users": 5, "seconds": 5, "requests": 50, "failures": 0,
+            "status_5xx": 0, "achieved_rps": 10, "p50_ms": 5, "p95_ms": 50, "p99_ms": 80, "mean_batch_size": 1.5}
     return capacity.Step(**{**base, **kw})
 
 
