@@ -1,35 +1,28 @@
-"""Load from Locust (FastHttpUser) run inside this process, with its own CPU use measured.
-
-Import this module before anything opens a socket: Locust monkey-patches sockets for gevent.
+"""The bench's load steps: the load driver (loadtest/driver.py) with CPU use measured per step.
 
 * `closed_step`: N users, each sending its next request as soon as its answer is back (no think
   time): the saturation sweep and the batching comparison, at a fixed concurrency.
-* `open_step`: paced users that together start R requests/s on a fixed schedule (loadtest.shapes'
-  Pacer), latency counted from the scheduled start: latency under moderate load without
-  coordinated omission.
+* `open_step`: paced users that together start R requests/s on a fixed schedule, latency counted
+  from the scheduled start: latency under moderate load without coordinated omission.
 
 Every step reports the cores used by this process (the load generator), by the server's process
 tree and by the whole machine over the measured window (psutil), and flags when the client, not
 the server, was the limit: a gevent load generator is one thread, so ~1 core is its ceiling.
+Import this module before anything opens a socket: Locust monkey-patches sockets for gevent.
 """
 from __future__ import annotations
 
-import locust  # noqa: F401  (first: gevent monkey-patching)
-
-import random
 import signal
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Self
 
-import gevent
 import psutil
-from locust import FastHttpUser, task
-from locust.env import Environment
 
-from loadtest.checks import check_prediction
+from loadtest.driver import Driver, Window
 from loadtest.payloads import Payload
-from loadtest.shapes import Pacer, users_for_rate
+from loadtest.users import make_user_class
+from stackctl.specs import ModelSpec
 
 CLIENT_BOUND_CORES = 0.85     # one gevent thread: above this the load generator is the bottleneck
 BUSY_MACHINE = 0.9            # share of all cores busy: the server and client compete for cores
@@ -42,8 +35,7 @@ class Target:
 
     label: str                    # e.g. "torchserve", "torchserve batchSize=1", "fastapi peer"
     url: str
-    model_path: str               # /predictions/<name>
-    answer_model: str             # the "model" field a valid answer carries
+    model_path: str               # /predictions/<name> (a variant's name; answers name the spec's model)
     server_pid: int | None = None
 
 
@@ -113,89 +105,32 @@ class CpuMeter:
                 round(steal, 3))
 
 
-def user_class(target: Target, bodies: list[Payload]) -> type[FastHttpUser]:
-    class BenchUser(FastHttpUser):
-        host = target.url
-        network_timeout = 60.0
-        connection_timeout = 10.0
-        user_rate = 0.0               # > 0: open loop (requests/s per user)
-
-        def __init__(self, environment: Any) -> None:
-            super().__init__(environment)
-            self.pacer = Pacer(self.user_rate or 1.0, phase=random.random())
-
-        def wait_time(self) -> float:
-            if self.user_rate > 0:
-                return self.pacer.next_wait(self.user_rate)
-            self.pacer.lateness_s = 0.0
-            return 0.0
-
-        @task
-        def predict(self) -> None:
-            item = random.choice(bodies)
-            with self.client.post(target.model_path, data=item.body, headers={"Content-Type": item.content_type},
-                                  name="bench", catch_response=True) as response:
-                problem = check_prediction(target.answer_model, response.status_code or 0, response.text)
-                if problem:
-                    response.failure(problem)
-                else:
-                    response.success()
-                if self.pacer.lateness_s:  # open loop: from the scheduled start (see loadtest/shapes.py)
-                    response.request_meta["response_time"] += self.pacer.lateness_s * 1000
-
-    return BenchUser
-
-
 class Load:
-    """One Locust environment against one target; steps run one after another."""
+    """One driver against one target; steps run one after another."""
 
-    def __init__(self, target: Target, bodies: list[Payload]):
+    def __init__(self, target: Target, spec: ModelSpec, bodies: list[Payload]):
         self.target = target
-        self.user = user_class(target, bodies)
-        self.env = Environment(user_classes=[self.user], host=target.url)
-        self.runner = self.env.create_local_runner()
-        self.status_5xx = 0
-        self.env.events.request.add_listener(self._count_5xx)
+        self.driver = Driver([make_user_class(spec, route=target.model_path, bodies=bodies)], target.url)
 
-    def _count_5xx(self, response: Any = None, **_kwargs: Any) -> None:
-        status = getattr(response, "status_code", 0) or 0
-        if status >= 500:
-            self.status_5xx += 1
-
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.runner.quit()
+        self.driver.runner.quit()
 
     def closed_step(self, users: int, warmup: float, window: float) -> Step:
-        self.user.user_rate = 0.0
-        return self._step("closed", users, None, warmup, window)
+        measured, cpu = self.driver.closed_step(users, warmup, window, CpuMeter(self.target.server_pid))
+        return self._step("closed", users, None, measured, cpu)
 
-    def open_step(self, rps: float, per_user_rps: float, warmup: float, window: float) -> Step:
-        users = users_for_rate(rps, per_user_rps)
-        self.user.user_rate = rps / users
-        return self._step("open", users, rps, warmup, window)
+    def open_step(self, rps: float, warmup: float, window: float) -> Step:
+        measured, n, cpu = self.driver.open_step(rps, warmup, window, CpuMeter(self.target.server_pid))
+        return self._step("open", n, rps, measured, cpu)
 
-    def _step(self, mode: str, users: int, offered: float | None, warmup: float, window: float) -> Step:
-        self.runner.start(users, spawn_rate=users)  # at once; each user starts at a random phase
-        gevent.sleep(warmup)
-        self.env.stats.reset_all()
-        self.status_5xx = 0
-        meter = CpuMeter(self.target.server_pid)
-        meter.start()
-        started = time.monotonic()
-        gevent.sleep(window)
-        elapsed = time.monotonic() - started
-        client, server, machine, steal = meter.stop()
-        entry = self.env.stats.get("bench", "POST")
-        pct: Callable[[float], float | None] = (
-            entry.get_response_time_percentile if entry.num_requests else (lambda _p: None))
-        failure = next(iter(self.env.stats.errors.values()), None)
-        step = Step(self.target.label, mode, users, offered, round(elapsed, 2), entry.num_requests,
-                    entry.num_failures, self.status_5xx, round(entry.num_requests / elapsed, 2),
-                    pct(0.5), pct(0.95), pct(0.99), client, server, machine,
-                    first_failure=f"{failure.occurrences}x {failure.error}" if failure else None,
+    def _step(self, mode: str, users: int, offered: float | None, w: Window,
+              cpu: tuple[float, float | None, float, float]) -> Step:
+        client, server, machine, steal = cpu
+        step = Step(self.target.label, mode, users, offered, w.seconds, w.requests, w.failures, w.status_5xx, w.rps,
+                    w.p50_ms, w.p95_ms, w.p99_ms, client, server, machine, first_failure=w.first_failure,
                     steal_cores=steal)
         step.flags = bottleneck_flags(step, psutil.cpu_count() or 1)
         return step

@@ -31,7 +31,6 @@ from typing import Any
 from bench import archives, loadgen, machine, report, servers
 from bench.workloads import Workload, ensure_archives, payload_digest, run_folder, tidy_run_folder, workloads
 from handlers.runtime import usable_cores
-from loadtest.capacity import per_user_rate
 from stackctl import paths
 
 RESULTS = paths.ROOT / "bench" / "results"
@@ -82,8 +81,8 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
 
     log(f"[{w.name}] 2/3 FastAPI peer sweep")
     with servers.peer(tuned, folder / "peer") as (url, proc):
-        target = loadgen.Target("fastapi peer", url, f"/predictions/{w.name}", w.name, proc.pid)
-        with loadgen.Load(target, bodies) as load:
+        target = loadgen.Target("fastapi peer", url, f"/predictions/{w.name}", proc.pid)
+        with loadgen.Load(target, w.spec, bodies) as load:
             peer_steps = loadgen.sweep(load, plan.levels, plan.warmup, plan.window, log=log)
     peer_best = loadgen.saturation(peer_steps)
     result["peer"] = {"sweep": [s.to_json() for s in peer_steps],
@@ -94,8 +93,8 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
     with servers.torchserve(store, folder / "torchserve", workers) as (stack, ready_s):
         pid = stack.proc.pid  # type: ignore[attr-defined]
         result["server_start_s"] = round(ready_s, 2)
-        target = loadgen.Target("torchserve", stack.inference_url, f"/predictions/{w.name}", w.name, pid)
-        with loadgen.Load(target, bodies) as load:
+        target = loadgen.Target("torchserve", stack.inference_url, f"/predictions/{w.name}", pid)
+        with loadgen.Load(target, w.spec, bodies) as load:
             steps = loadgen.sweep(load, plan.levels, plan.warmup, plan.window, log=log)
             best = loadgen.saturation(steps)
             if peer_best and best and peer_best.users not in [s.users for s in steps]:
@@ -105,14 +104,13 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
                 rate = round(best.rps / 2, 1)
                 # 3 windows: at ~100-300 req/s one window's p99 is the ~10th-worst of ~1000
                 # requests, and repeated runs of one setting spread 2.3-4.2x (bench/NOTES.md).
-                half = load.open_step(rate, per_user_rate(w.spec), plan.warmup, 3 * plan.window)
+                half = load.open_step(rate, plan.warmup, 3 * plan.window)
                 log(f"    half saturation, open loop {rate} req/s offered: {half.rps} achieved, p50/p95/p99 "
                     f"{half.p50_ms}/{half.p95_ms}/{half.p99_ms} ms")
         b1 = None
         if best:
-            target = loadgen.Target("torchserve batchSize=1", stack.inference_url, f"/predictions/{w.name}-b1",
-                                    w.name, pid)
-            with loadgen.Load(target, bodies) as load:
+            target = loadgen.Target("torchserve batchSize=1", stack.inference_url, f"/predictions/{w.name}-b1", pid)
+            with loadgen.Load(target, w.spec, bodies) as load:
                 b1 = load.closed_step(best.users, plan.warmup, plan.window)
             log(f"    batchSize=1 at {best.users} users: {b1.rps} req/s, p99 {b1.p99_ms} ms")
     result["served"] = {"sweep": [s.to_json() for s in steps], "saturation": best.to_json() if best else None}

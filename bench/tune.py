@@ -55,8 +55,8 @@ def measure_stage(w: Workload, candidates: list[tuple[str, dict, dict]], window:
     with servers.torchserve(store, work / "stage" / "torchserve", busy_workers) as (stack, _ready):
         pid = stack.proc.pid  # type: ignore[attr-defined]
         for label, _serving, _handler in candidates:
-            target = loadgen.Target(label, stack.inference_url, f"/predictions/{names[label]}", w.name, pid)
-            with loadgen.Load(target, bodies) as load:
+            target = loadgen.Target(label, stack.inference_url, f"/predictions/{names[label]}", pid)
+            with loadgen.Load(target, w.spec, bodies) as load:
                 steps = loadgen.sweep(load, LEVELS, warmup, window, p95_limit_ms=w.spec.slo.p95_ms, log=log)
             best = loadgen.saturation(steps, w.spec.slo.p95_ms)
             out[label] = {"score": best.rps if best else 0.0, "best": best.to_json() if best else None,

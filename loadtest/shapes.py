@@ -1,4 +1,4 @@
-"""Load shapes as data tables, and the pacing that makes a Locust user an open-loop request source.
+"""Load shapes as data tables (the pacing of one open-loop user is in pacing.py).
 
 Closed loop vs open loop (and why it matters for latency numbers)
 -----------------------------------------------------------------
@@ -30,11 +30,11 @@ Edit the tables or point LOADTEST_STAGES at a JSON file with the same fields to 
 from __future__ import annotations
 
 import json
-import math
 import os
-import time
 from dataclasses import dataclass
 from typing import Any, Sequence
+
+from loadtest.pacing import users_for_rate
 
 SHAPE_ENV = "LOADTEST_SHAPE"
 STAGES_ENV = "LOADTEST_STAGES"
@@ -71,13 +71,6 @@ def stage_at(stages: Sequence[Stage], elapsed: float) -> Stage | None:
         if elapsed < end:
             return stage
     return None
-
-
-def users_for_rate(rps: float, user_rate: float, min_users: int = 1) -> int:
-    """Paced users needed for `rps` requests/s when each user starts `user_rate` requests/s."""
-    if user_rate <= 0:
-        raise ValueError("an arrival-rate shape needs --user-rate > 0 (requests/s per user)")
-    return max(min_users, math.ceil(rps / user_rate - 1e-9))
 
 
 def load_stages(path: str) -> tuple[Stage, ...]:
@@ -139,32 +132,3 @@ def select_shape(name: str | None = None, stages_path: str | None = None) -> typ
             return arrival_rate_tick(self.stages, self.get_run_time(), float(getattr(options, "user_rate", 0) or 0))
 
     return StepRampShape if name == "step" else ArrivalRateShape
-
-
-class Pacer:
-    """Open-loop schedule for one user: a start every 1/rate s; reports how late each start is.
-
-    `next_wait()` is the user's wait_time; `lateness_s` is how far the request about to start is
-    behind its scheduled time (added to its recorded latency). Changing the rate restarts the
-    schedule from now.
-    """
-
-    def __init__(self, rate: float, phase: float, clock=time.monotonic):
-        self.clock = clock
-        self.rate = rate
-        self.next_start: float | None = None
-        self.phase = phase  # 0..1: spreads users' first starts over one period
-        self.lateness_s = 0.0
-
-    def next_wait(self, rate: float) -> float:
-        now = self.clock()
-        if rate <= 0:
-            raise ValueError("Pacer needs a positive rate")
-        if self.next_start is None or rate != self.rate:
-            self.rate = rate
-            self.next_start = now + self.phase / rate
-        else:
-            self.next_start += 1.0 / rate
-        wait = self.next_start - now
-        self.lateness_s = max(0.0, -wait)
-        return max(0.0, wait)

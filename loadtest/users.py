@@ -13,7 +13,7 @@ from locust.contrib.fasthttp import ResponseContextManager
 
 from loadtest import payloads
 from loadtest.checks import check_prediction, check_rejection
-from loadtest.shapes import Pacer
+from loadtest.pacing import Pacer
 from loadtest.slo import BAD_SUFFIX
 from stackctl.specs import ModelSpec
 from stackctl.token_auth import auth_headers
@@ -26,7 +26,10 @@ class ModelUser(FastHttpUser):
     spec: ModelSpec
     network_timeout = 30.0      # = the specs' responseTimeout; TorchServe answers 5xx after it
     connection_timeout = 10.0
-    # Set by locustfile.py/capacity.py from options; class-level so every user of a model agrees.
+    # Set by make_user_class, by locustfile.py from options, or by the driver (driver.py) per step;
+    # class-level so every user of a model agrees.
+    route: str = ""              # default /predictions/<spec name>; the bench loads variants of an archive
+    bodies: list[payloads.Payload] | None = None   # default: the spec's valid payloads
     bad_share: float = 0.0
     user_rate: float = 0.0       # >0: open loop, each user starts this many requests/s
     think_time: float = 0.2      # closed loop: mean pause between a user's requests (s)
@@ -39,28 +42,29 @@ class ModelUser(FastHttpUser):
             cls.bad_share = float(getattr(options, "bad_request_share", cls.bad_share))
             cls.user_rate = float(getattr(options, "user_rate", cls.user_rate))
             cls.think_time = float(getattr(options, "think_time", cls.think_time))
-        self.payloads = payloads.payloads_for(self.spec)
+        self.good = self.bodies or payloads.payloads_for(self.spec).good
+        self.bad = [] if self.bodies else payloads.payloads_for(self.spec).bad
         self.pacer = Pacer(self.user_rate or 1.0, phase=random.random())
-        self.path = f"/predictions/{self.spec.name}"
+        self.path = self.route or f"/predictions/{self.spec.name}"
         self.auth = auth_headers("inference")  # TS_INFERENCE_KEY or TS_KEY_FILE; {} when auth is off
 
     def wait_time(self) -> float:
         if self.user_rate > 0:
             return self.pacer.next_wait(self.user_rate)
-        self.pacer.lateness_s = 0.0
         return random.uniform(0, 2 * self.think_time)
 
     @task
     def predict(self) -> None:
-        bad = self.bad_share > 0 and self.payloads.bad and random.random() < self.bad_share
-        item = random.choice(self.payloads.bad if bad else self.payloads.good)
+        late_s = self.pacer.late_by() if self.user_rate > 0 else 0.0
+        bad = self.bad_share > 0 and self.bad and random.random() < self.bad_share
+        item = random.choice(self.bad if bad else self.good)
         name = self.spec.name + (BAD_SUFFIX if bad else "")
         with self.client.post(self.path, data=item.body, headers={"Content-Type": item.content_type, **self.auth},
                               name=name, catch_response=True) as response:
             self._judge(response, item)
-            if self.pacer.lateness_s:
+            if late_s:
                 # Open loop: latency counts from the scheduled start (see shapes.py).
-                response.request_meta["response_time"] += self.pacer.lateness_s * 1000
+                response.request_meta["response_time"] += late_s * 1000
 
     def _judge(self, response: ResponseContextManager, item: payloads.Payload) -> None:
         status = response.status_code or 0
@@ -77,10 +81,13 @@ class ModelUser(FastHttpUser):
             response.success()
 
 
-def make_user_class(spec: ModelSpec, module: str = __name__) -> type[ModelUser]:
-    """`DigitsUser` etc.: a concrete ModelUser for one spec, weighted by `load.weight`."""
+def make_user_class(spec: ModelSpec, module: str = __name__, *, route: str = "",
+                    bodies: list[payloads.Payload] | None = None) -> type[ModelUser]:
+    """`DigitsUser` etc.: a concrete ModelUser for one spec, weighted by `load.weight`; `route` and
+    `bodies` replace the spec's path and payloads (the bench's archive variants and photos)."""
     class_name = "".join(part.capitalize() for part in spec.name.replace("-", "_").split("_")) + "User"
     return type(class_name, (ModelUser,), {
         "spec": spec, "weight": spec.load_weight, "abstract": False, "__module__": module,
+        "route": route, "bodies": list(bodies) if bodies else None,
         "__doc__": f"Load for model {spec.name!r} ({spec.description or 'see its spec'}).",
     })

@@ -9,8 +9,9 @@ SHAPE           ?= none
 # extra options for loadtest.run, e.g. LOADTEST_ARGS="--bad-request-share 0.05 --user-rate 2"
 LOADTEST_ARGS   ?=
 METRICS_URL     ?= http://127.0.0.1:$(METRICS_PORT)/metrics
-# seconds per model, at most; CAPACITY_ARGS e.g. "--start-rps 10 --factor 1.3 --models digits"
-CAPACITY_BUDGET ?= 120
+# seconds per model, at most (an estimate and ~7 steps of 11 s); a search cut short reports "≥ X".
+# CAPACITY_ARGS e.g. "--tolerance 0.1 --models digits"
+CAPACITY_BUDGET ?= 90
 CAPACITY_ARGS   ?=
 
 .PHONY: loadtest
@@ -22,5 +23,5 @@ loadtest-ui: $(STAMP_VENV) ## Locust web UI on http://127.0.0.1:8089 against HOS
 	$(PY) -m locust -f loadtest/locustfile.py --config loadtest/locust.conf --host '$(HOST)' --web-host 127.0.0.1 --web-port 8089
 
 .PHONY: capacity
-capacity: $(STAMP_VENV) ## Per model: highest request rate within its p95 SLO and no 5xx (bounded by CAPACITY_BUDGET s per model); table in reports/loadtest/capacity-<timestamp>/
+capacity: $(STAMP_VENV) ## Per model: closed-loop estimate, then bisection of the open-loop rate within its p95 SLO and no 5xx (CAPACITY_BUDGET s per model; "≥ X" when cut short); reports/loadtest/capacity-<timestamp>/
 	$(PY) -m loadtest.capacity --host '$(HOST)' --metrics '$(METRICS_URL)' --budget $(CAPACITY_BUDGET) $(CAPACITY_ARGS)

@@ -6,5 +6,5 @@ SOAK_DURATION ?= 30m
 SOAK_ARGS     ?=
 
 .PHONY: soak
-soak: $(STAMP_VENV) ## Constant load at ~half the measured capacity for DURATION (default 30m); fails on any error or worker RSS growth >= 10%; report in reports/soak/<timestamp>/
-	$(PY) -m stackctl.soak --duration $(if $(filter command line environment,$(origin DURATION)),$(DURATION),$(SOAK_DURATION)) $(SOAK_ARGS)
+soak: $(STAMP_VENV) ## Constant load at half the measured capacity (measured first if no report) for DURATION (default 30m); fails on any error or worker RSS growth >= 10%; report in reports/soak/<timestamp>/
+	$(PY) -m loadtest.soak --duration $(if $(filter command line environment,$(origin DURATION)),$(DURATION),$(SOAK_DURATION)) $(SOAK_ARGS)

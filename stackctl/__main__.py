@@ -83,10 +83,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ready(args: argparse.Namespace) -> int:
-    from stackctl.readiness import NotReady, check_ready, token_from_env
+    from stackctl.readiness import NotReady, check_ready
+    from stackctl.token_auth import management_token
 
     try:
-        status = check_ready(args.management, set(args.model or []) or None, token_from_env(), args.timeout)
+        status = check_ready(args.management, set(args.model or []) or None, management_token(), args.timeout)
     except NotReady as exc:
         print(f"not ready: {exc}", file=sys.stderr)
         return 1

@@ -91,15 +91,5 @@ def wait_for_http(url: str, timeout: float = 60.0, alive: Callable[[], bool] | N
     raise NotReady(f"{url} not answering after {timeout:.0f} s: {last}")
 
 
-def token_from_env() -> str | None:
-    """Management key for token-authorised servers (TS_MANAGEMENT_KEY or TS_KEY_FILE)."""
-    from stackctl.token_auth import key_from_env
-
-    try:
-        return key_from_env("management")
-    except (ValueError, KeyError):  # TorchServe writes the key file empty for a moment at start-up
-        return None
-
-
 def process_alive(proc: subprocess.Popen) -> Callable[[], bool]:
     return lambda: proc.poll() is None

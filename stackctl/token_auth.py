@@ -78,6 +78,14 @@ def key_from_env(kind: str = "inference") -> str | None:
     return None
 
 
+def management_token() -> str | None:
+    """Management key for `python -m stackctl ready` against a token-authorised server."""
+    try:
+        return key_from_env("management")
+    except (ValueError, KeyError):  # TorchServe writes the key file empty for a moment at start-up
+        return None
+
+
 def auth_headers(kind: str = "inference") -> dict[str, str]:
     """{"Authorization": "Bearer <key>"} when a key is configured, else {} (auth off)."""
     key = key_from_env(kind)

@@ -16,7 +16,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from stackctl import soak
+import fault_load
 from stackctl.native import NativeStack, Ports
 from stackctl.readiness import NotReady, check_ready, wait_until_ready
 
@@ -36,10 +36,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
         own.stop_all()
 
 
-def _targets(stack: NativeStack, rate: float) -> list[soak.Target]:
+def _targets(stack: NativeStack, rate: float) -> list[fault_load.Target]:
     digit = (Path(__file__).resolve().parent.parent / "data" / "digit-7.png").read_bytes()
     bodies = {"digits": [(digit, "image/png")], "langid": [VALID["langid"]]}
-    return [soak.Target(m, f"{stack.inference_url}/predictions/{m}", bodies[m], rate) for m in sorted(MODELS)]
+    return [fault_load.Target(m, f"{stack.inference_url}/predictions/{m}", bodies[m], rate) for m in sorted(MODELS)]
 
 
 def _workers_of(stack: NativeStack, model: str) -> dict[int, str]:
@@ -70,7 +70,7 @@ def test_killed_worker_is_restarted_and_loses_at_most_its_in_flight_requests(sta
     workers = _workers_of(stack, "langid")
     assert len(workers) >= 2 and set(workers.values()) == {"READY"}, workers  # config/models/langid.yaml
     victim = min(workers)
-    load = soak.Load(_targets(stack, rate=12.0), max_in_flight=8).start()
+    load = fault_load.Load(_targets(stack, rate=12.0), max_in_flight=8).start()
     readiness_during_outage: list[bool] = []
     try:
         _wait(lambda: sum(o.model == "langid" and o.status == 200 for o in load.snapshot()) >= 10, 30, "warm load")
@@ -106,7 +106,7 @@ def test_killed_worker_is_restarted_and_loses_at_most_its_in_flight_requests(sta
 
 
 def test_prometheus_stop_and_restart_does_not_disturb_serving(stack) -> None:
-    load = soak.Load(_targets(stack, rate=5.0), max_in_flight=8).start()
+    load = fault_load.Load(_targets(stack, rate=5.0), max_in_flight=8).start()
     try:
         _wait(lambda: len(load.snapshot()) >= 10, 30, "warm load")
         assert stack.stop("prometheus")

@@ -4,7 +4,8 @@
    deliberately bad requests on: both models exercised, no unexpected failure, every report file
    written and parseable, the PNG a valid image.
 2. Plain Locust with an impossible SLO: non-zero exit from the `events.quitting` gate, breach named.
-3. `python -m loadtest.capacity` on a short budget: a positive rate and a batch size per model.
+3. `python -m loadtest.capacity` on a short budget: a positive rate and a batch size per model,
+   marked as a lower bound when the budget ended the search.
 
 All load goes to 127.0.0.1 and every run is bounded in time (about a minute in all).
 """
@@ -73,10 +74,12 @@ def test_both_models_exercised_without_unexpected_failures(open_loop_run):
     assert all(v["ok"] and v["observed"]["failures"] == 0 for v in verdicts)
 
 
-def test_open_loop_rate_follows_the_stages(open_loop_run):
+def test_open_loop_never_sends_more_than_its_schedule(open_loop_run):
+    # An upper bound only: a slow host sends late, never early (the schedule itself is tested
+    # with a fake clock in test_loadtest_pacing.py; how fast this host is belongs in `make bench`).
     _, folder = open_loop_run
     total = sum(int(r["Request Count"]) for r in rows(folder / "locust_stats.csv") if r["Name"] != "Aggregated")
-    assert 60 <= total <= 130  # 5 s x 6/s + 6 s x 12/s = 102 offered
+    assert total <= 130  # 5 s x 6/s + 6 s x 12/s = 102 scheduled, plus each user's first request
 
 
 def test_every_report_file_is_written_and_parseable(open_loop_run):
@@ -109,15 +112,22 @@ def test_impossible_slo_fails_the_run_and_names_the_breach(torchserve, tmp_path)
 def test_capacity_search_finds_a_positive_rate_per_model(torchserve, tmp_path):
     metrics = torchserve.metrics_url.rstrip("/")
     metrics = metrics if metrics.endswith("/metrics") else metrics + "/metrics"
+    # A budget for the estimate and two open-loop steps: too short to bracket, so the table must
+    # say "≥" (what is tested is the search's shape and honesty, not this host's speed).
     proc = run(["-m", "loadtest.capacity", "--host", torchserve.inference_url, "--metrics", metrics,
-                "--budget", "9", "--step-seconds", "3", "--warmup-seconds", "1", "--start-rps", "2", "--factor", "2",
+                "--budget", "6", "--step-seconds", "1.5", "--warmup-seconds", "0.5", "--estimate-users", "4",
                 "--slo-override", "*.p95_ms=2000,*.p99_ms=4000", "--out", str(tmp_path)], timeout=90)
     assert proc.returncode == 0
     table = {r["model"]: r for r in rows(tmp_path / "capacity.csv")}
     assert sorted(table) == MODELS
     for model, row in table.items():
-        assert float(row["max_rps_within_slo"]) > 0, row
+        assert float(row["capacity_rps"]) > 0 and float(row["closed_loop_rps"]) > 0, row
         assert float(row["p95_ms"]) > 0 and float(row["mean_batch_size"]) >= 1, row
+        if row["complete"] == "false":
+            assert row["capacity"] == f"≥ {float(row['capacity_rps']):.1f}", row
     steps = rows(tmp_path / "steps.csv")
-    assert {s["model"] for s in steps} == set(MODELS) and all(int(s["status_5xx"]) == 0 for s in steps)
-    assert "| model | max req/s within SLO" in (tmp_path / "capacity.md").read_text()
+    assert {s["model"] for s in steps} == set(MODELS)
+    for model in MODELS:  # the estimate first, then open-loop steps
+        modes = [s["mode"] for s in steps if s["model"] == model]
+        assert modes[0] == "closed" and set(modes[1:]) == {"open"}, modes
+    assert "| model | capacity req/s within SLO" in (tmp_path / "capacity.md").read_text()

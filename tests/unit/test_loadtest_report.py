@@ -1,4 +1,4 @@
-"""Answer checks, report CSV parsing and chart, and the capacity search's arithmetic (no server)."""
+"""Answer checks, report CSV parsing and chart (no server); the capacity search: test_loadtest_capacity.py."""
 from __future__ import annotations
 
 import csv
@@ -6,8 +6,8 @@ import json
 
 from PIL import Image
 
-from loadtest import capacity, checks, report, slo
-from stackctl.specs import Slo, load_specs
+from loadtest import checks, report, slo
+from stackctl.specs import load_specs
 
 OK = json.dumps({"model": "digits", "top_k": [{"label": "7", "probability": 0.9}, {"label": "1", "probability": 0.05}]})
 
@@ -81,54 +81,3 @@ def test_history_skips_percentiles_while_the_window_is_empty(tmp_path):
     write_run(tmp_path, [("digits", 100, 0, 40)])
     series = report.history_by_model(tmp_path / "locust_stats_history.csv", ["digits"])["digits"]
     assert series.t[0] == 0 and series.values["95%"][0] is None and series.values["95%"][1] == 10
-
-
-METRICS = """# HELP handler_batch_size Items per inference call
-# TYPE handler_batch_size histogram
-handler_batch_size_bucket{ModelName="digits",Hostname="h",le="1.0"} 3.0
-handler_batch_size_sum{ModelName="digits",Hostname="h"} 40.0
-handler_batch_size_count{ModelName="digits",Hostname="h"} 10.0
-handler_batch_size_sum{ModelName="langid",Hostname="h"} 7.0
-handler_batch_size_count{Hostname="h",ModelName="langid"} 7.0
-"""
-
-
-def test_metric_total_and_mean_batch():
-    assert capacity.metric_total(METRICS, "handler_batch_size_sum", {"ModelName": "digits"}) == 40.0
-    assert capacity.metric_total(METRICS, "handler_batch_size_count", {"ModelName": "langid"}) == 7.0
-    assert capacity.metric_total(METRICS, "handler_batch_size_sum", {"ModelName": "other"}) is None
-    assert capacity.mean_batch((40.0, 10.0), (100.0, 25.0)) == 4.0
-    assert capacity.mean_batch((40.0, 10.0), (40.0, 10.0)) is None
-    assert capacity.mean_batch(None, (1.0, 1.0)) is None
-
-
-def step(**kw):
-    base = dict(model="m", offered_rps=10, users=5, seconds=5, requests=50, failures=0, status_5xx=0,
-                achieved_rps=10, p50_ms=5, p95_ms=50, p99_ms=80, mean_batch_size=1.5)
-    return capacity.Step(**{**base, **kw})
-
-
-def test_judge_step():
-    limit = Slo(100, 200, 0.01)
-    assert capacity.judge_step(step(), limit) == []
-    assert capacity.judge_step(step(p95_ms=150), limit) == ["p95 150 ms > 100 ms"]
-    assert capacity.judge_step(step(status_5xx=1, failures=1, requests=1000), limit) == ["1 answers with HTTP 5xx"]
-    assert capacity.judge_step(step(achieved_rps=8), limit) == ["achieved 8.0 of 10 req/s offered"]
-    assert "error ratio" in capacity.judge_step(step(failures=5), limit)[0]
-
-
-def test_rates_and_users():
-    assert capacity.next_rate(4, 1.5) == 6 and capacity.next_rate(1, 1.5) == 2
-    spec = load_specs()[0]
-    assert 0.5 <= capacity.per_user_rate(spec) <= 10
-    assert capacity.default_metrics_url("http://10.1.2.3:8080") == "http://10.1.2.3:8082/metrics"
-
-
-def test_capacity_outputs(tmp_path):
-    slos = {"m": Slo(100, 200, 0.01)}
-    result = capacity.Result("m", 10.0, step(), [step(), step(offered_rps=15, p95_ms=300, breaches=["p95"])], "p95")
-    markdown = capacity.write_outputs(tmp_path, [result], slos)
-    assert "| m | 10.0 | 5 | 50 | 80 | 1.50 | 100 | p95 |" in markdown
-    rows = list(csv.DictReader((tmp_path / "capacity.csv").open()))
-    assert rows[0]["max_rps_within_slo"] == "10.0" and rows[0]["mean_batch_size"] == "1.50"
-    assert len(list(csv.DictReader((tmp_path / "steps.csv").open()))) == 2

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from loadtest import shapes
-from loadtest.shapes import Pacer, Stage
+from loadtest.shapes import Stage
 
 
 def test_stage_at_walks_the_table_and_ends_after_the_last_stage():
@@ -58,40 +58,3 @@ def test_no_shape_unless_asked(monkeypatch):
     assert shapes.select_shape("none") is None
     with pytest.raises(ValueError, match="step, arrival"):
         shapes.select_shape("sawtooth")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_pacer_keeps_a_fixed_schedule_independent_of_response_time():
-    clock = FakeClock()
-    pacer = Pacer(rate=2, phase=0.0, clock=clock)
-    assert pacer.next_wait(2) == 0.0            # first start now (phase 0)
-    clock.now += 0.1                             # a fast answer
-    assert pacer.next_wait(2) == pytest.approx(0.4)  # next start 0.5 s after the previous *start*
-    assert pacer.lateness_s == 0
-
-
-def test_pacer_reports_lateness_when_a_slow_answer_makes_the_user_fall_behind():
-    clock = FakeClock()
-    pacer = Pacer(rate=2, phase=0.0, clock=clock)
-    pacer.next_wait(2)                          # scheduled at t=100
-    clock.now += 1.3                            # the answer took 1.3 s
-    assert pacer.next_wait(2) == 0.0            # send at once (open loop: no skipped request)...
-    assert pacer.lateness_s == pytest.approx(0.8)  # ...0.8 s behind its t=100.5 schedule
-    assert pacer.next_wait(2) == 0.0            # the t=101 start is also overdue
-    assert pacer.lateness_s == pytest.approx(0.3)
-
-
-def test_pacer_restarts_its_schedule_when_the_rate_changes():
-    clock = FakeClock()
-    pacer = Pacer(rate=1, phase=0.5, clock=clock)
-    assert pacer.next_wait(1) == pytest.approx(0.5)   # phase spreads users over one period
-    clock.now += 10
-    assert pacer.next_wait(4) == pytest.approx(0.125)  # new rate: phase/rate from now, no debt
-    assert pacer.lateness_s == 0

@@ -3,26 +3,40 @@ from __future__ import annotations
 
 import pytest
 
-from stackctl import soak
+from loadtest import soak
+
+
+def write_report(folder, rows: str) -> None:
+    folder.mkdir()
+    (folder / "capacity.csv").write_text(rows)
 
 
 def test_rates_come_from_the_newest_capacity_report(tmp_path) -> None:
     for stamp, digits in (("20240101-000000", 100), ("20250101-000000", 40)):
-        folder = tmp_path / f"capacity-{stamp}"
-        folder.mkdir()
-        (folder / "capacity.csv").write_text(f"model,max_rps_within_slo\ndigits,{digits}\nlangid,0\n")
+        write_report(tmp_path / f"capacity-{stamp}", f"model,capacity,capacity_rps\ndigits,{digits},{digits}\nlangid,≥ 80,80\n")
     capacity = soak.latest_capacity(tmp_path)
     assert capacity is not None and capacity[0].parent.name == "capacity-20250101-000000"
-    rates, source = soak.plan_rates(["digits", "langid"], None, 0.5, capacity)
-    # half of 40 req/s, shared by two models; a model without a measurement gets the fallback
-    assert rates == {"digits": 10.0, "langid": soak.FALLBACK_RPS} and "capacity" in source
+    rates, source = soak.plan_rates(["digits", "langid"], 0.5, capacity)
+    assert rates == {"digits": 10.0, "langid": 20.0} and "capacity" in source  # half, shared by two models
 
 
-def test_without_a_report_the_fallback_rate_is_used_and_said(tmp_path) -> None:
+def test_reports_from_the_old_budget_bound_search_are_not_used(tmp_path) -> None:
+    # its "max within SLO" was often the point where its time budget ran out (issue 20)
+    write_report(tmp_path / "capacity-20240101-000000", "model,max_rps_within_slo\ndigits,128.6\n")
     assert soak.latest_capacity(tmp_path) is None
-    rates, source = soak.plan_rates(["digits"], None, 0.5, None)
-    assert rates == {"digits": soak.FALLBACK_RPS} and "fallback" in source
-    assert soak.plan_rates(["digits"], 3.0, 0.5, None)[0] == {"digits": 3.0}
+
+
+def test_a_model_without_a_capacity_is_refused_not_guessed(tmp_path) -> None:
+    write_report(tmp_path / "capacity-20250101-000000", "model,capacity,capacity_rps\ndigits,40,40\nlangid,< 5.0,0\n")
+    capacity = soak.latest_capacity(tmp_path)
+    with pytest.raises(ValueError, match="langid"):
+        soak.plan_rates(["digits", "langid"], 0.5, capacity)
+
+
+def test_a_tiny_share_still_sends_some_load(tmp_path) -> None:
+    write_report(tmp_path / "capacity-20250101-000000", "model,capacity,capacity_rps\ndigits,0.6,0.6\n")
+    rates, _ = soak.plan_rates(["digits"], 0.5, soak.latest_capacity(tmp_path))
+    assert rates == {"digits": soak.MIN_RPS}
 
 
 @pytest.mark.parametrize("text, seconds", [("30m", 1800), ("90s", 90), ("2h", 7200), ("45", 45)])

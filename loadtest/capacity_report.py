@@ -1,0 +1,68 @@
+"""`make capacity`'s files: capacity.csv (one row per model), steps.csv (every step), capacity.md.
+
+`capacity_rps` is the highest offered rate that passed; `capacity` says how much that number is
+worth: "425.0" when a failing rate was found within the tolerance above it, "≥ 128.6" when the
+budget ended the search first (a lower bound, not a maximum).
+"""
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from loadtest import slo
+
+# capacity.Result and capacity.Step, by their fields: capacity.py imports this module
+Result = Any
+
+COLUMNS = ("model", "capacity", "capacity_rps", "complete", "first_failing_rps", "closed_loop_rps",
+           "achieved_rps", "p50_ms", "p95_ms", "p99_ms", "mean_batch_size", "users", "slo_p95_ms", "stopped_because")
+
+
+LOWER_BOUND_NOTE = ("\"≥ X\": the time budget ended the search before a failing rate was found close above X; "
+                    "X is a lower bound, not the maximum.")
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table_rows(results: Sequence[Result], slos: dict[str, slo.Slo]) -> list[dict[str, str]]:
+    rows = []
+    for r in results:
+        b, s = r.best, r.search
+        rows.append({"model": r.model, "capacity": s.label, "capacity_rps": f"{s.capacity:.1f}",
+                     "complete": str(s.complete).lower(), "first_failing_rps": _fmt(s.failed, 1),
+                     "closed_loop_rps": _fmt(r.estimate and r.estimate.achieved_rps, 1),
+                     "achieved_rps": _fmt(b and b.achieved_rps, 1),
+                     "p50_ms": _fmt(b and b.p50_ms), "p95_ms": _fmt(b and b.p95_ms), "p99_ms": _fmt(b and b.p99_ms),
+                     "mean_batch_size": _fmt(b and b.mean_batch_size, 2), "users": str(b.users) if b else "-",
+                     "slo_p95_ms": f"{slos[r.model].p95_ms:g}", "stopped_because": s.stopped_because})
+    return rows
+
+
+def write_outputs(folder: Path, results: Sequence[Result], slos: dict[str, slo.Slo]) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = table_rows(results, slos)
+    with (folder / "capacity.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    with (folder / "steps.csv").open("w", newline="", encoding="utf-8") as handle:
+        steps = [s for r in results for s in r.steps]
+        writer = csv.DictWriter(handle, fieldnames=list(asdict(steps[0])) if steps else ["model"])
+        writer.writeheader()
+        for r in results:
+            for s in r.steps:
+                writer.writerow({**asdict(s), "breaches": "; ".join(s.breaches)})
+    header = ("model", "capacity req/s within SLO", "first failing req/s", "closed-loop req/s", "p50 ms",
+              "p95 ms", "p99 ms", "mean batch", "SLO p95 ms", "stopped because")
+    keys = ("model", "capacity", "first_failing_rps", "closed_loop_rps", "p50_ms", "p95_ms", "p99_ms",
+            "mean_batch_size", "slo_p95_ms", "stopped_because")
+    markdown = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                         + ["| " + " | ".join(row[k] for k in keys) + " |" for row in rows]
+                         + ["", LOWER_BOUND_NOTE])
+    (folder / "capacity.md").write_text(markdown + "\n", encoding="utf-8")
+    return markdown
