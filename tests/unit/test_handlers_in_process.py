@@ -61,8 +61,8 @@ def test_channels_last_changes_speed_not_answers(digits: InProcessModel) -> None
     """The digits spec serves channels_last (a speed setting): contiguous gives the same logits."""
     handler = digits.handler
     assert handler.channels_last, "config/models/digits.yaml sets channels_last: true"
-    batch = torch.stack([handler.decode(encode(digit_image(img, 28, "L", False), "PNG"), "image/png")
-                         for img, _ in held_out(8, seed=9)])
+    batch = handler.collate([handler.decode(encode(digit_image(img, 28, "L", False), "PNG"), "image/png")
+                             for img, _ in held_out(8, seed=9)])
     with torch.inference_mode():
         served = handler.forward(batch)
         handler.channels_last = False
