@@ -23,8 +23,12 @@ from stackctl import paths
 
 @dataclass
 class Request:
+    """One client request. `fields`: a form (multipart or urlencoded) as TorchServe's frontend
+    hands it to the worker, {field name: value bytes}, instead of a raw `body`."""
+
     body: Any
     content_type: str | None = None
+    fields: dict[str, bytes] | None = None
 
 
 def unpack(archive: Path, into: Path | None = None) -> Path:
@@ -66,10 +70,18 @@ class InProcessModel:
     def predict(self, requests: list[Request]) -> list[tuple[int, Any]]:
         """[(status code, answer)] per request, in order — what each HTTP client would get."""
         ctx = self.context(len(requests))
-        ctx.request_processor = [
-            RequestProcessor({"body": {"content-type": r.content_type or "application/octet-stream"}})
-            for r in requests]
+        ctx.request_processor = [RequestProcessor(_headers(r)) for r in requests]
         self.metrics.request_ids = ctx.request_ids
-        answers = self.handler.handle([{"body": r.body} for r in requests], ctx)
+        answers = self.handler.handle([{"body": r.body} if r.fields is None else dict(r.fields) for r in requests], ctx)
         statuses = [ctx.get_response_status(i)[0] or 200 for i in range(len(requests))]
         return list(zip(statuses, answers))
+
+
+def _headers(request: Request) -> dict[str, Any]:
+    """Per-parameter and request headers the way ts.service builds them: form fields carry no
+    content type of their own (an empty one), the request's Content-Type is a plain header."""
+    if request.fields is None:
+        return {"body": {"content-type": request.content_type or "application/octet-stream"}}
+    headers: dict[str, Any] = {name: {"content-type": ""} for name in request.fields}
+    headers["Content-Type"] = request.content_type
+    return headers
