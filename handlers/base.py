@@ -17,8 +17,14 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from handlers import errors, payload, runtime
 from handlers.errors import InputError
-from handlers.metrics import (BATCH_SIZE, INFERENCE_SECONDS, POSTPROCESS_SECONDS,
-                              PREPROCESS_SECONDS, REQUEST_SECONDS, HandlerMetrics)
+from handlers.metrics import (
+    BATCH_SIZE,
+    INFERENCE_SECONDS,
+    POSTPROCESS_SECONDS,
+    PREPROCESS_SECONDS,
+    REQUEST_SECONDS,
+    HandlerMetrics,
+)
 from handlers.topk import answer, top_k
 
 logger = logging.getLogger(__name__)

@@ -12,11 +12,16 @@ import torch
 
 from handlers import errors
 from handlers.errors import InputError
-from handlers.image_decoding import (decodes_on_device, device_jpeg_pixels, load_image, preload_decoders,
-                                     read_header, read_image_bytes)
+from handlers.image_decoding import (
+    decodes_on_device,
+    device_jpeg_pixels,
+    load_image,
+    preload_decoders,
+    read_header,
+    read_image_bytes,
+)
 from handlers.image_settings import ImageSettings
-from handlers.image_transforms import (INK_WORKING_SIDE, Pixels, finish_batch, finish_item, image_pixels,
-                                       stack_pixels)
+from handlers.image_transforms import INK_WORKING_SIDE, Pixels, finish_batch, finish_item, image_pixels, stack_pixels
 
 __all__ = ["ImageSettings", "Pixels", "decode_image_pixels", "decode_image_request", "finish_batch",
            "preload_decoders", "preprocess_image", "stack_pixels"]

@@ -9,8 +9,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from handlers.base import ClassifierHandler
-from handlers.image import (ImageSettings, Pixels, decode_image_pixels, finish_batch, preload_decoders,
-                            stack_pixels)
+from handlers.image import ImageSettings, Pixels, decode_image_pixels, finish_batch, preload_decoders, stack_pixels
 
 
 class ImageClassifier(ClassifierHandler):

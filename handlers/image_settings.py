@@ -35,7 +35,7 @@ class ImageSettings:
     gpu_decode: bool = False
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any] | None) -> "ImageSettings":
+    def from_config(cls, cfg: dict[str, Any] | None) -> ImageSettings:
         cfg = dict(cfg or {})
         for key in ("size", "mean", "std"):
             if cfg.get(key) is not None:

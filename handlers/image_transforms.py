@@ -31,7 +31,7 @@ class Pixels:
     tensor: torch.Tensor
     standardized: bool
 
-    def to(self, device: torch.device) -> "Pixels":
+    def to(self, device: torch.device) -> Pixels:
         return Pixels(self.tensor.to(device), self.standardized)
 
 
@@ -138,7 +138,7 @@ def normalize_ink(gray: np.ndarray, size: tuple[int, int], margin: float = 0.12,
         ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     h, w = ink.shape
     side = max(h, w)
-    pad = int(round(side * margin))
+    pad = round(side * margin)
     canvas_side = side + 2 * pad
     canvas = np.zeros((canvas_side, canvas_side), dtype=np.float32)
     top, left = (canvas_side - h) // 2, (canvas_side - w) // 2

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
@@ -101,5 +100,5 @@ def test_a_failing_batch_answers_each_item_500_and_the_worker_serves_on(faulty_s
     assert re.search(r"model faulty: batch of \d+ failed after decoding; answering 500 to requests \[", log), log[-3000:]
     assert "RuntimeError: blank image in batch" in log
     metrics = requests.get(f"{faulty_server.metrics_url}/metrics", timeout=10).text
-    counted = re.search(r'^handler_failed_batches_total\{[^}]*ModelName="faulty"[^}]*\} ([0-9.]+)$', metrics, re.M)
+    counted = re.search(r'^handler_failed_batches_total\{[^}]*ModelName="faulty"[^}]*\} ([0-9.]+)$', metrics, re.MULTILINE)
     assert counted and float(counted.group(1)) >= 1, metrics[-2000:]

@@ -22,8 +22,17 @@ import requests
 from stackctl.native import NativeStack, Ports
 from stackctl.readiness import check_ready
 from stackctl.specs import get_spec
-from tests.hostile import (CASES, FRONTEND_FORM_500, VALID, Case, digit_label, exif_rotated_jpeg, gif_bomb, jpeg_bomb,
-                           png_bomb)
+from tests.hostile import (
+    CASES,
+    FRONTEND_FORM_500,
+    VALID,
+    Case,
+    digit_label,
+    exif_rotated_jpeg,
+    gif_bomb,
+    jpeg_bomb,
+    png_bomb,
+)
 
 MAX_REQUEST_SIZE = 8 * 1024 * 1024  # config/config.properties
 
@@ -91,7 +100,7 @@ def test_everyday_curl_mistakes_get_an_answer(torchserve, repo_root: Path, model
     """The README's curl lines with the -H left out, sent by curl itself (its content types)."""
     run = subprocess.run(["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", *args,
                           f"{torchserve.inference_url}/predictions/{model}"],
-                         cwd=repo_root, capture_output=True, timeout=60)
+                         cwd=repo_root, capture_output=True, timeout=60, check=True)
     body, _, code = run.stdout.rpartition(b"\n")
     assert int(code) == status, (code, body[:300])
     answer = json.loads(body)
