@@ -137,8 +137,9 @@ def device_jpeg_pixels(data: bytes, header: Image.Image, settings: ImageSettings
     decodes it or answers with the exact error.
 
     On a GPU this moves the work that bounded mobilenet's throughput off the worker's one CPU
-    thread: Pillow decoded 1,044 photos/s there, nvJPEG 4,690 at batch 1 (H100). torchvision applies EXIF orientation on the CPU only, so it is applied here from the
-    header Pillow already read.
+    thread: Pillow decoded 1,044 photos/s there, nvJPEG 4,690 at batch 1 (H100). torchvision
+    applies EXIF orientation on the CPU only, so it is applied here from the header Pillow
+    already read.
     """
     from torchvision.io import ImageReadMode, decode_jpeg
 
