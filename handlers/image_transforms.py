@@ -56,7 +56,8 @@ def image_pixels(image: Image.Image, settings: ImageSettings) -> Pixels:
     if settings.ink:
         if settings.size is None:
             raise ValueError("ink preprocessing needs `size`")
-        array = normalize_ink(array, tuple(settings.size), **settings.ink)
+        height, width = settings.size
+        array = normalize_ink(array, (height, width), **settings.ink)
         tensor = torch.from_numpy(array).unsqueeze(0)
     else:
         tensor = resize_and_crop(to_tensor(array), settings)
