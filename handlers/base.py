@@ -161,8 +161,9 @@ class ClassifierHandler(BaseHandler):
         valid: list[tuple[int, Any]] = []
         for idx, item in enumerate(data):
             try:
-                content_type = request_content_type(context, idx, item)
-                sample = self.decode(payload.request_body(item, content_type, self.form_field), content_type)
+                body, content_type = payload.request_input(item, request_content_type(context, idx, item),
+                                                           self.form_field)
+                sample = self.decode(body, content_type)
             except InputError as err:
                 answers[idx] = self._reject(context, idx, err)
             except Exception:  # a decoder bug answers this item with 500, never the whole batch

@@ -35,12 +35,12 @@ def read_image_bytes(body: Any, content_type: str | None, settings: ImageSetting
     if body is None or (isinstance(body, (bytes, bytearray, str)) and len(body) == 0):
         raise InputError(400, errors.EMPTY_INPUT, "request body is empty; send image bytes or "
                          'JSON {"image": "<base64>"}')
-    if payload.media_type(content_type) in payload.FORM_TYPES:
-        # A file part carries its own image/* type; this is form text, or a body that curl -d or
-        # --data-binary without -H labelled application/x-www-form-urlencoded.
-        raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE,
-                         f"the body arrived as form fields ({payload.media_type(content_type)}), not as an image: "
-                         f"{FORM_HINT}")
+    if payload.media_type(content_type) == payload.FORM_URLENCODED:
+        raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE, payload.FORM_URLENCODED_HINT)
+    if payload.media_type(content_type) == payload.MULTIPART_FORM:
+        # A file part carries its own type (image/*, or curl's application/octet-stream); this is
+        # a text field.
+        raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE, f"a form text field is not an image: {FORM_HINT}")
     if payload.is_json(content_type, body) or _looks_like_json(body):
         document = payload.parse_json(body)
         encoded = payload.json_field(document, "image", str, '{"image": "<base64>"}')

@@ -28,41 +28,38 @@ _ASCII_SPACE = " \t\n\r\v\f\x1c\x1d\x1e\x1f"  # every ASCII character str.split(
 FORM_URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART_FORM = "multipart/form-data"
 FORM_TYPES = (FORM_URLENCODED, MULTIPART_FORM)
+FORM_FIELD_TYPE = "text/plain; charset=utf-8"  # a form's text field (it has no type of its own)
 
 
-def request_body(item: Any, content_type: str | None = None, field: str | None = None) -> Any:
-    """The body of one request item, whatever key TorchServe put it under.
+def request_input(item: Any, content_type: str | None, field: str | None = None) -> tuple[Any, str | None]:
+    """(body, content type) of one request item, whatever key TorchServe put the body under.
 
-    TorchServe's frontend splits form bodies (multipart and form-urlencoded) into fields before
-    the worker sees them, and the item is then {field name: value}. `field` names the form field
-    the model reads (langid: "text") when a form has several.
+    TorchServe's frontend splits multipart and form-urlencoded bodies into fields before the
+    worker sees them, and the item is then {field name: value}. `field` names the form field a
+    model reads (langid: "text"); its value is text. A form-urlencoded body without that field is
+    refused: the frontend drops whatever has no "=" (`curl -d 'bonjour tout le monde'` reaches
+    the worker as an empty dict), so what is left cannot be trusted to be what was sent.
     """
     if not isinstance(item, dict):
-        return item
-    for key in ("body", "data", field):
-        if key is not None and item.get(key) is not None:
-            return item[key]
-    if media_type(content_type) == FORM_URLENCODED and item:
-        return urlencoded_body(item)
+        return item, content_type
+    form = media_type(content_type)
+    if form in FORM_TYPES and field is not None and item.get(field) is not None:
+        return item[field], FORM_FIELD_TYPE
+    for key in ("body", "data"):
+        if item.get(key) is not None:
+            return item[key], content_type
+    if form == FORM_URLENCODED:
+        raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE, FORM_URLENCODED_HINT)
     if len(item) == 1:  # a multipart form with a single, arbitrarily named field
-        return next(iter(item.values()))
-    return None
+        return next(iter(item.values())), content_type
+    return None, content_type
 
 
-def urlencoded_body(fields: dict[str, Any]) -> bytes:
-    """A form-urlencoded body rebuilt from the fields TorchServe split it into.
-
-    `curl -d 'bonjour tout le monde'` sends plain text labelled as a form; the frontend parses it
-    into one field whose NAME is the text and whose value is empty ("rock & roll" into two such
-    fields, "E=mc2" into E -> "mc2"). Joining the fields back with the separators the frontend
-    split on recovers what the client typed, except what form decoding already changed: "+"
-    became a space and %XX escapes their character; two fields of the same name keep the last.
-    """
-    parts = []
-    for name, value in fields.items():
-        value = value.encode() if isinstance(value, str) else bytes(value or b"")
-        parts.append(name.encode() + (b"=" + value if value else b""))
-    return b"&".join(parts)
+FORM_URLENCODED_HINT = (
+    "the body was sent as application/x-www-form-urlencoded (what curl -d and --data-binary send "
+    "without -H), which the server parses into form fields before the model sees it; send it with "
+    "its own type: -H 'Content-Type: image/png' (or image/jpeg ...) for an image, "
+    "-H 'Content-Type: text/plain' or --data-urlencode 'text=...' for text, or JSON")
 
 
 def media_type(content_type: str | None) -> str:

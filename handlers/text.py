@@ -40,7 +40,9 @@ def read_text(body: Any, content_type: str | None, settings: TextSettings) -> st
     elif mt.startswith("image/") or mt in ("application/octet-stream",) and _is_binary(body):
         raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE,
                          f"content type {mt!r} is not text; send JSON {{\"text\": ...}} or text/plain")
-    elif mt and not (mt.startswith("text/") or mt in ("application/octet-stream",) + payload.FORM_TYPES):
+    elif mt == payload.FORM_URLENCODED:
+        raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE, payload.FORM_URLENCODED_HINT)
+    elif mt and not (mt.startswith("text/") or mt in ("application/octet-stream", payload.MULTIPART_FORM)):
         raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE,
                          f"content type {mt!r} is not accepted; send JSON {{\"text\": ...}} or text/plain")
     elif isinstance(body, (bytes, bytearray)):

@@ -308,7 +308,8 @@ LANGID_CASES = [
          "unsupported_media_type", "binary octet-stream with NUL bytes"),
     Case("xml-content-type", "langid", lambda: b"<text>hello</text>", "application/xml", 415,
          "unsupported_media_type", "application/xml"),
-    Case("form-urlencoded-text", "langid", lambda: b"bonjour tout le monde", FORM, 200, None,
+    # The frontend drops form text without "=" before the worker runs: refused with the fix named.
+    Case("form-urlencoded-text", "langid", lambda: b"bonjour tout le monde", FORM, 415, "unsupported_media_type",
          "plain text labelled as a form: curl -d 'bonjour tout le monde'"),
     Case("form-urlencoded-field", "langid", lambda: b"text=bonjour+tout+le+monde", FORM, 200, None,
          "a form field named text: curl --data-urlencode 'text=bonjour tout le monde'"),

@@ -87,7 +87,7 @@ def test_hostile_case_gets_its_documented_answer(torchserve, workers_before, cas
 CURL_MISTAKES = [  # (model, curl arguments after the URL's own), what curl itself sends
     pytest.param("digits", ["--data-binary", "@tests/data/digit-7.png"], 415,
                  marks=pytest.mark.xfail(strict=True, reason=FRONTEND_FORM_500), id="digits-data-binary-without-H"),
-    pytest.param("langid", ["-d", "bonjour tout le monde"], 200, id="langid-d"),
+    pytest.param("langid", ["-d", "bonjour tout le monde"], 415, id="langid-d"),
     pytest.param("langid", ["-F", "text=bonjour tout le monde"], 200, id="langid-F-text"),
     pytest.param("langid", ["--data-urlencode", "text=bonjour tout le monde"], 200, id="langid-data-urlencode"),
 ]
@@ -109,7 +109,9 @@ def test_everyday_curl_mistakes_get_an_answer(torchserve, repo_root: Path, model
                                  json={"text": "bonjour tout le monde"}, timeout=30).json()
         assert answer["top_k"] == expected["top_k"], answer
     else:
-        assert answer["error"]["type"] == "unsupported_media_type" and "Content-Type: image/png" in answer["error"]["message"]
+        message = answer["error"]["message"]
+        assert answer["error"]["type"] == "unsupported_media_type", answer
+        assert "-H 'Content-Type: image/png'" in message and "-H 'Content-Type: text/plain'" in message, message
 
 
 def test_exif_orientation_is_applied_before_classifying(torchserve) -> None:
