@@ -17,8 +17,14 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from handlers import errors, payload, runtime
 from handlers.errors import InputError
-from handlers.metrics import (BATCH_SIZE, INFERENCE_SECONDS, POSTPROCESS_SECONDS,
-                              PREPROCESS_SECONDS, REQUEST_SECONDS, HandlerMetrics)
+from handlers.metrics import (
+    BATCH_SIZE,
+    INFERENCE_SECONDS,
+    POSTPROCESS_SECONDS,
+    PREPROCESS_SECONDS,
+    REQUEST_SECONDS,
+    HandlerMetrics,
+)
 from handlers.topk import answer, top_k
 
 logger = logging.getLogger(__name__)
@@ -86,7 +92,7 @@ class ClassifierHandler(BaseHandler):
         self.handler_metrics = HandlerMetrics(self.name)
         self.setup(config, model_dir)
         # On CUDA each new batch size costs a one-off 1.3-2.2 s for mobilenet_v3_small on an H100
-        # (cuDNN plans, lazily loaded kernels; bench/NOTES.md rows 35 and 37). Padding batches to a
+        # (cuDNN plans, lazily loaded kernels). Padding batches to a
         # power of two leaves fewer sizes to warm up before READY, at the price of a few repeated
         # items, which the GPU computes in parallel anyway.
         pad = config.get("pad_batches", "auto")
@@ -97,6 +103,8 @@ class ClassifierHandler(BaseHandler):
         logger.info("model %s ready on %s with %d torch threads", self.name, self.device, self.threads)
 
     # --- what subclasses provide -------------------------------------------------------------
+    form_field: str | None = None  # the form field a form-encoded request carries the input in
+
     def setup(self, config: dict[str, Any], model_dir: Path) -> None:
         """Read task-specific settings (called once at the end of initialize)."""
 
@@ -119,7 +127,7 @@ class ClassifierHandler(BaseHandler):
 
         The first call at a new input shape pays one-off costs that a served request should not
         (on CUDA the libraries choose and load kernels per shape). Measured on an H100 with
-        mobilenet_v3_small (bench/NOTES.md row 35): 1.3-2.2 s per worker and new batch size, one
+        mobilenet_v3_small: 1.3-2.2 s per worker and new batch size, one
         core busy, while requests queued behind it until the queue overflowed into 503s. Returns
         the sizes warmed; a warm-up request the handler rejects leaves the worker cold, not broken.
         """
@@ -148,13 +156,14 @@ class ClassifierHandler(BaseHandler):
         return tensor
 
     def handle(self, data: list[Any], context: Any) -> list[Any]:
-        self.context = context
         started = time.perf_counter()
         answers: list[Any] = [None] * len(data)
         valid: list[tuple[int, Any]] = []
         for idx, item in enumerate(data):
             try:
-                sample = self.decode(payload.request_body(item), request_content_type(context, idx, item))
+                body, content_type = payload.request_input(item, request_content_type(context, idx, item),
+                                                           self.form_field)
+                sample = self.decode(body, content_type)
             except InputError as err:
                 answers[idx] = self._reject(context, idx, err)
             except Exception:  # a decoder bug answers this item with 500, never the whole batch
@@ -163,24 +172,36 @@ class ClassifierHandler(BaseHandler):
             else:
                 valid.append((idx, sample))
         if valid:
-            decoded = time.perf_counter()
-            self.handler_metrics.observe(context, PREPROCESS_SECONDS, decoded - started)
-            batch = self.collate(pad_batch([sample for _, sample in valid], self.batch_sizes))
-            with torch.inference_mode(), self._autocast():
-                logits = self.forward(batch)[:len(valid)]
-            inferred = time.perf_counter()
-            self.handler_metrics.observe(context, INFERENCE_SECONDS, inferred - decoded)
-            self.handler_metrics.observe(context, BATCH_SIZE, len(valid))
-            for (idx, _), ranked in zip(valid, top_k(logits, self.labels, self.k)):
-                answers[idx] = answer(self.name, ranked)
-                context.set_response_content_type(idx, "application/json")
-            finished = time.perf_counter()
-            self.handler_metrics.observe(context, POSTPROCESS_SECONDS, finished - inferred)
-            # One observation per answered request, so its quantiles are per-request quantiles of
-            # the time spent in the worker (rejected items are excluded: they would drag them down).
-            for _ in valid:
-                self.handler_metrics.observe(context, REQUEST_SECONDS, finished - started)
+            try:
+                self._answer_batch(context, valid, answers, started)
+            except Exception:  # collate/forward/top-k: every item of this batch gets its own 500
+                ids = [context.get_request_id(idx) for idx, _ in valid]
+                logger.exception("model %s: batch of %d failed after decoding; answering 500 to requests %s",
+                                 self.name, len(valid), ids)
+                self.handler_metrics.failed_batch(context)
+                for idx, _ in valid:
+                    answers[idx] = self._fail(context, idx)
         return answers
+
+    def _answer_batch(self, context: Any, valid: list[tuple[int, Any]], answers: list[Any], started: float) -> None:
+        """One forward pass over the decoded items; each answer goes to its slot in `answers`."""
+        decoded = time.perf_counter()
+        self.handler_metrics.observe(context, PREPROCESS_SECONDS, decoded - started)
+        batch = self.collate(pad_batch([sample for _, sample in valid], self.batch_sizes))
+        with torch.inference_mode(), self._autocast():
+            logits = self.forward(batch)[:len(valid)]
+        inferred = time.perf_counter()
+        self.handler_metrics.observe(context, INFERENCE_SECONDS, inferred - decoded)
+        self.handler_metrics.observe(context, BATCH_SIZE, len(valid))
+        for (idx, _), items in zip(valid, top_k(logits, self.labels, self.k)):
+            answers[idx] = answer(self.name, items)
+            context.set_response_content_type(idx, "application/json")
+        finished = time.perf_counter()
+        self.handler_metrics.observe(context, POSTPROCESS_SECONDS, finished - inferred)
+        # One observation per answered request, so its quantiles are per-request quantiles of
+        # the time spent in the worker (rejected items are excluded: they would drag them down).
+        for _ in valid:
+            self.handler_metrics.observe(context, REQUEST_SECONDS, finished - started)
 
     def _autocast(self):
         if self.autocast_dtype is None:

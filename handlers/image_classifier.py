@@ -9,7 +9,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from handlers.base import ClassifierHandler
-from handlers.image import ImageSettings, decode_image_pixels, normalize_batch, preload_decoders, stack_pixels
+from handlers.image import ImageSettings, Pixels, decode_image_pixels, finish_batch, preload_decoders, stack_pixels
 
 
 class ImageClassifier(ClassifierHandler):
@@ -20,7 +20,7 @@ class ImageClassifier(ClassifierHandler):
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
-    def decode(self, body: Any, content_type: str | None) -> torch.Tensor:
+    def decode(self, body: Any, content_type: str | None) -> Pixels:
         return decode_image_pixels(body, content_type, self.settings, self.device)
 
     def warmup_request(self) -> tuple[bytes, str]:
@@ -33,14 +33,15 @@ class ImageClassifier(ClassifierHandler):
         image.save(buffer, "JPEG", quality=90)
         return buffer.getvalue(), "image/jpeg"
 
-    def collate(self, samples: list[torch.Tensor]) -> torch.Tensor:
-        if any(sample.device != samples[0].device for sample in samples):
-            samples = [self.to_device(sample) for sample in samples]  # GPU-decoded JPEGs beside others
+    def collate(self, samples: list[Pixels]) -> Pixels:
+        if any(sample.tensor.device != samples[0].tensor.device for sample in samples):
+            # GPU-decoded JPEGs beside others
+            samples = [Pixels(self.to_device(s.tensor), s.standardized) for s in samples]
         return stack_pixels(samples, self.settings)
 
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+    def forward(self, batch: Pixels) -> torch.Tensor:
         # Photos cross to the device as uint8 (a quarter of the bytes) and are normalised there.
-        batch = normalize_batch(self.to_device(batch), self.settings)
+        inputs = finish_batch(Pixels(self.to_device(batch.tensor), batch.standardized), self.settings)
         if self.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return self.model(batch)
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return self.model(inputs)

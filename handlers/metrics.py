@@ -18,6 +18,7 @@ POSTPROCESS_SECONDS = "handler_postprocess_seconds"
 REQUEST_SECONDS = "handler_request_seconds"
 BATCH_SIZE = "handler_batch_size"
 REJECTED_ITEMS = "handler_rejected_items_total"
+FAILED_BATCHES = "handler_failed_batches_total"
 
 
 class HandlerMetrics:
@@ -30,6 +31,10 @@ class HandlerMetrics:
 
     def rejected(self, context: Any, error_type: str) -> None:
         self._emit(context, REJECTED_ITEMS, MetricTypes.COUNTER, 1, [self.model_name, error_type])
+
+    def failed_batch(self, context: Any) -> None:
+        """A batch whose collate or forward raised (its items are also counted as internal_error)."""
+        self._emit(context, FAILED_BATCHES, MetricTypes.COUNTER, 1, [self.model_name])
 
     def _emit(self, context: Any, name: str, kind: MetricTypes, value: float, dims: list[str]) -> None:
         cache = getattr(context, "metrics", None)

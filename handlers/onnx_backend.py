@@ -2,8 +2,8 @@
 
 Why: ATen's GRU pays a fixed cost per time step and direction (~27 µs on the bench's CPU) that
 dwarfs a 64-unit cell's arithmetic, so a 250-character text costs 13.5 ms at batch 1. ONNX
-Runtime's GRU kernel runs the same recurrence in one native loop: 8-9x less per item at batch 1
-(bench/NOTES.md row 32). Its kernel computes every item of a batch for the batch's longest
+Runtime's GRU kernel runs the same recurrence in one native loop: 8-9x less per item at batch 1.
+Its kernel computes every item of a batch for the batch's longest
 length, so a mixed batch runs as groups of similar lengths instead (`length_groups`).
 
 The model provides its own graph (`model.to_onnx() -> bytes`). The worker checks the session's

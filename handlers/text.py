@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
+from torch.nn.utils.rnn import pad_sequence
 
 from handlers import errors, payload
 from handlers.errors import InputError
@@ -28,7 +28,7 @@ class TextSettings:
 
 
 def read_text(body: Any, content_type: str | None, settings: TextSettings) -> str:
-    """The text of one request: JSON {"text": "..."} or a text/plain body."""
+    """The text of one request: JSON {"text": "..."}, a text/plain body, or a form's text field."""
     if body is None or (isinstance(body, (bytes, bytearray, str)) and len(body) == 0):
         raise InputError(400, errors.EMPTY_INPUT, 'request body is empty; send JSON {"text": "..."} or text/plain')
     if isinstance(body, (bytes, bytearray)) and len(body) > settings.max_bytes:
@@ -40,7 +40,9 @@ def read_text(body: Any, content_type: str | None, settings: TextSettings) -> st
     elif mt.startswith("image/") or mt in ("application/octet-stream",) and _is_binary(body):
         raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE,
                          f"content type {mt!r} is not text; send JSON {{\"text\": ...}} or text/plain")
-    elif mt and not (mt.startswith("text/") or mt in ("application/octet-stream", "application/x-www-form-urlencoded")):
+    elif mt == payload.FORM_URLENCODED:
+        raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE, payload.FORM_URLENCODED_HINT)
+    elif mt and not (mt.startswith("text/") or mt in ("application/octet-stream", payload.MULTIPART_FORM)):
         raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE,
                          f"content type {mt!r} is not accepted; send JSON {{\"text\": ...}} or text/plain")
     elif isinstance(body, (bytes, bytearray)):
@@ -95,8 +97,3 @@ def pack_batch(sequences: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.T
     """Variable-length id sequences -> (padded ids [B, T], lengths [B]) for pack_padded_sequence."""
     lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
     return pad_sequence(list(sequences), batch_first=True, padding_value=PAD_ID), lengths
-
-
-def packed(embedded: torch.Tensor, lengths: torch.Tensor):
-    """Pack an embedded, padded batch; lengths stay on the CPU as PyTorch requires."""
-    return pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)

@@ -13,6 +13,8 @@ from handlers.text import TextSettings, decode_text_request, pack_batch
 
 
 class TextClassifier(ClassifierHandler):
+    form_field = "text"  # curl -F text=... / --data-urlencode text=...
+
     def setup(self, config: dict[str, Any], model_dir: Path) -> None:
         self.settings = TextSettings.from_config(config.get("text"))
         self.vocab: dict[str, int] = json.loads((model_dir / "vocab.json").read_text())

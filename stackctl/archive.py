@@ -46,7 +46,10 @@ def training_fingerprint(spec: ModelSpec) -> str:
     module_file = paths.ROOT / (str(spec.train_module).replace(".", "/") + ".py")
     inputs = [module_file, paths.ROOT / "models" / "training.py"]
     preprocessing = {k: spec.handler_config[k] for k in ("image", "text") if k in spec.handler_config}
-    inputs += [paths.ROOT / "handlers" / f"{kind}.py" for kind in preprocessing]
+    # handlers/image.py and the image_* modules it joins (settings, decoding, transforms); the
+    # handler classes (*_classifier.py) are serving glue, not preprocessing.
+    inputs += [f for kind in preprocessing for f in sorted((paths.ROOT / "handlers").glob(f"{kind}*.py"))
+               if not f.stem.endswith("_classifier")]
     inputs += [paths.ROOT / "handlers" / f for f in ("errors.py", "payload.py")]
     return fingerprint(inputs, {"model": [spec.architecture, spec.arguments, spec.train_module],
                                 "preprocessing": preprocessing})

@@ -11,8 +11,10 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import yaml
 from ts.context import Context, RequestProcessor
@@ -23,6 +25,8 @@ from stackctl import paths
 
 @dataclass
 class Request:
+    """One client request: a body and its Content-Type, as a client sends it."""
+
     body: Any
     content_type: str | None = None
 
@@ -66,10 +70,55 @@ class InProcessModel:
     def predict(self, requests: list[Request]) -> list[tuple[int, Any]]:
         """[(status code, answer)] per request, in order — what each HTTP client would get."""
         ctx = self.context(len(requests))
-        ctx.request_processor = [
-            RequestProcessor({"body": {"content-type": r.content_type or "application/octet-stream"}})
-            for r in requests]
+        items = [worker_item(r) for r in requests]
+        ctx.request_processor = [RequestProcessor(headers) for _, headers in items]
         self.metrics.request_ids = ctx.request_ids
-        answers = self.handler.handle([{"body": r.body} for r in requests], ctx)
+        answers = self.handler.handle([item for item, _ in items], ctx)
         statuses = [ctx.get_response_status(i)[0] or 200 for i in range(len(requests))]
         return list(zip(statuses, answers))
+
+
+
+def worker_item(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(item, headers) as TorchServe 0.12 hands a request to the worker (ts.service).
+
+    A raw body is {"body": bytes}. Form bodies are split into fields by the frontend first
+    (InferenceRequestHandler.parseRequest, with Netty's HttpPostRequestDecoder): one entry per
+    field; a text field has no content type of its own, a file part has its part's type.
+    """
+    media = (request.content_type or "").split(";", 1)[0].strip().lower()
+    if media == "application/x-www-form-urlencoded" and isinstance(request.body, (bytes, bytearray)):
+        fields = [(name, value, "") for name, value in urlencoded_fields(bytes(request.body))]
+    elif media == "multipart/form-data" and isinstance(request.body, (bytes, bytearray)):
+        fields = multipart_fields(bytes(request.body), request.content_type or "")
+    else:
+        return {"body": request.body}, {"body": {"content-type": request.content_type or "application/octet-stream"}}
+    headers: dict[str, Any] = {name: {"content-type": ctype} for name, _, ctype in fields}
+    headers["Content-Type"] = request.content_type
+    return {name: value for name, value, _ in fields}, headers
+
+
+def urlencoded_fields(body: bytes) -> list[tuple[str, bytes]]:
+    """Netty's reading of a form-urlencoded body (checked against the jar TorchServe 0.12 ships):
+    "a=b&c" gives a -> "b"; a part without "=" is a field with an empty value when an "&"
+    follows it and is dropped at the end of the body; "+" and %XX are decoded."""
+    parts = body.decode("utf-8", "replace").split("&")
+    fields = []
+    for index, part in enumerate(parts):
+        name, equals, value = part.partition("=")
+        if not equals and index == len(parts) - 1:
+            break
+        if name:
+            fields.append((unquote_plus(name).strip(), unquote_plus(value).encode()))
+    return fields
+
+
+def multipart_fields(body: bytes, content_type: str) -> list[tuple[str, bytes, str]]:
+    """(name, value, part content type if it is a file upload) for each part of a multipart body."""
+    message = BytesParser().parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    fields = []
+    for part in message.get_payload() if message.is_multipart() else []:
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_param("filename", header="content-disposition")
+        fields.append((str(name), part.get_payload(decode=True) or b"", part.get_content_type() if filename else ""))
+    return fields

@@ -30,6 +30,9 @@ class Case:
     status: int
     error_type: str | None          # None: a 200 answer
     description: str
+    # Set when the server does not give this answer yet, with the reason (the live suite expects
+    # the failure, strictly, so a fix shows up as a test to update).
+    known_issue: str | None = None
 
     def body(self) -> bytes:
         return self.make()
@@ -179,8 +182,19 @@ def text_json(value: object) -> bytes:
     return json.dumps({"text": value}).encode()
 
 
+def multipart(field: str, value: bytes, boundary: str = "hostile-boundary") -> bytes:
+    """A multipart/form-data body with one text field, as `curl -F field=value` sends it."""
+    return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n".encode()
+            + value + f"\r\n--{boundary}--\r\n".encode())
+
+
 # --- the table -----------------------------------------------------------------------------------
 PNG, JPEG, JSON_T, TEXT = "image/png", "image/jpeg", "application/json", "text/plain; charset=utf-8"
+FORM, MULTIPART = "application/x-www-form-urlencoded", "multipart/form-data; boundary=hostile-boundary"
+# TorchServe 0.12's frontend form-decodes every form-urlencoded body before any worker sees it,
+# and a "%" not followed by two hex digits (almost any binary file has one) fails that decoding.
+FRONTEND_FORM_500 = ("TorchServe's frontend answers 500 ErrorDataDecoderException with the bytes echoed "
+                     "before the handler runs (docs/hostile-inputs.md, 'Form bodies')")
 
 DIGITS_CASES = [
     Case("empty-body", "digits", lambda: b"", PNG, 400, "empty_input", "empty body"),
@@ -242,6 +256,12 @@ DIGITS_CASES = [
     Case("json-not-utf8", "digits", lambda: b'{"image": "\xff\xfe"}', JSON_T, 400, "invalid_encoding",
          "JSON body that is not UTF-8"),
     Case("json-deeply-nested", "digits", nested_json, JSON_T, 400, "invalid_json", "100000 nested JSON arrays"),
+    Case("form-urlencoded-png", "digits", digit, FORM, 415, "unsupported_media_type",
+         "PNG bytes labelled as a form: curl --data-binary @digit.png without -H", FRONTEND_FORM_500),
+    Case("form-urlencoded-json", "digits", lambda: b64_json(digit()).replace(b"=", b""), FORM, 415,
+         "unsupported_media_type", "JSON labelled as a form: curl -d '{\"image\": ...}' without -H"),
+    Case("multipart-text-field", "digits", lambda: multipart("image", base64.b64encode(digit())), MULTIPART, 415,
+         "unsupported_media_type", "base64 in a multipart text field, not a file: curl -F image=<base64>"),
 ]
 
 LANGID_CASES = [
@@ -288,6 +308,13 @@ LANGID_CASES = [
          "unsupported_media_type", "binary octet-stream with NUL bytes"),
     Case("xml-content-type", "langid", lambda: b"<text>hello</text>", "application/xml", 415,
          "unsupported_media_type", "application/xml"),
+    # The frontend drops form text without "=" before the worker runs: refused with the fix named.
+    Case("form-urlencoded-text", "langid", lambda: b"bonjour tout le monde", FORM, 415, "unsupported_media_type",
+         "plain text labelled as a form: curl -d 'bonjour tout le monde'"),
+    Case("form-urlencoded-field", "langid", lambda: b"text=bonjour+tout+le+monde", FORM, 200, None,
+         "a form field named text: curl --data-urlencode 'text=bonjour tout le monde'"),
+    Case("multipart-text-field", "langid", lambda: multipart("text", b"bonjour tout le monde"), MULTIPART, 200,
+         None, "a multipart text field: curl -F text='bonjour tout le monde'"),
 ]
 
 CASES = DIGITS_CASES + LANGID_CASES
@@ -304,6 +331,7 @@ def markdown_table(model: str) -> str:
     rows = ["| case | request | status | error type |", "|---|---|---|---|"]
     for case in CASES:
         if case.model == model:
-            rows.append(f"| `{case.id}` | {case.description} ({case.content_type.split(';')[0]}) | {case.status} "
+            status = f"{case.status} (today 500, see below)" if case.known_issue else str(case.status)
+            rows.append(f"| `{case.id}` | {case.description} ({case.content_type.split(';')[0]}) | {status} "
                         f"| {'`' + case.error_type + '`' if case.error_type else '-'} |")
     return "\n".join(rows)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -61,8 +62,8 @@ def test_channels_last_changes_speed_not_answers(digits: InProcessModel) -> None
     """The digits spec serves channels_last (a speed setting): contiguous gives the same logits."""
     handler = digits.handler
     assert handler.channels_last, "config/models/digits.yaml sets channels_last: true"
-    batch = torch.stack([handler.decode(encode(digit_image(img, 28, "L", False), "PNG"), "image/png")
-                         for img, _ in held_out(8, seed=9)])
+    batch = handler.collate([handler.decode(encode(digit_image(img, 28, "L", False), "PNG"), "image/png")
+                             for img, _ in held_out(8, seed=9)])
     with torch.inference_mode():
         served = handler.forward(batch)
         handler.channels_last = False
@@ -85,15 +86,55 @@ def test_bad_items_get_their_own_4xx_and_good_items_in_the_same_batch_still_answ
     assert results[3][1]["error"]["type"] == "empty_input"
 
 
-def test_handler_emits_declared_metrics(digits: InProcessModel) -> None:
-    (img, _), = held_out(1)
-    digits.predict([Request(encode(digit_image(img, 16, "L", False), "PNG"), "image/png"), Request(b"x", "image/png")])
-    from ts.metrics.metric_type_enum import MetricTypes
+def _emitted(log: str, model: str) -> dict[str, list[str]]:
+    """Metric name -> values, from the [METRICS] lines TorchServe's metric cache logs per emission."""
+    found: dict[str, list[str]] = {}
+    for name, value in re.findall(rf"\[METRICS\](\w+)\.\w+:([0-9.eE+-]+)\|#ModelName:{model}\b", log):
+        found.setdefault(name, []).append(value)
+    return found
 
+
+def test_handler_emits_declared_metrics(digits: InProcessModel, caplog: pytest.LogCaptureFixture) -> None:
+    # Emitted, not merely declared: the metric cache returns every metric in metrics.yaml whether
+    # or not a handler ever updates it, so look for the emissions themselves.
+    (img, _), = held_out(1)
+    with caplog.at_level("INFO"):
+        digits.predict([Request(encode(digit_image(img, 16, "L", False), "PNG"), "image/png"),
+                        Request(b"x", "image/png")])
+    emitted = _emitted(caplog.text, "digits")
     for name in ("handler_preprocess_seconds", "handler_inference_seconds", "handler_postprocess_seconds",
-                 "handler_batch_size", "handler_request_seconds"):
-        assert digits.metrics.get_metric(name, MetricTypes.HISTOGRAM) is not None
-    assert digits.metrics.get_metric("handler_rejected_items_total", MetricTypes.COUNTER) is not None
+                 "handler_request_seconds"):
+        assert len(emitted.get(name, [])) == 1, (name, emitted)
+    assert emitted["handler_batch_size"] == ["1"], emitted
+    assert "[METRICS]handler_rejected_items_total" in caplog.text and "ErrorType:invalid_image" in caplog.text
+
+
+@pytest.mark.parametrize("stage", ["collate", "forward"])
+def test_a_batch_that_fails_after_decoding_answers_each_item_500_and_the_worker_serves_on(
+        digits: InProcessModel, caplog: pytest.LogCaptureFixture, stage: str) -> None:
+    (img, label), = held_out(1, seed=7)
+    good = Request(encode(digit_image(img, 32, "L", True), "PNG"), "image/png")
+
+    def broken(_batch):
+        raise RuntimeError(f"forced failure in {stage}")
+
+    setattr(digits.handler, stage, broken)  # an instance attribute shadows the method
+    try:
+        with caplog.at_level("INFO"):
+            results = digits.predict([good, Request(b"garbage", "image/png"), good])
+    finally:
+        delattr(digits.handler, stage)
+    assert [code for code, _ in results] == [500, 400, 500]
+    assert [a["error"]["type"] for _, a in results] == ["internal_error", "invalid_image", "internal_error"]
+    assert results[0][1]["error"]["code"] == 500
+    failure = next(r for r in caplog.records if "failed after decoding" in r.getMessage())
+    assert "req-0" in failure.getMessage() and "req-2" in failure.getMessage() and "req-1" not in failure.getMessage()
+    assert failure.exc_info is not None  # the traceback is logged
+    emitted = _emitted(caplog.text, "digits")
+    assert emitted["handler_failed_batches_total"] == ["1"], emitted
+    assert caplog.text.count("ErrorType:internal_error") == 2
+    (status, answer), = digits.predict([good])
+    assert status == 200 and answer["top_k"][0]["label"] == str(label)
 
 
 def test_thread_setting_respects_the_host_share(digits: InProcessModel) -> None:

@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 
 from handlers.errors import InputError
-from handlers.image import ImageSettings, decode_image_request, normalize_ink, open_image
+from handlers.image import ImageSettings, decode_image_request
+from handlers.image_decoding import open_image
+from handlers.image_transforms import normalize_ink
 from stackctl.specs import get_spec
 from tests.imagegen import FORMAT_MODES, digit_image, encode, held_out
 
@@ -55,7 +57,6 @@ def test_exif_orientation_is_applied() -> None:
     buffer = io.BytesIO()
     picture.save(buffer, format="JPEG", exif=exif.tobytes())
     settings = ImageSettings(color_mode="L", max_pixels=10_000)
-    from handlers.image import open_image
 
     assert open_image(buffer.getvalue(), settings).size == (20, 40)
 
@@ -112,7 +113,8 @@ def test_torchvision_style_settings_produce_normalised_224_crops() -> None:
 
 
 def test_eight_bit_fast_path_matches_the_float_path_for_torchvision_settings() -> None:
-    from handlers.image import _resize_and_crop, _to_tensor, open_image, preprocess_image, to_float_array
+    from handlers.image import preprocess_image
+    from handlers.image_transforms import resize_and_crop, to_float_array, to_tensor
 
     settings = ImageSettings.from_config({"color_mode": "RGB", "resize": 64, "center_crop": 56,
                                           "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.2, 0.2]})
@@ -121,7 +123,7 @@ def test_eight_bit_fast_path_matches_the_float_path_for_torchvision_settings() -
     for mode in ("RGB", "RGBA", "P", "L", "CMYK"):
         image = open_image(encode(picture.convert(mode), "TIFF"), settings)
         fast = preprocess_image(image, settings)
-        slow = _resize_and_crop(_to_tensor(to_float_array(image, "RGB")), settings)
+        slow = resize_and_crop(to_tensor(to_float_array(image, "RGB")), settings)
         slow = (slow - torch.tensor(settings.mean).view(-1, 1, 1)) / torch.tensor(settings.std).view(-1, 1, 1)
         assert fast.shape == slow.shape == (3, 56, 56)
         assert torch.mean(torch.abs(fast - slow)) < 0.05, mode  # resampling in uint8 rounds once
@@ -140,16 +142,17 @@ def _photo_bodies() -> list[bytes]:
 
 
 def test_photos_batch_as_uint8_and_normalise_per_batch_like_the_per_item_path() -> None:
-    from handlers.image import decode_image_pixels, normalize_batch, stack_pixels
+    from handlers.image import decode_image_pixels, finish_batch, stack_pixels
 
     bodies = _photo_bodies()
     pixels = [decode_image_pixels(body, "application/octet-stream", PHOTO) for body in bodies]
-    assert [p.dtype for p in pixels] == [torch.uint8] * 3 + [torch.float32]
+    assert [(p.standardized, p.tensor.dtype) for p in pixels] == [(False, torch.uint8)] * 3 + [(True, torch.float32)]
     per_item = torch.stack([decode_image_request(body, "application/octet-stream", PHOTO) for body in bodies])
     for chosen in (pixels[:3], pixels):  # all 8-bit (stays uint8 until the batch step), and mixed
         stacked = stack_pixels(chosen, PHOTO)
-        assert stacked.dtype == (torch.uint8 if len(chosen) == 3 else torch.float32)
-        batch = normalize_batch(stacked, PHOTO)
+        assert stacked.standardized == (len(chosen) != 3)
+        assert stacked.tensor.dtype == (torch.uint8 if len(chosen) == 3 else torch.float32)
+        batch = finish_batch(stacked, PHOTO)
         assert batch.dtype == torch.float32 and batch.shape == (len(chosen), 3, 56, 56)
         assert torch.allclose(batch, per_item[:len(chosen)], atol=1e-5)
 

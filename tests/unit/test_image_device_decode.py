@@ -16,8 +16,8 @@ from PIL import Image, ImageOps
 
 from bench.workloads import photo_payloads
 from handlers.errors import InputError
-from handlers.image import (ImageSettings, decode_image_pixels, decodes_on_device, device_jpeg_pixels, orient,
-                            read_header)
+from handlers.image import ImageSettings, decode_image_pixels
+from handlers.image_decoding import decodes_on_device, device_jpeg_pixels, orient, read_header
 
 PHOTO = ImageSettings.from_config({"color_mode": "RGB", "resize": 64, "center_crop": 56, "mean": [0.5] * 3,
                                    "std": [0.25] * 3, "min_side": 8, "gpu_decode": True})
@@ -56,7 +56,7 @@ def test_orient_turns_pixels_the_way_pillow_does(orientation: int) -> None:
 @pytest.mark.parametrize("orientation,mode", [(1, "RGB"), (6, "RGB"), (3, "L"), (8, "RGB")])
 def test_device_path_gives_pillows_pixels(orientation: int, mode: str) -> None:
     data = _jpeg(_photo().convert(mode), orientation)
-    pillow = decode_image_pixels(data, "image/jpeg", PHOTO)
+    pillow = decode_image_pixels(data, "image/jpeg", PHOTO).tensor
     device = device_jpeg_pixels(data, read_header(data, PHOTO), PHOTO, CPU)
     assert device.shape == pillow.shape == (3, 56, 56) and device.dtype == torch.uint8
     # Same libjpeg output and resize; Pillow's RGB conversion of a greyscale file rounds alike.
@@ -98,14 +98,14 @@ def test_on_a_gpu_jpegs_decode_there_and_everything_else_as_before() -> None:
     gpu = torch.device("cuda", 0)
     photos = [p.body for p in photo_payloads(count=8)]
     for data in photos + [_jpeg(_photo(), 6), _jpeg(_photo().convert("L"))]:
-        on_gpu = decode_image_pixels(data, "image/jpeg", PHOTO, gpu)
-        pillow = decode_image_pixels(data, "image/jpeg", PHOTO)
+        on_gpu = decode_image_pixels(data, "image/jpeg", PHOTO, gpu).tensor
+        pillow = decode_image_pixels(data, "image/jpeg", PHOTO).tensor
         assert on_gpu.device.type == "cuda" and on_gpu.shape == pillow.shape
         # nvJPEG's IDCT and chroma upsampling differ from libjpeg's by a few levels.
         assert (on_gpu.cpu().float() - pillow.float()).abs().mean() < 2.0
     png = io.BytesIO()
     _photo().save(png, "PNG")
-    assert decode_image_pixels(png.getvalue(), "image/png", PHOTO, gpu).device.type == "cpu"
+    assert decode_image_pixels(png.getvalue(), "image/png", PHOTO, gpu).tensor.device.type == "cpu"
     truncated = photos[0][: len(photos[0]) // 2]
     with pytest.raises(InputError) as err:
         decode_image_pixels(truncated, "image/jpeg", PHOTO, gpu)
