@@ -143,20 +143,21 @@ def man_pages(directory: Path) -> dict[str, str]:
     return pages
 
 
-def corpus() -> dict[str, list[tuple[str, str]]]:
-    """Label -> [(source, sentence)], deduplicated within a label, from the unpacked packages."""
-    if not (TEXT_ROOT / "man").is_dir():
-        raise FileNotFoundError(f"{TEXT_ROOT} is missing: run scripts/install-system-deps.sh (make system-deps)")
+def corpus(root: Path = TEXT_ROOT) -> dict[str, list[tuple[str, str]]]:
+    """Label -> [(source, sentence)], deduplicated within a label, from the packages unpacked under
+    `root` (a parameter: a worker's copy of this module lives in its archive, not the repository)."""
+    if not (root / "man").is_dir():
+        raise FileNotFoundError(f"{root} is missing: run scripts/install-system-deps.sh (make system-deps)")
     texts: dict[str, list[tuple[str, str]]] = {"english": []}
-    for name, text in man_pages(TEXT_ROOT / "man").items():
+    for name, text in man_pages(root / "man").items():
         texts["english"].append((f"man:{name}", text))
     english_messages: dict[str, str] = {}
     for label, locales in LOCALES.items():
         texts[label] = []
         for locale in locales:
-            for name, text in man_pages(TEXT_ROOT / "man" / locale).items():
+            for name, text in man_pages(root / "man" / locale).items():
                 texts[label].append((f"man:{name}", text))
-            for path in sorted((TEXT_ROOT / "locale" / locale / "LC_MESSAGES").glob("*.mo")):
+            for path in sorted((root / "locale" / locale / "LC_MESSAGES").glob("*.mo")):
                 for msgid, msgstr in mo_messages(path):
                     texts[label].append((f"mo:{path.stem}", msgstr))
                     english_messages[msgid] = f"mo:{path.stem}"
