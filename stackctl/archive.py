@@ -45,6 +45,10 @@ def training_fingerprint(spec: ModelSpec) -> str:
     or top_k do not change the weights, so tuning them never retrains)."""
     module_file = paths.ROOT / (str(spec.train_module).replace(".", "/") + ".py")
     inputs = [module_file, paths.ROOT / "models" / "training.py"]
+    # Its own helper modules (models/langid_data.py) and the script that lists the Debian
+    # packages its data comes from (word lists, manual pages, message catalogues).
+    inputs += sorted(module_file.parent.glob(f"{module_file.stem}_*.py"))
+    inputs += [paths.ROOT / "scripts" / "install-system-deps.sh"]
     preprocessing = {k: spec.handler_config[k] for k in ("image", "text") if k in spec.handler_config}
     # handlers/image.py and the image_* modules it joins (settings, decoding, transforms); the
     # handler classes (*_classifier.py) are serving glue, not preprocessing.
