@@ -77,7 +77,7 @@ def decode_comparison(seconds: float) -> dict[str, Any]:
     cpu_rate, _ = limit.timed(cpu_path, seconds)
     out: dict[str, Any] = {"cpu_pillow_items_per_s_1_thread": round(cpu_rate, 1), "nvjpeg_items_per_s": {}}
     for size in DECODE_BATCHES:
-        rate, _ = limit.timed(lambda: gpu_path(size), seconds)
+        rate, _ = limit.timed(lambda size=size: gpu_path(size), seconds)
         out["nvjpeg_items_per_s"][str(size)] = round(rate, 1)
     print(f"decode: {out}", flush=True)
     return out

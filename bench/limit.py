@@ -98,7 +98,7 @@ def measure(archive: Path, bodies: list[tuple[bytes, str]], seconds: float,
 def batch_sweep(run: Callable[[int], int], batch_sizes: tuple[int, ...], seconds: float) -> list[dict[str, Any]]:
     sweep: list[dict[str, Any]] = []
     for size in batch_sizes:
-        rate, rounds = timed(lambda: run(size), seconds)
+        rate, rounds = timed(lambda size=size: run(size), seconds)
         sweep.append({"batch_size": size, "items_per_s": round(rate, 2), "rounds": rounds})
         # Past the knee more batching only adds latency: stop after two steps without 3% gain.
         best = max(s["items_per_s"] for s in sweep)

@@ -86,11 +86,12 @@ def sequence_backend(name: str, model: torch.nn.Module, device: torch.device, th
     if device.type != "cpu":
         logger.info("model %s: backend onnxruntime applies to the CPU; serving with PyTorch on %s", name, device)
         return None
-    if not hasattr(model, "to_onnx"):
+    to_onnx = getattr(model, "to_onnx", None)
+    if to_onnx is None:
         logger.warning("model %s: %s has no to_onnx(); serving with PyTorch", name, type(model).__name__)
         return None
     try:
-        session = SequenceSession(model.to_onnx(), threads)
+        session = SequenceSession(to_onnx(), threads)
     except ImportError as err:
         logger.warning("model %s: onnxruntime unavailable (%s); serving with PyTorch", name, err)
         return None

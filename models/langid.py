@@ -168,5 +168,5 @@ def evaluate(model: nn.Module, samples: list[tuple[str, int]], vocab: dict[str, 
             chunk = samples[start:start + 512]
             ids, lengths = pack_batch([encode(t, vocab) for t, _ in chunk])
             predicted = model(ids, lengths).argmax(dim=1)
-            correct += int((predicted == torch.tensor([l for _, l in chunk])).sum())
+            correct += int((predicted == torch.tensor([label for _, label in chunk])).sum())
     return correct / len(samples)

@@ -44,7 +44,7 @@ def save_artifacts(out_dir: Path, model: torch.nn.Module, labels: list[str], met
     """weights.pt (state_dict), labels.json (index -> label), metadata.json, arguments.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out_dir / "weights.pt")
-    (out_dir / "labels.json").write_text(json.dumps({str(i): l for i, l in enumerate(labels)}, indent=1))
+    (out_dir / "labels.json").write_text(json.dumps({str(i): label for i, label in enumerate(labels)}, indent=1))
     (out_dir / "arguments.json").write_text(json.dumps(arguments or {}, indent=1))
     (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=1, sort_keys=True))
 

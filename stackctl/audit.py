@@ -163,7 +163,7 @@ def classify(target: str, reports: list[dict[str, Any]], accepted: list[Accepted
 
 def checkov_audit(accepted_file: Path = ACCEPTED_FILE) -> CheckovResult:
     accepted = load_accepted(accepted_file)
-    result, used = CheckovResult(), set()
+    result, used = CheckovResult(), set[Accepted]()
     with tempfile.TemporaryDirectory(prefix="audit-k8s-") as tmp:
         rendered = render_all_overlays(Path(tmp))
         targets = [

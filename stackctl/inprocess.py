@@ -11,6 +11,7 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from email.message import Message
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
@@ -116,9 +117,12 @@ def urlencoded_fields(body: bytes) -> list[tuple[str, bytes]]:
 def multipart_fields(body: bytes, content_type: str) -> list[tuple[str, bytes, str]]:
     """(name, value, part content type if it is a file upload) for each part of a multipart body."""
     message = BytesParser().parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
-    fields = []
-    for part in message.get_payload() if message.is_multipart() else []:
+    fields: list[tuple[str, bytes, str]] = []
+    parts: list[Message] = message.get_payload() if message.is_multipart() else []  # type: ignore[assignment]
+    for part in parts:
         name = part.get_param("name", header="content-disposition")
         filename = part.get_param("filename", header="content-disposition")
-        fields.append((str(name), part.get_payload(decode=True) or b"", part.get_content_type() if filename else ""))
+        value = part.get_payload(decode=True)
+        fields.append((str(name), value if isinstance(value, bytes) else b"",
+                       part.get_content_type() if filename else ""))
     return fields

@@ -10,14 +10,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from typing import Callable
+from typing import Any, Callable
 
 
 class NotReady(RuntimeError):
     pass
 
 
-def _get(url: str, token: str | None, timeout: float) -> object:
+def _get(url: str, token: str | None, timeout: float) -> Any:
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -28,12 +28,12 @@ def _get(url: str, token: str | None, timeout: float) -> object:
 def model_status(management_url: str, token: str | None = None, timeout: float = 2.0) -> dict[str, list[str]]:
     """{model name: [worker status, ...]} for every registered model."""
     base = management_url.rstrip("/")
-    listing = _get(f"{base}/models?limit=1000", token, timeout)
+    listing: dict[str, Any] = _get(f"{base}/models?limit=1000", token, timeout)
     status: dict[str, list[str]] = {}
-    for entry in listing.get("models", []):  # type: ignore[union-attr]
+    for entry in listing.get("models", []):
         name = entry["modelName"]
-        described = _get(f"{base}/models/{name}", token, timeout)
-        workers = [w.get("status", "?") for d in described for w in d.get("workers", [])]  # type: ignore[union-attr]
+        described: list[dict[str, Any]] = _get(f"{base}/models/{name}", token, timeout)
+        workers = [w.get("status", "?") for d in described for w in d.get("workers", [])]
         status[name] = workers
     return status
 
