@@ -8,9 +8,10 @@
   own: connections that arrive after the signal are refused, so a load balancer must drop the
   endpoint first (k8s: preStop).
 * Token auth: TorchServe writes key_file.json into its working directory. Under a read-only root
-  that fails and the server exits 0, so with auth on the server runs in a writable directory
-  (TS_KEY_DIR, else the temp dir) and relative paths it would resolve against /app are made
-  absolute first.
+  that fails and the server exits 0, so with auth on the server runs in TS_KEY_DIR (the image
+  sets /tmp, which must be a writable tmpfs under a read-only root) after the relative paths it
+  would resolve against /app are made absolute. The image also sets TS_KEY_FILE there, so its
+  health check finds the management key.
 * A server that stops on its own is a failure, whatever its exit status, so restart policies and
   orchestrators notice.
 """
@@ -36,16 +37,19 @@ def token_auth_on(command: list[str], env: dict[str, str]) -> bool:
 
 
 def server_workdir(command: list[str], env: dict[str, str]) -> tuple[Path, dict[str, str]]:
-    """Where the server runs, and its environment: here, unless token auth needs a writable place."""
+    """Where the server runs, and its environment: here, unless token auth needs a writable place
+    (TS_KEY_DIR if set, else here if writable, else the temp dir)."""
     here = Path.cwd()
-    if not token_auth_on(command, env) or os.access(here, os.W_OK):
+    if not token_auth_on(command, env):
         return here, env
-    key_dir = Path(env.get("TS_KEY_DIR") or tempfile.gettempdir())
+    key_dir = Path(env.get("TS_KEY_DIR") or (here if os.access(here, os.W_OK) else tempfile.gettempdir()))
+    if key_dir == here:
+        return here, env
     moved = dict(env)
     for name, relative in RELATIVE_SETTINGS.items():
         moved.setdefault(name, str(here / relative))
-    print(f"token auth: {here} is read-only; TorchServe runs in {key_dir} and writes "
-          f"{key_dir / 'key_file.json'} there", file=sys.stderr, flush=True)
+    print(f"token auth: TorchServe runs in {key_dir} and writes its keys to {key_dir / 'key_file.json'}",
+          file=sys.stderr, flush=True)
     return key_dir, moved
 
 
