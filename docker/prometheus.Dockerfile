@@ -11,8 +11,9 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus wget \
     && rm -rf /var/lib/apt/lists/* \
     && mkdir -p /prometheus \
-    && chown prometheus:prometheus /prometheus
-USER prometheus
+    && chown 65534:65534 /prometheus
+# nobody, as in prom/prometheus, so a data volume works with either image.
+USER 65534:65534
 WORKDIR /prometheus
 EXPOSE 9090
 HEALTHCHECK --interval=10s --timeout=5s --retries=5 \

@@ -28,7 +28,7 @@ class ContainerServer:
     proc: SimpleNamespace
 
     @classmethod
-    def attach(cls, name: str) -> "ContainerServer":
+    def attach(cls, name: str) -> ContainerServer:
         state = json.loads(docker("inspect", name))[0]
         assert state["State"]["Running"], f"container {name} is not running"
         published = state["NetworkSettings"]["Ports"]

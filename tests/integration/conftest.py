@@ -6,8 +6,8 @@ code `make serve` uses — wait by polling (never fixed sleeps) and are always s
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
