@@ -8,6 +8,7 @@
 #           needs buildx to build, which engines such as Debian's docker.io lack)
 #   up [SERVICE...]  starts the built images (all services, or the ones named) and waits for health
 #   variant prints gpu or cpu
+#   check   only checks that an engine and Compose v2 answer
 #
 # Without a reachable engine it stops at once with a message that points to `make serve`
 # (tests/deploy/test_docker.py holds it to that).
@@ -115,6 +116,7 @@ case $command_name in
     exec docker/build.sh loadtest "$@"
     ;;
   variant) echo "$variant" ;;
+  check) ;;   # the engine and Compose checks above passed
   down) exec "${compose[@]}" --profile loadtest down "$@" ;;
   logs) exec "${compose[@]}" logs --follow --tail=200 "$@" ;;
   *) exec "${compose[@]}" "$command_name" "$@" ;;

@@ -17,7 +17,10 @@ base-images: engine ## Build the local bookworm and Prometheus base images from 
 	@bash scripts/build-base-images.sh
 build: models ## Build the TorchServe image (GPU variant where Docker has the NVIDIA runtime, else CPU) and the Locust image
 	@$(STACK) build
-up: build ## Start the compose stack (or SERVICES="torchserve prometheus"), wait until healthy, print the URLs
+# The engine check comes first, so a host without one hears so at once (not after a build).
+up: ## Build if needed, start the compose stack (or SERVICES="torchserve prometheus"), wait until healthy, print the URLs
+	@$(STACK) check
+	@$(MAKE) --no-print-directory build
 	@$(STACK) up $(SERVICES)
 down: ## Stop and remove the compose stack's containers and networks (named volumes with data are kept)
 	@$(STACK) down
