@@ -20,7 +20,7 @@ from tests.hostile import VALID
 from tests.live.dockerlib import ROOT, docker, inspect, unique, wait_exited
 
 GRACE_S = 30          # docker-compose.yml: torchserve stop_grace_period
-LOCUST_RUN_TIME = "15s"
+LOCUST_RUN_TIME = "30s"   # outlasts `up --wait` (worker healthy after ~15 s on slow cores)
 
 
 @dataclass
@@ -115,9 +115,10 @@ def test_make_loadtest_against_the_published_port_writes_its_report(stack: Stack
 
 
 def test_compose_loadtest_profile_runs_locust_in_containers_and_writes_reports(stack: Stack, tmp_path: Path) -> None:
-    stack.env.update(LOCUST_HEADLESS="true", LOCUST_RUN_TIME=LOCUST_RUN_TIME, LOCUST_CSV="/app/reports/run",
-                     LOCUST_HTML="/app/reports/report.html")
-    stack.compose("--profile", "loadtest", "up", "--detach", "--no-recreate", "locust-master", "locust-worker")
+    stack.env.update(COMPOSE_PROFILES="loadtest", LOCUST_HEADLESS="true", LOCUST_RUN_TIME=LOCUST_RUN_TIME,
+                     LOCUST_CSV="/app/reports/run", LOCUST_HTML="/app/reports/report.html")
+    # `up --wait` returns once the worker is connected (healthy); the headless run then ends on its own.
+    stack.compose("up", "--no-recreate", "locust-master", "locust-worker")
     master = stack.container("locust-master")
     state = wait_exited(master, timeout=240)
     logs = docker("logs", master).stderr
