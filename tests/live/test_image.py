@@ -55,8 +55,9 @@ def test_image_carries_its_labels_and_no_build_secret(images) -> None:
 
 def test_runs_as_non_root(server: str) -> None:
     assert docker("exec", server, "id", "-u").stdout.strip() == SERVER_UID
-    users = docker("top", server, "-eo", "user,comm").stdout.split("\n")[1:]
-    assert users and all(line.split()[0] == SERVER_UID for line in users if line.strip()), users
+    # `docker top` needs a PID column in its ps options.
+    rows = [line.split() for line in docker("top", server, "-eo", "pid,user,comm").stdout.splitlines()[1:] if line.strip()]
+    assert rows and all(row[1] == SERVER_UID for row in rows), rows
 
 
 def test_healthcheck_is_the_image_readiness_command_and_healthy(server: str) -> None:
