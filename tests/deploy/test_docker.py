@@ -337,6 +337,14 @@ def test_loadtest_image_has_every_package_the_load_test_imports(stages) -> None:
     assert_covered("loadtest", third_party_imports(entries, nested=True), installed)
 
 
+def test_loadtest_word_lists_match_the_native_system_dependencies(stages) -> None:
+    native = set(re.search(r"packages=\(([^)]*)\)", (ROOT / "scripts" / "install-system-deps.sh").read_text())
+                 .group(1).split())
+    apt = " ".join(i.arguments for i in stages["loadtest"].all("RUN") if "apt-get install" in i.arguments)
+    in_image = set(re.findall(r"\bw[a-z]+\b", apt.split("--no-install-recommends", 1)[1]))
+    assert in_image == {p for p in native if p.startswith("w")}, "the text payloads come from these word lists"
+
+
 # --- build context ------------------------------------------------------------------------------
 
 def dockerignore_excludes(relative: str) -> bool:
