@@ -72,12 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
-        # Before the JVM exists there is nothing to drain: stop the launcher itself.
-        for process in jvms(psutil.Process(launcher.pid)) or [psutil.Process(launcher.pid)]:
-            try:
+        try:
+            root = psutil.Process(launcher.pid)
+            # Before the JVM exists there is nothing to drain: stop the launcher itself.
+            for process in jvms(root) or [root]:
                 process.send_signal(signum)
-            except psutil.NoSuchProcess:
-                pass
+        except psutil.NoSuchProcess:
+            pass   # already gone: wait() below returns
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
