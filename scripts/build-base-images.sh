@@ -49,3 +49,4 @@ if ! have "$prometheus"; then
     -f docker/prometheus.Dockerfile docker/ >/dev/null
   echo "base-images: $prometheus"
 fi
+echo "base-images: $base, $prometheus"
