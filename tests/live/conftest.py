@@ -24,12 +24,15 @@ def engine() -> None:
 
 @pytest.fixture(scope="session")
 def images(engine: None) -> dict[str, str]:
-    """The CPU serving image and the Locust image, built as `make build` builds them."""
+    """The CPU serving image and the Locust image, built as `make build` builds them, and the
+    commit they were built from (what their revision label must say)."""
+    revision = subprocess.run(["git", "rev-parse", "HEAD"], check=True, cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
     for target in ("cpu", "loadtest"):
         result = subprocess.run(["docker/build.sh", target], check=False, cwd=ROOT, capture_output=True, text=True, timeout=3600)
         if result.returncode != 0:
             pytest.fail(f"docker/build.sh {target} failed:\n{(result.stdout + result.stderr)[-4000:]}", pytrace=False)
-    return {"torchserve": IMAGE, "locust": LOCUST_IMAGE}
+    return {"torchserve": IMAGE, "locust": LOCUST_IMAGE, "revision": revision}
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -130,40 +131,59 @@ def test_compose_loadtest_profile_runs_locust_in_containers_and_writes_reports(s
 
 
 def test_compose_stop_lets_requests_in_flight_finish_and_exits_within_the_grace_period(stack: Stack) -> None:
-    inference = stack.url("torchserve", 8080)
+    """Load runs until the container is gone. Clients talk to the container's own address, not the
+    published port: docker-proxy accepts every connection itself, so a request the server never
+    accepted and one it dropped mid-flight would look alike there. Here a refused connection is
+    "never accepted" (allowed once the stop began) and any other failure is a lost request."""
     container = stack.container("torchserve")
+    networks = inspect(container)["NetworkSettings"]["Networks"]
+    inference = f"http://{next(iter(networks.values()))['IPAddress']}:8080"
     digit = VALID["digits"].body()
+    gone = threading.Event()
+    results: list[tuple[float, float, int | str]] = []   # (started, ended, outcome); appends are atomic
 
-    def request(i: int) -> tuple[float, float, int | str]:
-        started = time.monotonic()
-        try:
-            if i % 2:
-                answer = requests.post(f"{inference}/predictions/langid", json={"text": f"guten morgen {i}"}, timeout=60)
-            else:
-                answer = requests.post(f"{inference}/predictions/digits", data=digit, timeout=60,
-                                       headers={"Content-Type": VALID["digits"].content_type})
-            return started, time.monotonic(), answer.status_code
-        except requests.RequestException as exc:
-            return started, time.monotonic(), type(exc).__name__
+    def client(n: int) -> None:
+        while not gone.is_set():
+            started = time.monotonic()
+            try:
+                if n % 2:
+                    answer = requests.post(f"{inference}/predictions/langid", json={"text": "guten morgen"}, timeout=60)
+                else:
+                    answer = requests.post(f"{inference}/predictions/digits", data=digit, timeout=60,
+                                           headers={"Content-Type": VALID["digits"].content_type})
+                outcome: int | str = answer.status_code
+            except requests.ConnectionError as exc:
+                outcome = "refused" if "refused" in str(exc).lower() else f"lost: {exc}"
+            except requests.RequestException as exc:
+                outcome = f"lost: {exc}"
+            results.append((started, time.monotonic(), outcome))
+            if outcome == "refused":
+                time.sleep(0.05)   # retry pace while the server is going away
 
-    # 16 clients keep the workers busy and the frontend queue non-empty; the stop begins, from this
-    # thread, once some of the load is done.
     with ThreadPoolExecutor(16) as pool:
-        futures = [pool.submit(request, i) for i in range(400)]
-        while sum(f.done() for f in futures) < 40:
-            time.sleep(0.01)
+        clients = [pool.submit(client, n) for n in range(16)]
+        deadline = time.monotonic() + 60
+        while len(results) < 32:   # the load is under way
+            assert time.monotonic() < deadline and not any(c.done() for c in clients), results[:5]
+            time.sleep(0.05)
         began = time.monotonic()
         stop_result = stack.compose("stop", "torchserve", timeout=GRACE_S + 30)
-        results = [f.result() for f in futures]
+        gone.set()
+        for c in clients:
+            c.result()
     elapsed = seconds_until_exit(container, began)
-    before = [status for started, _, status in results if started < began]
-    in_flight = [status for started, ended, status in results if started < began < ended]
-    after = [status for started, _, status in results if started >= began]
-    print(f"stop: {len(before)} requests started before it ({len(in_flight)} still in flight), "
-          f"{len(after)} after ({sum(s == 200 for s in after)} answered); exited after {elapsed:.1f}s")
+    before = [o for started, _, o in results if started < began]
+    in_flight = [o for started, ended, o in results if started < began < ended]
+    after = [o for started, _, o in results if started >= began]
+    lost = [o for _, _, o in results if isinstance(o, str) and o.startswith("lost")]
+    print(f"stop: {len(before)} requests started before it ({len(in_flight)} in flight), {len(after)} after "
+          f"({sum(o == 200 for o in after)} answered, {sum(o == 'refused' for o in after)} refused, "
+          f"{len(lost)} lost); exited after {elapsed:.1f}s")
     assert stop_result.returncode == 0
     assert in_flight, "no request was in flight when the stop began: the test proved nothing"
-    assert all(status == 200 for status in before), sorted(map(str, before))
+    assert all(o == 200 for o in before), sorted(map(str, before))
+    assert not lost, lost[:5]
+    assert all(o in (200, "refused") for o in after), sorted(set(map(str, after)))
     state = inspect(container)["State"]
     assert state["ExitCode"] == 0, "not a clean exit (137 = killed at the end of the grace period)"
     assert elapsed < GRACE_S
