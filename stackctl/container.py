@@ -5,8 +5,8 @@
 * Stop: tini passes SIGTERM to this process only. It goes to the JVM alone, which finishes the
   requests in flight, stops its workers and exits; the launcher (which forwards no signals and
   would die at once, taking the container with it) then returns. TorchServe has no drain of its
-  own: connections that arrive after the signal are refused, so a load balancer must drop the
-  endpoint first (k8s: preStop).
+  own: connections that arrive after the signal are refused (or reset, if the kernel had queued
+  them), so a load balancer must drop the endpoint first (k8s: preStop).
 * Token auth: TorchServe writes key_file.json into its working directory. Under a read-only root
   that fails and the server exits 0, so with auth on the server runs in TS_KEY_DIR (the image
   sets /tmp, which must be a writable tmpfs under a read-only root) after the relative paths it
