@@ -4,8 +4,8 @@
 #   docker-compose.yml + docker-compose.cpu.yml everywhere else
 # STACK_VARIANT=gpu|cpu (environment or .env) overrides the detection. Called by mk/docker.mk
 # (make build/up/down/logs/ps); `docker/compose.sh <any compose command>` works too.
-#   build   builds the images with docker/build.sh (BuildKit through `docker build`; Compose
-#           needs buildx to build, which engines such as Debian's docker.io lack)
+#   build   builds the images with docker/build.sh (BuildKit through `docker build`, which passes
+#           the CA secret and the git labels; compose's own build does neither)
 #   up [SERVICE...]  starts the built images (all services, or the ones named) and waits for health
 #   variant prints gpu or cpu
 #   check   only checks that an engine and Compose v2 answer
