@@ -112,7 +112,7 @@ def test_command_is_torchserve_in_the_foreground_behind_tini_and_the_drain_entry
     runtime = stages["runtime"]
     assert runtime.exec_form("CMD") == CONTAINER_COMMAND
     # tini (no -g) signals only its child; stackctl.container hands SIGTERM to the JVM alone (drain),
-    # tested live in tests/live/test_compose.py and natively in test_container_command.py.
+    # tested live in tests/live/test_compose_stack.py and natively in test_container_command.py.
     assert runtime.exec_form("ENTRYPOINT") == ENTRYPOINT
     assert (ROOT / "stackctl" / "container.py").is_file()
     assert not any("tail -f" in i.arguments for i in runtime.instructions)

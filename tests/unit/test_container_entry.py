@@ -1,6 +1,6 @@
 """stackctl.container, the image's entry point, with real processes: where TorchServe runs when
 token auth is on, a server that stops on its own is a failure, and SIGTERM is a clean stop.
-The JVM drain itself is measured live (tests/live/test_compose.py)."""
+The JVM drain itself is measured live (tests/live/test_compose_stack.py)."""
 from __future__ import annotations
 
 import os
