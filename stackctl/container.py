@@ -66,12 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m stackctl.container torchserve --foreground ...", file=sys.stderr)
         return 2
     workdir, env = server_workdir(command, dict(os.environ))
-    launcher = subprocess.Popen(command, cwd=workdir, env=env)
+    launcher: subprocess.Popen | None = None
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
+        if launcher is None:
+            return   # a signal during the start: handled right after it
         try:
             root = psutil.Process(launcher.pid)
             # Before the JVM exists there is nothing to drain: stop the launcher itself.
@@ -80,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         except psutil.NoSuchProcess:
             pass   # already gone: wait() below returns
 
+    # Handlers first: a stop that arrives while the launcher starts must not kill this process.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    launcher = subprocess.Popen(command, cwd=workdir, env=env)
+    if stopping:
+        stop(signal.SIGTERM, None)
     status = launcher.wait()
     if stopping:
         return 0 if status in (0, -signal.SIGTERM, 128 + signal.SIGTERM, 143) else status

@@ -31,15 +31,19 @@ def test_auth_on_runs_in_the_key_dir_with_absolute_paths(tmp_path: Path, monkeyp
     assert env["LOG_LOCATION"] == str(tmp_path / "logs")
 
 
+def entry_point(*server: str) -> subprocess.Popen:
+    # A child process: main() installs signal handlers, which must not land in pytest's own.
+    return subprocess.Popen([sys.executable, "-m", "stackctl.container", *server], cwd=paths.ROOT,
+                            env={**os.environ, "PYTHONPATH": str(paths.ROOT)})
+
+
 def test_a_server_that_exits_on_its_own_is_a_failure() -> None:
-    assert container.main([sys.executable, "-c", "pass"]) == 1
-    assert container.main([sys.executable, "-c", "raise SystemExit(3)"]) == 3
+    assert entry_point(sys.executable, "-c", "pass").wait(timeout=60) == 1
+    assert entry_point(sys.executable, "-c", "raise SystemExit(3)").wait(timeout=60) == 3
 
 
 def test_sigterm_is_a_clean_stop() -> None:
-    entry = subprocess.Popen([sys.executable, "-m", "stackctl.container", sys.executable, "-c",
-                              "import time; time.sleep(60)"], cwd=paths.ROOT,
-                             env={**os.environ, "PYTHONPATH": str(paths.ROOT)})
+    entry = entry_point(sys.executable, "-c", "import time; time.sleep(60)")
     try:
         # Wait until the child exists, so the signal goes through the handler, not to a bare start.
         deadline = time.monotonic() + 30
