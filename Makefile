@@ -48,9 +48,10 @@ status: $(STAMP_VENV) ## Show the native stack's processes and each model's work
 	$(PY) -m stackctl status
 
 # Everything `make test` needs is installed by its prerequisites; preflight then stops the run
-# with one line per tool that is still missing, instead of dozens of failing tests.
+# with one line per tool that is still missing, instead of dozens of failing tests. engine and
+# base-images (mk/docker.mk) are no-ops where a Docker engine answers and the bases exist.
 .PHONY: test
-test: system-deps $(STAMP_VENV) audit-tools ## Run the whole test suite (installs what it needs, builds archives if needed; unit, deploy, integration)
+test: system-deps $(STAMP_VENV) audit-tools engine base-images ## Run the whole test suite (installs what it needs, builds archives and images if needed; unit, deploy, integration, live containers)
 	$(PY) -m stackctl.preflight
 	$(PY) -m stackctl models
 	$(PY) -m pytest

@@ -1,20 +1,40 @@
-# Containers: the compose stack of docker-compose.yml (see docker/README.md). docker/compose.sh
-# picks the GPU or CPU compose files for this host; STACK_VARIANT=gpu|cpu overrides it.
+# Containers: the images of docker/Dockerfile and the compose stack of docker-compose.yml (see
+# docker/README.md). docker/compose.sh picks the GPU or CPU compose files for this host;
+# STACK_VARIANT=gpu|cpu overrides it.
 
 # The root Makefile exports default ports for the native stack. Compose gives the shell
 # environment precedence over .env, so pass on only the ports a user set (environment or command
 # line) and let .env and the compose file's defaults decide the rest.
 COMPOSE_PORT_VARS := INFERENCE_PORT MANAGEMENT_PORT METRICS_PORT PROMETHEUS_PORT
 STACK := env $(foreach v,$(COMPOSE_PORT_VARS),$(if $(filter file,$(origin $(v))),-u $(v))) docker/compose.sh
+# `make up SERVICES="torchserve prometheus"` starts a subset; empty = the whole stack.
+SERVICES ?=
 
-.PHONY: build up down logs ps
-build: ## Build the TorchServe image (GPU variant where Docker has the NVIDIA runtime, else CPU)
+.PHONY: engine base-images build up down logs ps push
+engine: $(STAMP_VENV) ## Install and start a Docker engine + Compose plugin on Debian/Ubuntu (no-op where one answers)
+	@bash scripts/install-engine.sh
+base-images: engine ## Build the local bookworm and Prometheus base images from Debian packages (offline path; no-op if present)
+	@bash scripts/build-base-images.sh
+build: models ## Build the TorchServe image (GPU variant where Docker has the NVIDIA runtime, else CPU) and the Locust image
 	@$(STACK) build
-up: ## Start the compose stack, wait until every service is healthy, print the URLs (no engine? make serve)
-	@$(STACK) up
-down: ## Stop and remove the compose stack's containers (named volumes with data are kept)
+# The engine check comes first, so a host without one hears so at once (not after a build).
+up: ## Build if needed, start the compose stack (or SERVICES="torchserve prometheus"), wait until healthy, print the URLs
+	@$(STACK) check
+	@$(MAKE) --no-print-directory build
+	@$(STACK) up $(SERVICES)
+down: ## Stop and remove the compose stack's containers and networks (named volumes with data are kept)
 	@$(STACK) down
 logs: ## Follow the compose stack's logs
 	@$(STACK) logs
 ps: ## Show the compose stack's containers and their health
 	@$(STACK) ps
+
+# Tags (and pushes) what `make build` built: torchserve-stack/torchserve:{gpu,cpu} and
+# torchserve-stack/locust:latest become $(REGISTRY)/torchserve-stack/torchserve:$(VERSION)-{gpu,cpu}
+# and $(REGISTRY)/torchserve-stack/locust:$(VERSION), the names k8s/overlays deploy.
+# DRY_RUN=1 tags and prints the pushes without running them.
+REGISTRY ?=
+VERSION ?=
+DRY_RUN ?=
+push: ## Tag and push the built images: make push REGISTRY=registry.example.com VERSION=0.1.0 [DRY_RUN=1]
+	@bash docker/push.sh "$(REGISTRY)" "$(VERSION)" $(if $(DRY_RUN),--dry-run)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -40,6 +41,14 @@ def problems() -> list[str]:
             continue
         if name == "java" and (major := java_major(path) or 0) < 17:
             found.append(f"java at {path} is version {major or 'unknown'}; TorchServe 0.12 needs 17 or newer")
+    # tests/live build and run the images; `make engine` starts one on Debian/Ubuntu.
+    engine = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                            text=True, timeout=30, check=False) if shutil.which("docker") else None
+    if engine is None or engine.returncode != 0:
+        found.append("no Docker engine answers (`docker info`): `make engine` (as root on Debian/Ubuntu), "
+                     "or start Docker Engine 20.10+ with Compose v2")
+    elif subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode != 0:
+        found.append("Docker Compose v2 is missing (`docker compose version`): `make engine`")
     checkov = paths.ROOT / os.environ.get("AUDIT_VENV", ".venv-audit") / "bin" / "checkov"
     if not checkov.exists():
         found.append(f"checkov is not installed ({checkov} missing): `make audit-tools`")

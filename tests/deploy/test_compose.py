@@ -130,13 +130,15 @@ def bind_mounts(service: dict[str, Any]) -> list[tuple[Path, str, bool]]:
     for entry in service.get("volumes", []):
         parts = str(entry).split(":")
         if parts[0].startswith((".", "/")):
-            mounts.append(((ROOT / parts[0]).resolve(), parts[1], parts[2:3] == ["ro"]))
+            options = parts[2].split(",") if len(parts) > 2 else []
+            mounts.append(((ROOT / parts[0]).resolve(), parts[1], "ro" in options))
     return mounts
 
 
 def host_path(service: dict[str, Any], container_path: str) -> Path | None:
-    """The host file behind a container path, through the service's bind mounts."""
-    for source, target, _ in bind_mounts(service):
+    """The host file behind a container path, through the service's bind mounts (the deepest
+    mount point wins, as in the container)."""
+    for source, target, _ in sorted(bind_mounts(service), key=lambda mount: -len(mount[1])):
         if container_path == target or container_path.startswith(target.rstrip("/") + "/"):
             return source / container_path[len(target):].lstrip("/")
     return None
@@ -191,6 +193,31 @@ def test_every_mounted_or_built_path_exists(variant) -> None:
             context = ROOT / build["context"]
             assert (context / build["dockerfile"]).is_file(), f"{name}: no {build['dockerfile']}"
             dockerfile.stage(build["target"], context / build["dockerfile"])  # KeyError if no such stage
+
+
+def test_bind_mounts_are_relabelled_for_selinux_hosts(variant) -> None:
+    _, project = variant
+    for name, service in project["services"].items():
+        for entry in service.get("volumes", []):
+            parts = str(entry).split(":")
+            if parts[0].startswith((".", "/")):
+                assert "z" in parts[2].split(","), f"{name}: {entry} needs :z (or :Z) on SELinux hosts"
+
+
+def test_dcgm_exporter_has_the_capability_dcgm_4_needs() -> None:
+    assert "SYS_ADMIN" in load(BASE)["services"]["dcgm-exporter"].get("cap_add", [])
+
+
+def test_cpu_hosts_get_no_dcgm_scrape_target(variant) -> None:
+    name, project = variant
+    target = host_path(project["services"]["prometheus"], "/etc/prometheus/targets/dcgm.json")
+    listed = json.loads(target.read_text())
+    assert (listed == []) == (name == "cpu"), f"{name}: {target} lists {listed}"
+
+
+def test_prometheus_image_is_overridable() -> None:
+    image = load(BASE)["services"]["prometheus"]["image"]
+    assert image.startswith("${PROMETHEUS_IMAGE:-prom/prometheus:v"), image
 
 
 def test_container_paths_in_commands_point_at_mounted_files(variant) -> None:
@@ -313,13 +340,15 @@ def test_grafana_provisioning_points_at_the_mounted_dashboards_and_prometheus() 
 # --- Docker Compose itself ---------------------------------------------------------------------------
 
 def compose_command() -> list[str] | None:
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        return ["docker", "compose"]
+    # The pinned binary first: `docker compose` depends on where the plugin is installed for which
+    # HOME, and the checks below run with an empty one.
     spec = importlib.util.find_spec("compose")
     if spec and spec.origin:
         binary = Path(spec.origin).parent / "docker-compose"
         if binary.is_file() and subprocess.run([str(binary), "version"], capture_output=True).returncode == 0:
             return [str(binary)]
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
     return None
 
 

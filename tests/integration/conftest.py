@@ -1,18 +1,21 @@
 """Session fixtures: ONE real TorchServe (and one real Prometheus scraping it) for the whole run.
 
-Both start from the built archives on free loopback ports through stackctl.native — the same
+Both start from the built archives (or TorchServe is a container's: tests/containerized.py) on free loopback ports through stackctl.native — the same
 code `make serve` uses — wait by polling (never fixed sleeps) and are always stopped.
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from stackctl import paths
+from stackctl import paths, readiness
 from stackctl.native import NativeStack, Ports
 from stackctl.specs import load_specs
+from tests import containerized
+from tests.containerized import ContainerServer
 
 
 def _require_archives() -> None:
@@ -32,8 +35,14 @@ def native_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeSta
 
 
 @pytest.fixture(scope="session")
-def torchserve(native_stack: NativeStack) -> NativeStack:
-    """A ready TorchServe: .inference_url, .management_url, .metrics_url, .proc, .run_dir."""
+def torchserve(request: pytest.FixtureRequest) -> NativeStack | ContainerServer:
+    """A ready TorchServe: .inference_url, .management_url, .metrics_url, .proc (and .run_dir when
+    native). With TORCHSERVE_CONTAINER=<name>, the server in that running container instead."""
+    if os.environ.get(containerized.ENV):
+        server = ContainerServer.attach(os.environ[containerized.ENV])
+        readiness.wait_until_ready(server.management_url, timeout=240)
+        return server
+    native_stack: NativeStack = request.getfixturevalue("native_stack")
     proc = native_stack.start_torchserve()
     native_stack.proc = proc  # type: ignore[attr-defined]
     try:

@@ -4,7 +4,8 @@ docker/Dockerfile's CMD and HEALTHCHECK are read from the file (stackctl.dockerf
 translated to this checkout, and the only other differences are the ones a container gets from its
 environment: TS_* addresses (free loopback ports here instead of 0.0.0.0 with fixed ports) and a
 private temp dir. A typo in either command, or a config the command cannot start with, fails here.
-Stopping sends SIGTERM to the whole process group, as tini -g does on `docker stop`.
+Stopping sends SIGTERM to the entry point alone, as tini does on `docker stop`; the entry point
+(stackctl.container) hands it to the JVM, and everything must be gone within the grace period.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from stackctl.specs import load_specs
 
 ROOT = paths.ROOT
 RUNTIME = dockerfile.stage("runtime")
-CONTAINER_ROOT = RUNTIME.last("WORKDIR").arguments       # /app
+CONTAINER_ROOT = dockerfile.stage("serving").last("WORKDIR").arguments   # /app
 APIS = ("inference", "management", "metrics")
 STOP_GRACE_S = 30                                          # docker-compose.yml stop_grace_period
 
@@ -101,7 +102,11 @@ def test_container_command_serves_every_model_and_passes_its_healthcheck(native_
     missing = [str(s.archive_path.relative_to(ROOT)) for s in specs if not s.archive_path.is_file()]
     assert not missing, f"{', '.join(missing)} missing: run `make models`"
 
-    command = [to_host(arg) for arg in RUNTIME.exec_form("CMD")]
+    entrypoint = RUNTIME.exec_form("ENTRYPOINT")
+    assert Path(entrypoint[0]).name == "tini" and entrypoint[1] == "--"
+    # What tini runs: the entry point (python from this venv) with the image's CMD.
+    command = [sys.executable if arg == "python" else arg for arg in entrypoint[2:]]
+    command += [to_host(arg) for arg in RUNTIME.exec_form("CMD")]
     options, health = RUNTIME.healthcheck()
     health_url = f"http://127.0.0.1:{ports['management']}"
     assert health[-1] == "http://127.0.0.1:8081", "the health check asks the management API on loopback"
@@ -148,11 +153,11 @@ def test_container_command_serves_every_model_and_passes_its_healthcheck(native_
         with urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=10) as answer:
             assert b"ts_inference_requests_total" in answer.read()
 
-        # docker stop: SIGTERM to the process group (tini -g), then everything must be gone in time.
+        # docker stop: SIGTERM to tini's child only, then everything must be gone in time.
         group = [psutil.Process(server.pid)] + psutil.Process(server.pid).children(recursive=True)
         assert any("java" in p.name() for p in group), "the launcher started no JVM"
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=STOP_GRACE_S)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=STOP_GRACE_S) == 0, "a stop that was asked for is a clean exit"
         _, alive = psutil.wait_procs(group, timeout=STOP_GRACE_S)
         alive = [p for p in alive if still_running(p)]
         assert not alive, f"still running {STOP_GRACE_S}s after SIGTERM: {[p.cmdline()[:3] for p in alive]}"
