@@ -53,6 +53,7 @@ status: $(STAMP_VENV) ## Show the native stack's processes and each model's work
 .PHONY: test
 test: system-deps $(STAMP_VENV) audit-tools engine base-images ## Run the whole test suite (installs what it needs, builds archives and images if needed; unit, deploy, integration, live containers)
 	$(PY) -m stackctl.preflight
+	@$(MAKE) --no-print-directory lint
 	$(PY) -m stackctl models
 	$(PY) -m pytest
 

@@ -14,8 +14,9 @@ import argparse
 import pickle
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.report import write_json
 

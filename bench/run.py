@@ -17,8 +17,6 @@ roughly that long.
 """
 from __future__ import annotations
 
-import locust  # noqa: F401  (first: gevent monkey-patching, before anything opens a socket)
-
 import argparse
 import json
 import pickle
@@ -27,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import locust  # noqa: F401  (first: gevent monkey-patching, before anything opens a socket)
 
 from bench import archives, loadgen, machine, report, servers
 from bench.workloads import Workload, ensure_archives, payload_digest, run_folder, tidy_run_folder, workloads
@@ -48,7 +48,7 @@ class Plan:
     threads: list[int]     # torch thread counts the limit tries
 
     @classmethod
-    def from_budget(cls, budget: float, quick: bool, cores: int) -> "Plan":
+    def from_budget(cls, budget: float, quick: bool, cores: int) -> Plan:
         threads = sorted({cores, 1}, reverse=True)
         if quick:  # the smoke test: does it run and write well-formed results
             return cls(1.0, 0.5, 0.2, [2, 8], [1, 8], [cores])

@@ -15,13 +15,13 @@ editing the values in place so comments stay; rebuild the archives afterwards (`
 """
 from __future__ import annotations
 
-import locust  # noqa: F401  (first: gevent monkey-patching)
-
 import argparse
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import locust  # noqa: F401  (first: gevent monkey-patching)
 
 from bench import archives, loadgen, servers
 from bench.report import write_json

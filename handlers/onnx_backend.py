@@ -13,7 +13,8 @@ they differ, when onnxruntime is not installed, or on a GPU (where cuDNN's GRU i
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch

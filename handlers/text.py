@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -23,7 +24,7 @@ class TextSettings:
     max_bytes: int = 65536
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any] | None) -> "TextSettings":
+    def from_config(cls, cfg: dict[str, Any] | None) -> TextSettings:
         return cls(**dict(cfg or {}))
 
 

@@ -27,7 +27,7 @@ class TextClassifier(ClassifierHandler):
         return decode_text_request(body, content_type, self.settings, self.vocab)
 
     def warmup_request(self) -> tuple[bytes, str]:
-        return "warm up".encode(), "text/plain"
+        return b"warm up", "text/plain"
 
     def collate(self, samples: list[torch.Tensor]) -> Any:
         # The ONNX Runtime session groups the sequences by length itself; PyTorch takes them padded.

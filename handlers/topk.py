@@ -1,7 +1,8 @@
 """Model outputs -> the JSON answer: {"model": name, "top_k": [{"label", "probability"}, ...]}."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

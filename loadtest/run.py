@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from loadtest import report, slo, shapes
+from loadtest import report, shapes, slo
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -8,8 +8,9 @@ response-time statistics, never from histogram buckets.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from stackctl.specs import Slo
 

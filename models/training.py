@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ def save_artifacts(out_dir: Path, model: torch.nn.Module, labels: list[str], met
 
 
 class Stopwatch:
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         self.start = time.perf_counter()
         return self
 

@@ -72,7 +72,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     stack = NativeStack.from_run_dir(paths.RUN)
     for name in ("torchserve", "prometheus"):
-        print(f"{name:11s} {'running (pid %s)' % stack.pid(name) if stack.running(name) else 'stopped'}")
+        state = f"running (pid {stack.pid(name)})" if stack.running(name) else "stopped"
+        print(f"{name:11s} {state}")
     if stack.running("torchserve"):
         try:
             for model, workers in sorted(model_status(stack.management_url).items()):

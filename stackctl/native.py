@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -42,14 +42,14 @@ class Ports:
     worker_base: int = 9000  # TorchServe workers listen on unix sockets named after this number
 
     @classmethod
-    def from_env(cls) -> "Ports":
+    def from_env(cls) -> Ports:
         env = os.environ
         return cls(int(env.get("INFERENCE_PORT", 8080)), int(env.get("MANAGEMENT_PORT", 8081)),
                    int(env.get("METRICS_PORT", 8082)), int(env.get("PROMETHEUS_PORT", 9090)),
                    int(env.get("WORKER_PORT_BASE", 9000)))
 
     @classmethod
-    def free(cls) -> "Ports":
+    def free(cls) -> Ports:
         return cls(free_port(), free_port(), free_port(), free_port(), 20000 + free_port() % 20000)
 
 
@@ -226,7 +226,7 @@ class NativeStack:
         return [name for name in ("prometheus", "torchserve") if self.stop(name)]
 
     @classmethod
-    def from_run_dir(cls, run_dir: Path, model_store: Path = paths.MODEL_STORE) -> "NativeStack":
+    def from_run_dir(cls, run_dir: Path, model_store: Path = paths.MODEL_STORE) -> NativeStack:
         saved = run_dir / "ports.json"
         ports = Ports(**json.loads(saved.read_text())) if saved.is_file() else Ports.from_env()
         return cls(run_dir=run_dir, ports=ports, model_store=model_store)

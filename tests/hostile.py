@@ -11,9 +11,9 @@ import io
 import json
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Callable
 
 import numpy as np
 from PIL import Image

@@ -24,7 +24,7 @@ def digit_image(image8: np.ndarray, size: int, mode: str, dark_on_light: bool) -
         gray = 255 - gray
     picture = Image.fromarray(gray).resize((size, size), Image.Resampling.BILINEAR)
     if mode == "I;16":
-        return Image.fromarray((np.asarray(picture).astype(np.uint16) * 257))
+        return Image.fromarray(np.asarray(picture).astype(np.uint16) * 257)
     if mode == "LA":
         return Image.merge("LA", [picture, Image.new("L", picture.size, 255)])
     if mode == "RGBA" and not dark_on_light:

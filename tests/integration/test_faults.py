@@ -10,15 +10,15 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
+import fault_load
 import pytest
 import requests
 
-import fault_load
 from stackctl.native import NativeStack, Ports
-from stackctl.readiness import NotReady, check_ready, wait_until_ready
+from stackctl.readiness import NotReady, check_ready
 
 MODELS = {"digits", "langid"}
 VALID = {"digits": None, "langid": (json.dumps({"text": "guten morgen"}).encode(), "application/json")}

@@ -4,32 +4,16 @@ liveness probes with the manifest's timings, serves every model through the publ
 on termination (preStop, then the stop signal with what is left of the grace period) finishes
 every request that was in flight.
 
-Needs a Docker engine and the image the overlay names (`make engine`, `make build`; docker/).
-Without them these tests are SKIPPED with the reason, unless STACK_LIVE_REQUIRED=1 (CI sets it
-where it has started the engine and built the images): then they fail.
+Needs a Docker engine (`make engine`; `make test` starts one); the `images` fixture of
+tests/live/conftest.py builds the image, and fails at once when no engine answers.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-import pytest
-
 from stackctl import pod_translate, podrun
 from stackctl.specs import load_specs
-
-
-def need(image: str) -> None:
-    """Skip (or fail, where live tests are required) without an engine or the image."""
-    reason = None
-    if not podrun.engine_answers():
-        reason = "no Docker engine answers (`docker info`): start one with `make engine`"
-    elif not podrun.image_present(image):
-        reason = f"image {image} is not on this engine: build it with `make build` (docker/)"
-    if reason:
-        if os.environ.get("STACK_LIVE_REQUIRED") == "1":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
 
 
 def leftover_containers() -> list[str]:
@@ -39,7 +23,6 @@ def leftover_containers() -> list[str]:
 
 
 def run_and_check(overlay: str, drop_gpu: bool = False, image: str | None = None) -> podrun.Report:
-    need(image or podrun.make_plan(overlay, drop_gpu=drop_gpu).image)
     try:
         report = podrun.run(overlay, drop_gpu=drop_gpu, image=image, log=sys.stdout)
     finally:
@@ -72,16 +55,14 @@ def run_and_check(overlay: str, drop_gpu: bool = False, image: str | None = None
     return report
 
 
-def test_cpu_overlay_pod_runs_serves_and_drains_as_on_a_kubelet():
+def test_cpu_overlay_pod_runs_serves_and_drains_as_on_a_kubelet(images):
+    assert podrun.make_plan("cpu").image == images["torchserve"]
     run_and_check("cpu")
 
 
-def test_gpu_overlay_pod_without_its_gpu_request():
+def test_gpu_overlay_pod_without_its_gpu_request(images):
     """The gpu overlay's pod spec — its own limits, env, sandbox, probes, drain — with its
-    `nvidia.com/gpu` request dropped (no GPU here). Image: torchserve-stack/torchserve:gpu where it
-    is built; otherwise the cpu image, which docker/Dockerfile builds from the same layers and
-    which differs only in the NVIDIA_* / STACK_VARIANT environment (the run prints which)."""
-    gpu_image = "torchserve-stack/torchserve:gpu"
-    image = None if podrun.engine_answers() and podrun.image_present(gpu_image) else "torchserve-stack/torchserve:cpu"
-    print(f"gpu overlay pod spec, GPU request dropped, image {image or gpu_image}")
-    run_and_check("gpu", drop_gpu=True, image=image)
+    `nvidia.com/gpu` request dropped (no GPU here), on the cpu image this run built: docker/Dockerfile
+    builds both variants from the same layers, and they differ only in the NVIDIA_* /
+    STACK_VARIANT environment. (A :gpu tag left on the engine may be from an older commit.)"""
+    run_and_check("gpu", drop_gpu=True, image=images["torchserve"])

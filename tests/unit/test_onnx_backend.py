@@ -8,8 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handlers.onnx_backend import (SPREAD, backend_setting, length_groups, probe_sequences,
-                                   sequence_backend)
+from handlers.onnx_backend import SPREAD, backend_setting, length_groups, probe_sequences, sequence_backend
 from loadtest.payloads import payloads_for
 from models.langid import LangIdGRU
 from stackctl.inprocess import InProcessModel

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from handlers.errors import ERROR_TYPES, InputError, error_body
-from handlers.topk import answer, top_k
 from handlers.runtime import thread_count
+from handlers.topk import answer, top_k
 
 
 def test_top_k_is_sorted_probabilities_with_labels() -> None:
