@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import sys
 
-from stackctl import pod_translate, podrun
+from stackctl import docker_cli, pod_translate, podrun
 from stackctl.specs import load_specs
 
 
 def leftover_containers() -> list[str]:
-    out = podrun.docker("ps", "--all", "--quiet", "--filter", f"label={pod_translate.LABEL}=1",
-                        "--filter", f"name=podrun-.*-{os.getpid()}", check=False)
+    out = docker_cli.docker("ps", "--all", "--quiet", "--filter", f"label={pod_translate.LABEL}=1",
+                            "--filter", f"name=podrun-.*-{os.getpid()}", check=False)
     return out.stdout.split()
 
 

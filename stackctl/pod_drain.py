@@ -1,0 +1,116 @@
+"""Termination of the pod's container under client load, as a kubelet does it: clients keep sending
+through the endpoint-propagation window, preStop runs, then the image's stop signal with what is
+left of terminationGracePeriodSeconds (`docker stop -t`, SIGKILL after it). The drain report says
+what happened to every request; any lost request, or an exit that needed the SIGKILL, fails."""
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from stackctl.docker_cli import docker
+from stackctl.pod_container import Pod
+from stackctl.pod_report import PodRunError, Report
+from stackctl.pod_requests import predict
+from stackctl.specs import ModelSpec
+
+# The manifest's preStop assumes 5 s for endpoint removal to reach every proxy (its comment):
+# clients keep sending this long after termination begins.
+ENDPOINT_PROPAGATION_S = 5.0
+DRAIN_CLIENTS = 8
+# The kubelet's floor for what is left of the grace period after preStop.
+MIN_GRACE_AFTER_PRESTOP_S = 2
+
+
+def run_pre_stop(pod: Pod, budget: float) -> None:
+    hook = pod.plan.pre_stop
+    if not hook:
+        return
+    if "sleep" in hook:
+        time.sleep(min(float(hook["sleep"]["seconds"]), budget))
+    elif "exec" in hook:
+        try:
+            pod.exec(*hook["exec"]["command"], timeout=budget)
+        except subprocess.TimeoutExpired:
+            pass   # the kubelet, too, moves on to the stop signal when the grace period runs out
+    elif "httpGet" in hook:
+        port = pod.plan.host_ports[str(hook["httpGet"]["port"])]
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{hook['httpGet'].get('path', '/')}",
+                                   timeout=budget).read()
+        except (OSError, urllib.error.URLError):
+            pass
+    else:
+        raise PodRunError(f"preStop {sorted(hook)} is not translated")
+
+
+def terminate_under_load(pod: Pod, specs: list[ModelSpec], report: Report) -> None:
+    inference = pod.plan.host_ports["inference"]
+    results: list[tuple[float, float, int | str]] = []
+    lock = threading.Lock()
+    stop_sending = threading.Event()
+
+    def client(i: int) -> None:
+        n = i
+        while not stop_sending.is_set():
+            spec = specs[n % len(specs)]
+            n += 1
+            began = time.monotonic()
+            try:
+                outcome: int | str = predict(inference, spec, timeout=60)
+            except OSError as exc:    # connection reset / refused: a lost request
+                outcome = type(exc).__name__
+            with lock:
+                results.append((began, time.monotonic(), outcome))
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(DRAIN_CLIENTS)]
+    for t in threads:
+        t.start()
+    # Let the clients reach a steady state before termination begins.
+    deadline = time.monotonic() + 30
+    while len(results) < 4 * DRAIN_CLIENTS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    grace = pod.plan.grace_seconds
+    terminating = time.monotonic()
+    # Endpoint removal: proxies keep sending for ENDPOINT_PROPAGATION_S, then stop.
+    stopper = threading.Timer(ENDPOINT_PROPAGATION_S, stop_sending.set)
+    stopper.start()
+    run_pre_stop(pod, budget=grace)
+    # The stop signal follows the preStop at once, whether or not the proxies have caught up
+    # (with a preStop shorter than the propagation window, clients are still sending).
+    remaining = max(MIN_GRACE_AFTER_PRESTOP_S, round(grace - (time.monotonic() - terminating)))
+    signalled = time.monotonic()
+    docker("stop", "--time", str(remaining), pod.plan.container_name, timeout=remaining + 60)
+    exited_after = time.monotonic() - signalled
+    stopper.join()
+    for t in threads:
+        t.join(timeout=65)
+    state = pod.state()
+    in_flight = [r for r in results if r[0] < terminating < r[1]]
+    during = [r for r in results if r[0] >= terminating]
+    lost = [r for r in results if r[2] != 200]
+    report.drain = {
+        "requests": len(results),
+        "in_flight_when_termination_began": len(in_flight),
+        "in_flight_not_200": sum(1 for r in in_flight if r[2] != 200),
+        "first_failure_after_s": round(min(r[1] for r in lost) - terminating, 2) if lost else None,
+        "sent_during_propagation_window": len(during),
+        "not_200": [(round(r[0] - terminating, 2), r[2]) for r in lost][:20],
+        "pre_stop_s": round(signalled - terminating, 1),
+        "grace_left_at_signal_s": remaining,
+        "exit_after_signal_s": round(exited_after, 1),
+        "exit_code": state.get("ExitCode"),
+        "oom_killed": state.get("OOMKilled"),
+    }
+    if state.get("Running"):
+        raise PodRunError("the container still runs after docker stop")
+    if lost:
+        raise PodRunError(f"{len(lost)} of {len(results)} requests lost during termination: {report.drain}")
+    if not in_flight:
+        raise PodRunError("no request was in flight when termination began: the drain was not tested")
+    # docker stop waits `remaining` seconds before SIGKILL; an exit that took that long was a kill.
+    if exited_after >= remaining:
+        raise PodRunError(f"the server did not exit on its stop signal within the {remaining}s left of "
+                          f"terminationGracePeriodSeconds: it was killed. {report.drain}")
