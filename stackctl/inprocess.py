@@ -39,6 +39,9 @@ def unpack(archive: Path, into: Path | None = None) -> Path:
     return target
 
 
+ARCHIVE_PACKAGES = ("handlers", "models")
+
+
 class InProcessModel:
     """A handler initialised from an unpacked archive; `predict` runs one batch like a worker."""
 
@@ -52,15 +55,22 @@ class InProcessModel:
         self.metrics.initialize_cache()
         self.gpu_id = gpu_id
         handler_module = Path(self.manifest["model"]["handler"]).stem
-        # The archive's own copies of handlers/ and models/ are what the server runs; import those.
+        # The archive's own copies of handlers/ and models/ are what the server runs; import those,
+        # then put the repository's back, so that later imports in the same process (other tests)
+        # get the repository's modules, not a temporary folder's. The handler keeps its own.
+        ours = {m: sys.modules.pop(m) for m in list(sys.modules) if m.split(".")[0] in ARCHIVE_PACKAGES}
         sys.path.insert(0, str(self.model_dir))
-        for cached in [m for m in sys.modules if m.split(".")[0] in ("handlers", "models")]:
-            del sys.modules[cached]
-        module = importlib.import_module(handler_module)
-        handler_class = next(v for v in vars(module).values()
-                             if isinstance(v, type) and v.__module__ == module.__name__)
-        self.handler = handler_class()
-        self.handler.initialize(self.context(1))
+        try:
+            module = importlib.import_module(handler_module)
+            handler_class = next(v for v in vars(module).values()
+                                 if isinstance(v, type) and v.__module__ == module.__name__)
+            self.handler = handler_class()
+            self.handler.initialize(self.context(1))
+        finally:
+            sys.path.remove(str(self.model_dir))
+            for name in [m for m in sys.modules if m.split(".")[0] in ARCHIVE_PACKAGES]:
+                del sys.modules[name]
+            sys.modules.update(ours)
 
     def context(self, batch_size: int) -> Context:
         ctx = Context(self.name, str(self.model_dir), self.manifest, batch_size, self.gpu_id, "0.12.0",

@@ -160,7 +160,10 @@ def test_compose_stop_lets_requests_in_flight_finish_and_exits_within_the_grace_
                 outcome = "unreachable"
             except requests.ConnectionError as exc:
                 text = str(exc).lower()
-                outcome = "refused" if "refused" in text else "reset" if "reset by peer" in text else f"lost: {exc}"
+                # Once the container is gone its address has no route (EHOSTUNREACH): a connection
+                # that never began, like a refusal, not a request lost mid-flight.
+                outcome = ("refused" if "refused" in text else "reset" if "reset by peer" in text
+                           else "unreachable" if "no route to host" in text else f"lost: {exc}")
             except requests.RequestException as exc:
                 outcome = f"lost: {exc}"
             results.append((started, time.monotonic(), outcome))
