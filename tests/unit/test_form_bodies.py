@@ -15,7 +15,6 @@ import pytest
 from handlers import payload
 from handlers.errors import InputError
 from stackctl.inprocess import InProcessModel, Request, urlencoded_fields
-from stackctl.specs import get_spec
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data; boundary=form-test"
@@ -49,23 +48,6 @@ def test_an_urlencoded_form_without_the_models_field_is_refused_with_the_fix(fie
     with pytest.raises(InputError) as refused:
         payload.request_input(fields, FORM, "text")
     assert refused.value.code == 415 and "--data-urlencode 'text=...'" in refused.value.message
-
-
-def _model(name: str) -> InProcessModel:
-    spec = get_spec(name)
-    if not spec.archive_path.is_file():
-        pytest.fail(f"model_store/{name}.mar missing: run `make models`", pytrace=False)
-    return InProcessModel(spec.archive_path)
-
-
-@pytest.fixture(scope="module")
-def langid() -> InProcessModel:
-    return _model("langid")
-
-
-@pytest.fixture(scope="module")
-def digits() -> InProcessModel:
-    return _model("digits")
 
 
 def test_langid_answers_form_text_fields_like_the_same_text_in_json(langid: InProcessModel) -> None:

@@ -9,24 +9,8 @@ import torch
 
 from stackctl.inprocess import InProcessModel, Request
 from stackctl.specs import get_spec
+from tests.archives import in_process
 from tests.imagegen import digit_image, encode, held_out
-
-
-def _model(name: str) -> InProcessModel:
-    spec = get_spec(name)
-    if not spec.archive_path.is_file():
-        pytest.fail(f"model_store/{name}.mar missing: run `make models`", pytrace=False)
-    return InProcessModel(spec.archive_path)
-
-
-@pytest.fixture(scope="module")
-def digits() -> InProcessModel:
-    return _model("digits")
-
-
-@pytest.fixture(scope="module")
-def langid() -> InProcessModel:
-    return _model("langid")
 
 
 def _probabilities(answer: dict) -> dict[str, float]:
@@ -161,7 +145,7 @@ def test_image_worker_imports_its_decoders_at_start_not_in_the_first_request() -
 def test_worker_runs_every_batch_size_it_can_be_sent_before_it_is_ready(name: str) -> None:
     # On CUDA the first call at a new batch size cost 1.3-2.2 s (bench/NOTES.md row 35): the
     # worker pays it in initialize, where TorchServe still counts it as starting.
-    model = _model(name)
+    model = in_process(name)
     assert model.handler.warmed_up == [1]
     model.handler.initialize(model.context(5))
     assert model.handler.warmed_up == [1, 2, 3, 4, 5]
@@ -180,7 +164,7 @@ def test_padded_batches_run_at_fewer_sizes_and_answer_the_same(digits: InProcess
     assert forward_batch_sizes(1, pad=True) == [1] and forward_batch_sizes(3, pad=False) == [1, 2, 3]
     requests = [Request(encode(digit_image(img, 40, "L", True), "PNG"), "image/png") for img, _ in held_out(3, seed=5)]
     plain = digits.predict(requests + [Request(b"not an image", "image/png")])
-    model = _model("digits")
+    model = in_process("digits")
     model.model_yaml_config["handler"]["pad_batches"] = True
     model.handler.initialize(model.context(8))
     assert model.handler.warmed_up == [1, 2, 4, 8]
@@ -194,7 +178,7 @@ def test_padded_batches_run_at_fewer_sizes_and_answer_the_same(digits: InProcess
 
 
 def test_a_rejected_warm_up_request_leaves_the_worker_cold_but_serving(caplog: pytest.LogCaptureFixture) -> None:
-    model = _model("digits")
+    model = in_process("digits")
     model.model_yaml_config["handler"]["image"]["min_side"] = 65  # the warm-up image is 64 px
     with caplog.at_level("WARNING"):
         model.handler.initialize(model.context(4))

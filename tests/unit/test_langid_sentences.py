@@ -9,11 +9,8 @@ import importlib.util
 import json
 import sys
 
-import pytest
-
 from stackctl import paths
 from stackctl.inprocess import InProcessModel, Request
-from stackctl.specs import get_spec
 
 # The three the model got wrong when it learnt from word lists only (issue 20).
 REPORTED = [("guten Morgen wie geht es dir", "german"), ("obrigado pela ajuda", "portuguese"),
@@ -33,14 +30,6 @@ EVERYDAY = REPORTED + [
     ("goedemorgen hoe gaat het", "dutch"), ("dank je wel voor je hulp", "dutch"),
     ("waar is het station", "dutch"), ("ik wil graag een kopje koffie", "dutch"),
 ]
-
-
-@pytest.fixture(scope="module")
-def langid() -> InProcessModel:
-    spec = get_spec("langid")
-    if not spec.archive_path.is_file():
-        pytest.fail("model_store/langid.mar missing: run `make models`", pytrace=False)
-    return InProcessModel(spec.archive_path)
 
 
 def _labels(model: InProcessModel, texts: list[str]) -> list[str]:

@@ -15,14 +15,6 @@ from stackctl.inprocess import InProcessModel
 from stackctl.specs import get_spec
 
 
-@pytest.fixture(scope="module")
-def langid() -> InProcessModel:
-    spec = get_spec("langid")
-    if not spec.archive_path.is_file():
-        pytest.fail("model_store/langid.mar missing: run `make models`", pytrace=False)
-    return InProcessModel(spec.archive_path)
-
-
 @given(st.lists(st.integers(min_value=1, max_value=256), max_size=80))
 def test_length_groups_cover_every_item_once_with_similar_lengths(lengths: list[int]) -> None:
     groups = length_groups(lengths, max_group=8)
