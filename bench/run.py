@@ -75,7 +75,7 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
     payload_file.write_bytes(pickle.dumps([(p.body, p.content_type) for p in bodies]))
     serving = archives.read_config(tuned)
     result: dict[str, Any] = {
-        "kind": w.kind, "note": w.note, "spec": str(_shown(w.spec.source)),
+        "kind": w.kind, "note": w.note, "spec": str(paths.shown(w.spec.source)),
         "serving": {k: v for k, v in serving.items() if k != "handler"},
         "torch_threads_per_worker": serving["handler"]["torch_threads"],
         "payloads": {"count": len(bodies), "digest": payload_digest(bodies)},
@@ -126,11 +126,6 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
     result["batch1"] = b1.to_json() if b1 else None
     result["half_load"] = half.to_json() if half else None
     return result
-
-
-def _shown(path: Path) -> Path:
-    """Relative to the repository when inside it (a spec folder from STACK_SPECS_DIR may not be)."""
-    return path.relative_to(paths.ROOT) if path.is_relative_to(paths.ROOT) else path
 
 
 def cold_start(selected: list[Workload], work: Path, log=print) -> dict[str, Any]:

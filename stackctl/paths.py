@@ -15,3 +15,9 @@ MODEL_BUILD = BUILD / "models"
 MODEL_STORE = Path(os.environ.get("STACK_MODEL_STORE", ROOT / "model_store"))
 # State of the native stack (pids, logs, Prometheus data); tests point it elsewhere.
 RUN = Path(os.environ.get("STACK_RUN_DIR", ROOT / "run"))
+
+
+def shown(path: Path) -> Path:
+    """`path` as messages and records show it: relative to the repository when inside it, absolute
+    otherwise (a spec folder or model store moved by STACK_SPECS_DIR / STACK_MODEL_STORE)."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
