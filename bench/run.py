@@ -1,8 +1,9 @@
 """`make bench`: the stack against its in-process limit and a FastAPI peer, in one run.
 
-    python -m bench.run [--budget 480] [--repeat 3] [--quick] [--workloads digits langid mobilenet] [--out bench/results]
+    python -m bench.run [--budget 480] [--repeat 3] [--quick] [--workloads NAME ...] [--out bench/results]
 
-Per workload (see workloads.py), one after another so that only one server is loaded at a time:
+Workloads (workloads.py): every model spec plus the bench-only ones; `--quick` alone takes the
+served models only. Per workload, one after another so that only one server is loaded at a time:
   1. the limit: the archive's handler in-process, best batch size and thread count (limit.py);
   2. the FastAPI peer (peer.py): closed-loop concurrency sweep;
   3. TorchServe with the spec's serving settings: the same sweep -> saturation (max req/s with
@@ -29,7 +30,15 @@ from typing import Any
 import locust  # noqa: F401  (first: gevent monkey-patching, before anything opens a socket)
 
 from bench import archives, loadgen, machine, report, servers
-from bench.workloads import Workload, ensure_archives, payload_digest, run_folder, tidy_run_folder, workloads
+from bench.workloads import (
+    Workload,
+    all_workloads,
+    ensure_archives,
+    payload_digest,
+    run_folder,
+    tidy_run_folder,
+    workloads,
+)
 from handlers.runtime import usable_cores
 from stackctl import paths
 
@@ -66,7 +75,7 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
     payload_file.write_bytes(pickle.dumps([(p.body, p.content_type) for p in bodies]))
     serving = archives.read_config(tuned)
     result: dict[str, Any] = {
-        "kind": w.kind, "note": w.note, "spec": str(w.spec.source.relative_to(paths.ROOT)),
+        "kind": w.kind, "note": w.note, "spec": str(paths.shown(w.spec.source)),
         "serving": {k: v for k, v in serving.items() if k != "handler"},
         "torch_threads_per_worker": serving["handler"]["torch_threads"],
         "payloads": {"count": len(bodies), "digest": payload_digest(bodies)},
@@ -137,12 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=480, help="about how long the run takes, seconds")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; targets are judged on their medians")
     parser.add_argument("--quick", action="store_true", help="smallest run that exercises every measurement")
-    parser.add_argument("--workloads", nargs="*", default=None, help="default: digits langid mobilenet")
+    known = all_workloads()
+    parser.add_argument("--workloads", nargs="*", default=None, choices=list(known),
+                        help=f"default: all ({' '.join(known)}); with --quick, the served models only")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.json and latest.md")
     args = parser.parse_args(argv)
     loadgen.exit_on_sigterm()
     started = time.time()
-    selected = workloads(args.workloads)
+    selected = workloads(args.workloads, served_only=args.quick)
     cores = usable_cores()
     plan = Plan.from_budget(args.budget, args.quick, cores)
     work = run_folder("run")

@@ -1,10 +1,14 @@
-"""The three benchmark workloads: their specs, archives and request bodies.
+"""The benchmark workloads: their specs, archives and request bodies.
 
-* `digits`, `langid`: the served models (config/models/), overhead-dominated (tiny compute); their
-  archives are model_store/<name>.mar as `make models` built them, their bodies the load test's.
-* `mobilenet`: compute-bound, torchvision mobilenet_v3_small at 224x224 with RANDOMLY INITIALISED
-  weights (seed 0; never trained, never downloaded), served by the same image handler. Its spec is
-  bench/models/mobilenet.yaml and its archive goes to build/bench/model_store/, never model_store/.
+* every served model (each spec in the spec folder, `stackctl.paths.SPECS`): its archive is
+  model_store/<name>.mar as `make models` built it, its bodies the load test's (loadtest/payloads.py,
+  which follows the spec's `load:` section);
+* the bench-only specs in bench/models/ (`mobilenet`: torchvision mobilenet_v3_small at 224x224 with
+  RANDOMLY INITIALISED weights, seed 0; never trained, never downloaded): archived into
+  build/bench/model_store/, never model_store/, and sent synthetic 320x240 JPEG "photos".
+
+A workload is "compute" when its architecture is a torchvision network (ImageNet-sized convolutions
+dominate the per-request cost), otherwise "overhead" (tiny compute: serving costs dominate).
 """
 from __future__ import annotations
 
@@ -19,18 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from loadtest.payloads import Payload, payloads_for
+from loadtest.payloads import Payload, payloads_for, synthetic_picture
 from stackctl import paths
 from stackctl.archive import archive_inputs, fingerprint, write_archive
-from stackctl.specs import ModelSpec, get_spec, load_spec
+from stackctl.specs import ModelSpec, load_spec, load_specs
 
 BENCH = paths.ROOT / "bench"
 BENCH_BUILD = paths.BUILD / "bench"
 # "model_store" in the path: config.properties only allows archives from such folders.
 BENCH_STORE = BENCH_BUILD / "model_store"
-MOBILENET_SPEC = BENCH / "models" / "mobilenet.yaml"
+BENCH_SPECS = BENCH / "models"
+MOBILENET_SPEC = BENCH_SPECS / "mobilenet.yaml"
+COMPUTE_ARCHITECTURES = "torchvision:"
 RANDOM_INIT_SEED = 0
 RANDOM_INIT_NOTE = "RANDOMLY INITIALISED weights (torch.manual_seed(0)); not trained; for timing only"
 PHOTO_SIZE = (320, 240)      # a QVGA "photo": resized to 256 on the short side, centre-cropped to 224
@@ -43,42 +48,53 @@ class Workload:
     kind: str                 # "overhead" (tiny compute) or "compute"
     spec: ModelSpec
     note: str = ""
+    bench_only: bool = False  # a bench/models/ spec: archived and fed by the bench itself
 
     @property
     def archive(self) -> Path:
         """The archive the bench serves (variants are copies of it with other serving settings)."""
-        return BENCH_STORE / f"{self.name}.mar" if self.name == "mobilenet" else self.spec.archive_path
+        return BENCH_STORE / f"{self.name}.mar" if self.bench_only else self.spec.archive_path
 
     def payloads(self) -> list[Payload]:
-        if self.name == "mobilenet":
+        if self.bench_only:
             return photo_payloads()
         return list(payloads_for(self.spec).good)
 
 
-def workloads(names: list[str] | None = None) -> list[Workload]:
-    known = {
-        "digits": Workload("digits", "overhead", get_spec("digits"),
-                           "small CNN on 8x8 digits; mixed image sizes/formats"),
-        "langid": Workload("langid", "overhead", get_spec("langid"), "char GRU; words and short texts"),
-        "mobilenet": Workload("mobilenet", "compute", load_spec(MOBILENET_SPEC),
-                              f"torchvision mobilenet_v3_small 224x224, {RANDOM_INIT_NOTE}"),
-    }
+def workload_for(spec: ModelSpec, bench_only: bool = False) -> Workload:
+    kind = "compute" if spec.architecture.startswith(COMPUTE_ARCHITECTURES) else "overhead"
+    return Workload(spec.name, kind, spec, spec.description, bench_only)
+
+
+def all_workloads() -> dict[str, Workload]:
+    """Every served spec, then the bench-only ones; a bench-only name may not shadow a served model."""
+    known = {spec.name: workload_for(spec) for spec in load_specs(paths.SPECS)}
+    for spec in (load_spec(p) for p in sorted(BENCH_SPECS.glob("*.yaml"))):
+        if spec.name in known:
+            raise ValueError(f"{spec.source}: bench-only model {spec.name!r} has the name of a served model "
+                             f"({known[spec.name].spec.source})")
+        known[spec.name] = workload_for(spec, bench_only=True)
+    return known
+
+
+def workloads(names: list[str] | None = None, served_only: bool = False) -> list[Workload]:
+    """The named workloads in the order asked, or every one (served models only if `served_only`)."""
+    known = all_workloads()
     unknown = set(names or []) - set(known)
     if unknown:
         raise ValueError(f"unknown workloads {sorted(unknown)}; known: {sorted(known)}")
-    return [known[n] for n in (names or known)]
+    if names:
+        return [known[n] for n in names]
+    return [w for w in known.values() if not (served_only and w.bench_only)]
 
 
 def photo_payloads(count: int = PHOTOS, size: tuple[int, int] = PHOTO_SIZE) -> list[Payload]:
-    """Seeded RGB JPEGs with photo-like content (smooth colour fields plus grain), raw bytes."""
+    """Seeded RGB JPEGs with photo-like content (the load test's synthetic pictures), raw bytes."""
     rng = np.random.default_rng(RANDOM_INIT_SEED)
     out = []
     for i in range(count):
-        coarse = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
-        smooth = np.asarray(Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC), dtype=np.int16)
-        grain = rng.integers(-12, 13, size=smooth.shape, dtype=np.int16)
         buffer = io.BytesIO()
-        Image.fromarray(np.clip(smooth + grain, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
+        synthetic_picture(rng, *size).save(buffer, "JPEG", quality=90)
         out.append(Payload(buffer.getvalue(), "image/jpeg", f"photo-{i}"))
     random.Random(RANDOM_INIT_SEED).shuffle(out)
     return out
@@ -124,7 +140,7 @@ def ensure_bench_archive(spec: ModelSpec, store: Path = BENCH_STORE) -> Path:
 def ensure_archives(selected: list[Workload]) -> None:
     """Build the bench-only archive; the served models' archives must come from `make models`."""
     for w in selected:
-        if w.name == "mobilenet":
+        if w.bench_only:
             ensure_bench_archive(w.spec)
         elif not w.archive.is_file():
             raise FileNotFoundError(f"{w.archive} is missing: run `make models` first")

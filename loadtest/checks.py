@@ -5,26 +5,61 @@ Plain functions (no Locust import) so unit tests can call them directly.
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass
+
+from stackctl.specs import ModelSpec
+
+log = logging.getLogger("loadtest")
 
 
-def check_prediction(model: str, status: int, text: str | None) -> str | None:
-    """None when `text` is a valid 200 answer for `model`, else why it is not."""
+@dataclass(frozen=True)
+class AnswerShape:
+    """What every 200 answer of one model looks like, whatever its input (no expected label needed)."""
+
+    model: str
+    top_k: int | None = None               # answers per request; None: at least one
+    labels: frozenset[str] | None = None   # None: the label file is not readable here
+
+
+def answer_shape(spec: ModelSpec) -> AnswerShape:
+    """From the spec: its name, `handler.top_k` (default 3, as the handler) and its labels file.
+
+    A load generator that mounts only loadtest/, config/, stackctl/, models/ and handlers/ (compose,
+    Kubernetes) has no build/ folder: its answers are then checked without the label set."""
+    try:
+        mapping = json.loads(spec.labels_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("%s: labels not readable (%s): answers are checked without the label set", spec.name, exc)
+        return AnswerShape(spec.name)
+    labels = frozenset(mapping.values() if isinstance(mapping, dict) else mapping)
+    return AnswerShape(spec.name, min(int(spec.handler_config.get("top_k", 3)), len(labels)), labels)
+
+
+def check_prediction(shape: AnswerShape, status: int, text: str | None) -> str | None:
+    """None when `text` is a valid 200 answer of this shape, else why it is not."""
     if status != 200:
         return f"HTTP {status}{_error_type(text)}"
     try:
         answer = json.loads(text or "")
     except ValueError:
         return "HTTP 200 with a body that is not JSON"
-    if not isinstance(answer, dict) or answer.get("model") != model:
+    if not isinstance(answer, dict) or answer.get("model") != shape.model:
         return f"HTTP 200 but 'model' is {answer.get('model') if isinstance(answer, dict) else None!r}"
     top = answer.get("top_k")
     if not isinstance(top, list) or not top:
         return "HTTP 200 without a non-empty 'top_k' list"
+    if shape.top_k is not None and len(top) != shape.top_k:
+        return f"HTTP 200 with {len(top)} top_k entries, expected {shape.top_k}"
     probabilities = [item.get("probability") if isinstance(item, dict) else None for item in top]
     if not all(isinstance(p, (int, float)) for p in probabilities):
         return "HTTP 200 with a top_k entry lacking a numeric probability"
     if any(a < b for a, b in zip(probabilities, probabilities[1:])):
         return "HTTP 200 with top_k not sorted best first"
+    if shape.labels is not None:
+        strangers = [item.get("label") for item in top if item.get("label") not in shape.labels]
+        if strangers:
+            return f"HTTP 200 with labels not in the model's label set: {strangers[:3]}"
     return None
 
 

@@ -12,7 +12,7 @@ from locust import FastHttpUser, task
 from locust.contrib.fasthttp import ResponseContextManager
 
 from loadtest import payloads
-from loadtest.checks import check_prediction, check_rejection
+from loadtest.checks import AnswerShape, answer_shape, check_prediction, check_rejection
 from loadtest.pacing import Pacer
 from loadtest.slo import BAD_SUFFIX
 from stackctl.specs import ModelSpec
@@ -24,6 +24,7 @@ class ModelUser(FastHttpUser):
 
     abstract = True
     spec: ModelSpec
+    expected: AnswerShape        # what a 200 answer must look like (read once per class)
     network_timeout = 30.0      # = the specs' responseTimeout; TorchServe answers 5xx after it
     connection_timeout = 10.0
     # Set by make_user_class, by locustfile.py from options, or by the driver (driver.py) per step;
@@ -74,7 +75,7 @@ class ModelUser(FastHttpUser):
         if item.is_bad:
             problem = check_rejection(item.expect_status, item.expect_error, status, response.text)
         else:
-            problem = check_prediction(self.spec.name, status, response.text)
+            problem = check_prediction(self.expected, status, response.text)
         if problem:
             response.failure(problem)
         else:
@@ -87,7 +88,7 @@ def make_user_class(spec: ModelSpec, module: str = __name__, *, route: str = "",
     `bodies` replace the spec's path and payloads (the bench's archive variants and photos)."""
     class_name = "".join(part.capitalize() for part in spec.name.replace("-", "_").split("_")) + "User"
     return type(class_name, (ModelUser,), {
-        "spec": spec, "weight": spec.load_weight, "abstract": False, "__module__": module,
+        "spec": spec, "expected": answer_shape(spec), "weight": spec.load_weight, "abstract": False, "__module__": module,
         "route": route, "bodies": list(bodies) if bodies else None,
         "__doc__": f"Load for model {spec.name!r} ({spec.description or 'see its spec'}).",
     })

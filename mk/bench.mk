@@ -13,9 +13,9 @@ TUNE_ARGS   ?=
 bench: $(STAMP_VENV) ## Limit vs TorchServe vs FastAPI peer, batching gain, latency at half load, cold start; REPEAT rounds of ~BUDGET s, medians; writes bench/results/latest.{json,md}
 	$(PY) -m stackctl models
 	$(PY) -m bench.run --budget $(BUDGET) --repeat $(REPEAT) $(BENCH_ARGS)
-bench-quick: $(STAMP_VENV) ## The smallest bench run (digits only, seconds per step) into build/bench/quick/: does it work here?
+bench-quick: $(STAMP_VENV) ## The smallest bench run (every served model, seconds per step) into build/bench/quick/: does it work here?
 	$(PY) -m stackctl models
-	$(PY) -m bench.run --quick --workloads digits --out build/bench/quick $(BENCH_ARGS)
+	$(PY) -m bench.run --quick --out build/bench/quick $(BENCH_ARGS)
 tune: $(STAMP_VENV) ## Sweep workers/threads, batchSize, maxBatchDelay per model within its p95 SLO, write the winner to its spec, rebuild archives (~TUNE_BUDGET s per model)
 	$(PY) -m stackctl models
 	$(PY) -m bench.tune --budget $(TUNE_BUDGET) $(TUNE_ARGS)

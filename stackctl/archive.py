@@ -31,7 +31,7 @@ def _python_files(package: str) -> list[Path]:
 def fingerprint(files: Iterable[Path], settings: Any) -> str:
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for f in sorted(set(files)):
-        digest.update(str(f.relative_to(paths.ROOT) if f.is_relative_to(paths.ROOT) else f).encode())
+        digest.update(str(paths.shown(f)).encode())
         digest.update(f.read_bytes())
     return digest.hexdigest()
 
@@ -138,9 +138,9 @@ def archive_if_needed(spec: ModelSpec, force: bool = False) -> bool:
     for name in ("vocab.json", "metadata.json"):
         if (spec.build_dir / name).is_file():
             data_files[name] = spec.build_dir / name
-    print(f"[{spec.name}] archiving -> {spec.archive_path.relative_to(paths.ROOT)}", flush=True)
+    print(f"[{spec.name}] archiving -> {paths.shown(spec.archive_path)}", flush=True)
     write_archive(spec, config, paths.MODEL_STORE, spec.build_dir / "archive", data_files,
-                  f"Generated from config/models/{spec.name}.yaml by stackctl; do not edit.")
+                  f"Generated from {paths.shown(spec.source)} by stackctl; do not edit.")
     stamp.write_text(value)
     return True
 
@@ -154,5 +154,5 @@ def build(specs: list[ModelSpec], force: bool = False) -> list[str]:
         if trained or archived:
             rebuilt.append(spec.name)
         else:
-            print(f"[{spec.name}] up to date: {spec.archive_path.relative_to(paths.ROOT)}")
+            print(f"[{spec.name}] up to date: {paths.shown(spec.archive_path)}")
     return rebuilt

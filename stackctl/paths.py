@@ -6,12 +6,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config"
-SPECS = CONFIG / "models"
+SPECS = Path(os.environ.get("STACK_SPECS_DIR", CONFIG / "models"))
 SERVER_CONFIG = CONFIG / "config.properties"
 METRICS_CONFIG = CONFIG / "metrics.yaml"
 PROMETHEUS_CONFIG_DIR = CONFIG / "prometheus"
 BUILD = ROOT / "build"
 MODEL_BUILD = BUILD / "models"
-MODEL_STORE = ROOT / "model_store"
+MODEL_STORE = Path(os.environ.get("STACK_MODEL_STORE", ROOT / "model_store"))
 # State of the native stack (pids, logs, Prometheus data); tests point it elsewhere.
 RUN = Path(os.environ.get("STACK_RUN_DIR", ROOT / "run"))
+
+
+def shown(path: Path) -> Path:
+    """`path` as messages and records show it: relative to the repository when inside it, absolute
+    otherwise (a spec folder or model store moved by STACK_SPECS_DIR / STACK_MODEL_STORE)."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path

@@ -16,6 +16,7 @@ from stackctl.native import NativeStack, Ports
 from stackctl.specs import load_specs
 from tests import containerized
 from tests.containerized import ContainerServer
+from tests.native_server import serve_until_ready
 
 
 def _require_archives() -> None:
@@ -43,16 +44,7 @@ def torchserve(request: pytest.FixtureRequest) -> NativeStack | ContainerServer:
         readiness.wait_until_ready(server.management_url, timeout=240)
         return server
     native_stack: NativeStack = request.getfixturevalue("native_stack")
-    proc = native_stack.start_torchserve()
-    native_stack.proc = proc  # type: ignore[attr-defined]
-    try:
-        native_stack.wait_for_torchserve(proc, timeout=240)
-    except Exception:
-        log = native_stack.run_dir / "torchserve.out"
-        tail = log.read_text(errors="replace")[-4000:] if log.is_file() else "(no log)"
-        native_stack.stop("torchserve")
-        pytest.fail(f"TorchServe did not become ready:\n{tail}", pytrace=False)
-    return native_stack
+    return serve_until_ready(native_stack)
 
 
 class PrometheusHandle:

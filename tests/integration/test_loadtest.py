@@ -11,35 +11,15 @@ All load goes to 127.0.0.1 and every run is bounded in time (about a minute in a
 """
 from __future__ import annotations
 
-import csv
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from stackctl import paths
 from stackctl.specs import load_specs
+from tests.tool_runs import LATENCY_ANY, rows, run
 
-ROOT = paths.ROOT
 MODELS = sorted(spec.name for spec in load_specs())
-# Latency limits are not what these runs test (the CI host is 2 shared cores); errors are.
-LATENCY_ANY = "*.p95_ms=60000,*.p99_ms=60000"
-
-
-def run(args: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "LOADTEST_SHAPE": "", **(env or {})})
-    print(proc.stdout[-6000:], proc.stderr[-3000:], sep="\n")  # shown by pytest on failure
-    return proc
-
-
-def rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
 from PIL import Image
 
@@ -13,15 +14,36 @@ OK = json.dumps({"model": "digits", "top_k": [{"label": "7", "probability": 0.9}
 
 
 def test_check_prediction():
-    assert checks.check_prediction("digits", 200, OK) is None
-    assert checks.check_prediction("langid", 200, OK) == "HTTP 200 but 'model' is 'digits'"
-    assert checks.check_prediction("digits", 200, "nope") == "HTTP 200 with a body that is not JSON"
-    assert "non-empty" in checks.check_prediction("digits", 200, '{"model": "digits", "top_k": []}')
+    digits, langid = checks.AnswerShape("digits"), checks.AnswerShape("langid")
+    assert checks.check_prediction(digits, 200, OK) is None
+    assert checks.check_prediction(langid, 200, OK) == "HTTP 200 but 'model' is 'digits'"
+    assert checks.check_prediction(digits, 200, "nope") == "HTTP 200 with a body that is not JSON"
+    assert "non-empty" in checks.check_prediction(digits, 200, '{"model": "digits", "top_k": []}')
     unsorted = json.dumps({"model": "digits", "top_k": [{"label": "a", "probability": 0.1},
                                                          {"label": "b", "probability": 0.9}]})
-    assert "best first" in checks.check_prediction("digits", 200, unsorted)
+    assert "best first" in checks.check_prediction(digits, 200, unsorted)
     error = json.dumps({"error": {"code": 503, "type": "overloaded", "message": "x"}})
-    assert checks.check_prediction("digits", 503, error) == "HTTP 503 (overloaded)"
+    assert checks.check_prediction(digits, 503, error) == "HTTP 503 (overloaded)"
+
+
+def test_answers_are_checked_against_the_spec_label_set_and_top_k():
+    """A model with no expected label per input (a user's own) is still checked for its shape."""
+    (spec,) = [s for s in load_specs() if s.name == "digits"]
+    shape = checks.answer_shape(spec)  # build/models/digits/labels.json: "0".."9", top_k 3
+    assert shape == checks.AnswerShape("digits", 3, frozenset(str(d) for d in range(10)))
+    three = [{"label": label, "probability": p} for label, p in (("7", 0.9), ("1", 0.05), ("2", 0.01))]
+    assert checks.check_prediction(shape, 200, json.dumps({"model": "digits", "top_k": three})) is None
+    assert checks.check_prediction(shape, 200, OK) == "HTTP 200 with 2 top_k entries, expected 3"
+    stranger = [*three[:2], {"label": "cat", "probability": 0.01}]
+    assert "not in the model's label set: ['cat']" in checks.check_prediction(
+        shape, 200, json.dumps({"model": "digits", "top_k": stranger}))
+
+
+def test_answer_shape_without_a_readable_label_file(tmp_path):
+    (spec,) = [s for s in load_specs() if s.name == "digits"]
+    shape = checks.answer_shape(replace(spec, labels=tmp_path / "absent.json"))
+    assert shape == checks.AnswerShape("digits")
+    assert checks.check_prediction(shape, 200, OK) is None
 
 
 def test_check_rejection():
