@@ -9,10 +9,18 @@ from stackctl import paths
 
 def cmd_models(args: argparse.Namespace) -> int:
     from stackctl.archive import build
-    from stackctl.specs import get_spec, load_specs
+    from stackctl.specs import SpecError, all_specs
 
-    specs = [get_spec(n) for n in args.names] if args.names else load_specs()
-    build(specs, force=args.force)
+    try:
+        specs = all_specs()
+        unknown = sorted(set(args.names) - {s.key for s in specs})
+        if unknown:
+            raise SpecError(f"no spec for {', '.join(unknown)} in {paths.SPECS} (known: {', '.join(s.key for s in specs)})")
+        build([s for s in specs if not args.names or s.key in args.names], force=args.force)
+    except SpecError as exc:
+        # One line that names the file and the key: the whole answer, no traceback.
+        print(f"make models: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -102,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="train (if needed) and archive models into model_store/")
-    p.add_argument("names", nargs="*", help="model names (default: every spec in config/models/)")
+    p.add_argument("names", nargs="*", help="spec names, <name> or <name>@<version> (default: every spec in config/models/)")
     p.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
     p.set_defaults(func=cmd_models)
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stackctl import paths, readiness
-from stackctl.specs import load_specs, workers_on_host
+from stackctl.specs import all_specs, workers_on_host
 
 
 def free_port() -> int:
@@ -101,7 +101,7 @@ class NativeStack:
             "METRICS_LOCATION": str(logs),
             # TorchServe keeps its pid file and unpacked archives in the temp dir: one per stack.
             "TMPDIR": str(tmp), "TEMP": str(tmp),
-            "STACK_WORKERS_PER_HOST": str(workers_on_host(load_specs())),
+            "STACK_WORKERS_PER_HOST": str(workers_on_host(all_specs())),
             "PYTHONUNBUFFERED": "1",
         })
         # Idle OpenMP threads sleep instead of spinning: on a shared host spinning workers starve
