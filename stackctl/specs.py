@@ -14,9 +14,10 @@ import jsonschema
 import yaml
 
 from stackctl import paths
+from stackctl.versions import SEPARATOR
 
 SCHEMA_FILE = Path(__file__).with_name("model_spec.schema.json")
-VERSION_SEPARATOR = "@"  # config/models/<name>@<version>.yaml: another version of <name>
+VERSION_SEPARATOR = SEPARATOR  # config/models/<name>@<version>.yaml: another version of <name>
 
 
 class SpecError(ValueError):

@@ -132,3 +132,15 @@ def write_byo_models(tmp: Path) -> ByoModels:
     write_spec(spec_dir, pt2_spec())
     store.mkdir(parents=True, exist_ok=True)
     return ByoModels(spec_dir=spec_dir, model_store=store, data_dir=data_dir)
+
+
+def write_second_version(models: ByoModels, version: str = "2.0") -> list[str]:
+    """shapes@<version>.yaml: the same program as `shapes` with its labels in upper case, so an
+    answer tells which version gave it. Returns that version's labels."""
+    labels = [label.upper() for label in PT2_LABELS]
+    (models.data_dir / "shapes" / f"labels-{version}.json").write_text(json.dumps(labels) + "\n")
+    doc = pt2_spec()
+    doc["version"] = version
+    doc["model"]["labels"] = f"shapes/labels-{version}.json"
+    write_spec(models.spec_dir, doc, f"shapes@{version}.yaml")
+    return labels
