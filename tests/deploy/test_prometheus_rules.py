@@ -90,6 +90,21 @@ def test_generated_rules_cover_every_model_and_its_slo():
         assert f'model:inference_5xx:ratio_rate5m{{model="{spec.name}"}} > {spec.slo.max_error_ratio:g}' in text
 
 
+def test_brought_models_get_alerts_once_whatever_their_versions(tmp_path: Path):
+    """A brought model's spec gets its alerts like any other; a second version (<name>@<v>.yaml)
+    adds none: the alerts are per model, and its series are summed over versions."""
+    from tests import byo_models
+
+    shutil.copytree(paths.CONFIG / "models", tmp_path, dirs_exist_ok=True)
+    byo_models.write_spec(tmp_path, byo_models.resnet18_spec())
+    byo_models.write_spec(tmp_path, byo_models.pt2_spec())
+    byo_models.write_spec(tmp_path, dict(byo_models.pt2_spec(), version="2.0"), "shapes@2.0.yaml")
+    groups = yaml.safe_load(rules.render(load_specs(tmp_path)))["groups"]
+    assert [g["name"] for g in groups] == ["model-digits", "model-langid", "model-resnet18", "model-shapes"]
+    alerts = [r["alert"] + r["labels"]["model"] for g in groups for r in g["rules"]]
+    assert len(alerts) == len(set(alerts))
+
+
 def test_generator_check_mode_detects_drift(tmp_path: Path):
     stale = tmp_path / "models.generated.yml"
     stale.write_text("groups: []\n")
