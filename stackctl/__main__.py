@@ -105,6 +105,22 @@ def cmd_ready(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_set_default(args: argparse.Namespace) -> int:
+    import urllib.error
+
+    from stackctl.token_auth import management_token
+    from stackctl.versions import set_default
+
+    try:
+        set_default(args.management, args.name, args.version, management_token())
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"set-default {args.name} {args.version}: {exc}", file=sys.stderr)
+        return 1
+    print(f"/predictions/{args.name} now answers with version {args.version} "
+          f"(until this server restarts: then {args.name}.mar's version is the default again)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stackctl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=3.0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_ready)
+
+    p = sub.add_parser("set-default", help="make VERSION the default of model NAME on a running server")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--management", default="http://127.0.0.1:8081")
+    p.set_defaults(func=cmd_set_default)
 
     args = parser.parse_args(argv)
     return args.func(args)

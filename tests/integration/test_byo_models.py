@@ -83,10 +83,13 @@ def test_two_versions_answer_on_their_own_urls_and_the_default_on_the_plain_one(
 
 
 def test_the_default_comes_from_the_store_not_the_registration_order(served: Served) -> None:
-    """TorchServe's own default is whichever archive it listed first; switch it away, and naming
-    the defaults again puts shapes.mar's version back on the plain URL."""
+    """TorchServe's own default is whichever archive it listed first; switch it away (the
+    rollout's `stackctl set-default`), and naming the defaults again puts shapes.mar's version
+    back on the plain URL."""
     management, post = served.stack.management_url, {"data": DIGIT, "headers": {"Content-Type": "image/png"}}
-    versions.set_default(management, "shapes", "2.0")
+    switched = subprocess.run([sys.executable, "-m", "stackctl", "set-default", "shapes", "2.0", "--management", management],
+                              cwd=paths.ROOT, capture_output=True, text=True, timeout=60)
+    assert switched.returncode == 0, switched.stderr
     assert {i["label"] for i in _predict(served, "shapes", **post)} <= set(served.second_labels)
     assert versions.apply_default_versions(management, served.models.model_store) == {"shapes": "1.0"}
     assert {i["label"] for i in _predict(served, "shapes", **post)} <= set(served.models.labels["shapes"])
