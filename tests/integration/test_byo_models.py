@@ -10,12 +10,13 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
 
-from stackctl import paths, versions
-from stackctl.native import NativeStack, Ports
+from stackctl import paths, readiness, versions
+from stackctl.native import NativeStack, Ports, torchserve_command
 from tests.byo_models import ByoModels, write_byo_models, write_second_version
 
 DIGIT = (paths.ROOT / "tests" / "data" / "digit-7.png").read_bytes()
@@ -93,3 +94,22 @@ def test_the_default_comes_from_the_store_not_the_registration_order(served: Ser
     assert {i["label"] for i in _predict(served, "shapes", **post)} <= set(served.second_labels)
     assert versions.apply_default_versions(management, served.models.model_store) == {"shapes": "1.0"}
     assert {i["label"] for i in _predict(served, "shapes", **post)} <= set(served.models.labels["shapes"])
+
+
+def test_the_image_entry_point_names_the_default_too(served: Served, tmp_path: Path) -> None:
+    """Compose and Kubernetes run stackctl.container, not NativeStack: it names the defaults
+    itself once the server is ready (and says so in its log)."""
+    stack = NativeStack(run_dir=tmp_path, ports=Ports.free(), model_store=served.models.model_store)
+    command = [sys.executable, "-m", "stackctl.container", *torchserve_command(served.models.model_store)]
+    try:
+        proc = stack.start_torchserve(command=command)
+        readiness.wait_until_ready(stack.management_url, {"shapes"}, 300, readiness.process_alive(proc))
+        log, deadline = tmp_path / "torchserve.out", time.monotonic() + 60
+        while "default versions: shapes 1.0" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+            time.sleep(0.2)
+        response = requests.post(f"{stack.inference_url}/predictions/shapes", data=DIGIT,
+                                 headers={"Content-Type": "image/png"}, timeout=60)
+        assert {i["label"] for i in response.json()["top_k"]} <= set(served.models.labels["shapes"])
+    finally:
+        stack.stop_all()
