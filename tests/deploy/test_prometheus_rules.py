@@ -196,6 +196,16 @@ def test_gpu_only_panels_are_exactly_those_reading_gpu_series():
         assert reads_gpu == marked, f"{panel['title']}: GPU-only mark and GPU series disagree"
 
 
+def test_the_model_variable_lists_whatever_models_are_served():
+    """No model names in the dashboard: the variable asks Prometheus, so a brought model appears
+    with its first worker, and its versions under one name (the recording rules sum them)."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "model")
+    assert variable["type"] == "query" and variable["includeAll"] is True
+    assert variable["query"]["query"] == "label_values(model:torchserve_workers_loaded:count, model)"
+    assert not re.search(r"\b(digits|langid)\b", DASHBOARD.read_text())
+
+
 def test_per_model_panels_honour_the_model_variable():
     for panel in panels():
         for target in panel["targets"]:

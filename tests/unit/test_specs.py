@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import copy
+import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,45 @@ def test_relative_data_paths_follow_model_data(tmp_path: Path, monkeypatch: pyte
     assert spec.labels_path == Path("/abs/labels.txt")
     # A trained model's files are where training writes them, whatever MODEL_DATA says.
     assert get_spec("langid").extra_files[0] == paths.MODEL_BUILD / "langid" / "vocab.json"
+
+
+# The torchvision spec the README documented before brought models had a schema: it must still load.
+README_BEFORE_SCHEMA = """\
+name: flowers
+version: "1.0"
+model:
+  handler: handlers/image_classifier.py
+  architecture: torchvision:resnet18      # any torchvision.models classification architecture
+  weights: /data/flowers/resnet18.pt      # a state_dict
+  labels: /data/flowers/labels.json       # {"0": "daisy", "1": "rose", ...}
+serving: {minWorkers: 1, maxWorkers: 1, batchSize: 8, maxBatchDelay: 10, responseTimeout: 60}
+handler:
+  top_k: 5
+  image: {color_mode: RGB, resize: 256, center_crop: 224,
+          mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225],
+          max_pixels: 25000000, max_bytes: 8388608}
+  channels_last: true
+  precision: bf16
+slo: {p95_ms: 300, p99_ms: 600, max_error_ratio: 0.01}
+load: {weight: 1}
+"""
+
+
+def _readme_specs() -> list[str]:
+    """The YAML blocks of the README that are specs (they have a `name:` line at the top level)."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (paths.ROOT / "README.md").read_text(), re.S)
+    return [textwrap.dedent(b) for b in blocks if re.search(r"(?m)^\s*name: ", b)]
+
+
+@pytest.mark.parametrize("text", [README_BEFORE_SCHEMA, *_readme_specs()], ids=lambda t: t.split("\n")[0].split()[-1])
+def test_the_specs_the_readme_shows_load_as_written(tmp_path: Path, text: str) -> None:
+    doc = yaml.safe_load(text)
+    path = tmp_path / f"{doc['name']}.yaml"
+    path.write_text(text)
+    spec = load_spec(path)
+    assert spec.labels_path.name.startswith("labels") and spec.weights_path.suffix in (".pt", ".pt2")
+
+
+def test_the_readme_shows_the_three_ways() -> None:
+    shown = [yaml.safe_load(t)["model"] for t in _readme_specs()]
+    assert {"torchvision:resnet18", None, "models.langid:LangIdGRU"} == {m.get("architecture") for m in shown}
