@@ -1,7 +1,10 @@
 """Model specs (config/models/<name>.yaml): load, validate, and derive what other targets need.
 
 A spec is the single source of truth for one model: how its archive is built, its TorchServe
-serving settings, its handler settings, its SLOs and its share of the load test.
+serving settings, its handler settings, its SLOs and its share of the load test. Its shape is the
+JSON Schema in model_spec.schema.json (every key we own, nothing else); what a schema cannot say
+(the file name, the handler file, p95 <= p99) is checked here; the files it names and the model
+itself are checked by stackctl.model_check before archives are written.
 """
 from __future__ import annotations
 
@@ -14,14 +17,13 @@ import jsonschema
 import yaml
 
 from stackctl import paths
-from stackctl.versions import SEPARATOR
+from stackctl.versions import SEPARATOR as VERSION_SEPARATOR  # <name>@<version>.yaml: another version
 
 SCHEMA_FILE = Path(__file__).with_name("model_spec.schema.json")
-VERSION_SEPARATOR = SEPARATOR  # config/models/<name>@<version>.yaml: another version of <name>
 
 
 class SpecError(ValueError):
-    """A model spec is missing a key or has a value of the wrong kind."""
+    """A spec, or a file it names, is not what it must be: one line, `<file>: <key>: <expected>`."""
 
 
 @dataclass(frozen=True)
