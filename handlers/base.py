@@ -6,7 +6,6 @@ per-item errors, metrics, top-k answers — lives here once.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from handlers import errors, payload, runtime
 from handlers.errors import InputError
+from handlers.labels import read_labels
 from handlers.metrics import (
     BATCH_SIZE,
     INFERENCE_SECONDS,
@@ -47,12 +47,6 @@ def pad_batch(samples: list[Any], sizes: list[int]) -> list[Any]:
     return samples + [samples[-1]] * (target - len(samples))
 
 
-def load_labels(path: Path) -> list[str]:
-    """labels.json as written by training: {"0": "label", ...} (TorchServe's index_to_name form)."""
-    mapping = json.loads(Path(path).read_text())
-    return [mapping[str(i)] for i in range(len(mapping))]
-
-
 def request_content_type(context: Any, idx: int, item: Any) -> str | None:
     """The Content-Type of request `idx`: per body parameter first, then the HTTP header."""
     if isinstance(item, dict):
@@ -81,10 +75,12 @@ class ClassifierHandler(BaseHandler):
                                                  int(self.model_yaml_config.get("maxWorkers", 1)),
                                                  config.get("workers_on_host"))
         model_dir = Path(properties["model_dir"])
-        self.labels = load_labels(model_dir / "labels.json")
+        # stackctl writes labels.json into every archive, whatever form the user's labels had.
+        self.labels = read_labels(model_dir / "labels.json")
         self.k = int(config.get("top_k", 3))
-        model = runtime.build_model(config["architecture"], config.get("arguments") or {}, len(self.labels))
-        self.model = runtime.load_weights(model, model_dir / self.manifest["model"]["serializedFile"], self.device)
+        self.model = runtime.load_model(config.get("architecture"), config.get("arguments") or {},
+                                        model_dir / self.manifest["model"]["serializedFile"],
+                                        len(self.labels), self.device)
         if config.get("fuse_conv_bn", True):
             self.model = runtime.fuse_conv_bn(self.model)
         precision = str(config.get("precision", "fp32"))

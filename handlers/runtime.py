@@ -69,6 +69,23 @@ def build_model(architecture: str, arguments: dict[str, Any], num_classes: int) 
     return cls(num_classes=num_classes, **arguments)
 
 
+def load_model(architecture: str | None, arguments: dict[str, Any], weights_path: Path,
+               num_classes: int, device: torch.device) -> torch.nn.Module:
+    """The model to serve: a torch.export program (`.pt2`, graph and weights in one file, no
+    Python class), or `architecture` built here and its state_dict loaded into it."""
+    if Path(weights_path).suffix == ".pt2":
+        return load_exported(weights_path, device)
+    if not architecture:
+        raise ValueError(f"{Path(weights_path).name} is a state_dict: the spec needs model.architecture")
+    return load_weights(build_model(architecture, arguments, num_classes), weights_path, device)
+
+
+def load_exported(path: Path, device: torch.device) -> torch.nn.Module:
+    # An exported program is already in inference form (export traced it in eval mode), and its
+    # module refuses .eval()/.train(); .to(device) moves its parameters and buffers.
+    return torch.export.load(str(path)).module().to(device)
+
+
 def load_weights(model: torch.nn.Module, weights_path: Path, device: torch.device) -> torch.nn.Module:
     # weights_only=True: a state_dict is plain tensors; refusing pickled code closes that hole.
     state = torch.load(weights_path, map_location=device, weights_only=True)

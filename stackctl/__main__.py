@@ -9,10 +9,18 @@ from stackctl import paths
 
 def cmd_models(args: argparse.Namespace) -> int:
     from stackctl.archive import build
-    from stackctl.specs import get_spec, load_specs
+    from stackctl.specs import SpecError, all_specs
 
-    specs = [get_spec(n) for n in args.names] if args.names else load_specs()
-    build(specs, force=args.force)
+    try:
+        specs = all_specs()
+        unknown = sorted(set(args.names) - {s.key for s in specs})
+        if unknown:
+            raise SpecError(f"no spec for {', '.join(unknown)} in {paths.SPECS} (known: {', '.join(s.key for s in specs)})")
+        build([s for s in specs if not args.names or s.key in args.names], force=args.force)
+    except SpecError as exc:
+        # One line that names the file and the key: the whole answer, no traceback.
+        print(f"make models: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -97,12 +105,28 @@ def cmd_ready(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_set_default(args: argparse.Namespace) -> int:
+    import urllib.error
+
+    from stackctl.token_auth import management_token
+    from stackctl.versions import set_default
+
+    try:
+        set_default(args.management, args.name, args.version, management_token())
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"set-default {args.name} {args.version}: {exc}", file=sys.stderr)
+        return 1
+    print(f"/predictions/{args.name} now answers with version {args.version} "
+          f"(until this server restarts: then {args.name}.mar's version is the default again)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stackctl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="train (if needed) and archive models into model_store/")
-    p.add_argument("names", nargs="*", help="model names (default: every spec in config/models/)")
+    p.add_argument("names", nargs="*", help="spec names, <name> or <name>@<version> (default: every spec in config/models/)")
     p.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
     p.set_defaults(func=cmd_models)
 
@@ -120,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=3.0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_ready)
+
+    p = sub.add_parser("set-default", help="make VERSION the default of model NAME on a running server")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--management", default="http://127.0.0.1:8081")
+    p.set_defaults(func=cmd_set_default)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -8,17 +8,20 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from stackctl import paths
-from stackctl.specs import ModelSpec, load_specs, workers_on_host
+from handlers.labels import labels_json
+from stackctl import model_check, paths
+from stackctl.specs import ModelSpec, all_specs, workers_on_host
 
 # Packages copied into every archive root so `import handlers.x` / `import models.x` work in a worker.
 ARCHIVE_PACKAGES = ("handlers", "models")
@@ -63,17 +66,14 @@ def training_fingerprint(spec: ModelSpec) -> str:
 def train_if_needed(spec: ModelSpec, force: bool = False) -> bool:
     """Train into build/models/<name>/ unless its inputs are unchanged. True when it trained."""
     if spec.train_module is None:
-        missing = [p for p in (spec.weights_path, spec.labels_path) if not p.is_file()]
-        if missing:
-            raise FileNotFoundError(f"{spec.name}: no training module and missing {missing}")
         return False
     value = training_fingerprint(spec)
     stamp = spec.build_dir / "train.fingerprint"
     if not force and _stamp_matches(stamp, value, spec.weights_path, spec.labels_path):
         return False
-    print(f"[{spec.name}] training ({spec.train_module}.train)", flush=True)
+    print(f"[{spec.key}] training ({spec.train_module}.train)", flush=True)
     metadata = importlib.import_module(spec.train_module).train(spec, spec.build_dir)
-    print(f"[{spec.name}] held-out accuracy {metadata['held_out_accuracy']:.4f} "
+    print(f"[{spec.key}] held-out accuracy {metadata['held_out_accuracy']:.4f} "
           f"({metadata['train_seconds']} s)", flush=True)
     stamp.write_text(value)
     return True
@@ -81,24 +81,24 @@ def train_if_needed(spec: ModelSpec, force: bool = False) -> bool:
 
 def model_config(spec: ModelSpec) -> dict[str, Any]:
     """The archive's model-config.yaml, with the trained arguments and the held-out accuracy."""
-    extra: dict[str, Any] = {}
-    arguments_file = spec.build_dir / "arguments.json"
-    if arguments_file.is_file():
-        extra["arguments"] = {**spec.arguments, **json.loads(arguments_file.read_text())}
+    extra: dict[str, Any] = {"arguments": model_check.trained_arguments(spec)}
     # How many workers share a host when every spec is served together (the image and the
-    # cluster serve all of them): workers size their torch thread pools from it.
-    extra["workers_on_host"] = workers_on_host(load_specs())
+    # cluster serve all of them, other versions included): workers size their thread pools from it.
+    extra["workers_on_host"] = workers_on_host(all_specs())
     metadata_file = spec.build_dir / "metadata.json"
-    if metadata_file.is_file():
+    if spec.train_module and metadata_file.is_file():
         extra["training"] = json.loads(metadata_file.read_text())
     return spec.model_config(extra)
 
 
 def write_archive(spec: ModelSpec, config: dict[str, Any], store: Path, stage: Path,
-                  data_files: dict[str, Path | str], header: str) -> Path:
-    """store/<name>.mar by torch-model-archiver: the handler and model packages, `data_files`
-    (archive name -> a file to copy, or text) at the archive root, and `config` as its
-    model-config.yaml under a `header` comment. `stage` is rebuilt from scratch."""
+                  data_files: dict[str, Path | str], header: str, target: Path | None = None) -> Path:
+    """`target` (default store/<name>.mar) by torch-model-archiver: the handler and model
+    packages, `data_files` (archive name -> a file to copy, or text) at the archive root, and
+    `config` as its model-config.yaml under a `header` comment. `stage` is rebuilt from scratch.
+    The archive appears at `target` whole or not at all: it is written into a hidden folder of
+    the store (TorchServe and the image's COPY skip it) and renamed into place."""
+    target = target or store / f"{spec.name}.mar"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     for package in ARCHIVE_PACKAGES:
@@ -112,47 +112,66 @@ def write_archive(spec: ModelSpec, config: dict[str, Any], store: Path, stage: P
     config_file = stage.parent / "model-config.yaml"
     config_file.write_text(f"# {header}\n" + yaml.safe_dump(config, sort_keys=False))
     store.mkdir(parents=True, exist_ok=True)
-    command = [str(Path(sys.executable).with_name("torch-model-archiver")),
-               "--model-name", spec.name, "--version", spec.version,
-               "--serialized-file", str(spec.weights_path), "--handler", str(spec.handler_file),
-               "--extra-files", str(stage), "--config-file", str(config_file),
-               "--export-path", str(store), "--force"]
-    subprocess.run(command, check=True, cwd=paths.ROOT)
-    return store / f"{spec.name}.mar"
+    with tempfile.TemporaryDirectory(prefix=".partial-", dir=store) as partial:
+        command = [str(Path(sys.executable).with_name("torch-model-archiver")),
+                   "--model-name", spec.name, "--version", spec.version,
+                   "--serialized-file", str(spec.weights_path), "--handler", str(spec.handler_file),
+                   "--extra-files", str(stage), "--config-file", str(config_file),
+                   "--export-path", partial, "--force"]
+        subprocess.run(command, check=True, cwd=paths.ROOT)
+        os.replace(Path(partial) / f"{spec.name}.mar", target)
+    return target
 
 
 def archive_inputs(spec: ModelSpec) -> list[Path]:
-    """The files an archive is built from: the packages, the weights and the labels."""
-    return _python_files("handlers") + _python_files("models") + [spec.weights_path, spec.labels_path]
+    """The files an archive is built from: the packages, the weights, the labels, the extra files."""
+    return (_python_files("handlers") + _python_files("models")
+            + [spec.weights_path, spec.labels_path, *spec.extra_files])
 
 
-def archive_if_needed(spec: ModelSpec, force: bool = False) -> bool:
-    """model_store/<name>.mar from the trained artifacts, unless unchanged. True when it archived."""
+def _archive_stamp(spec: ModelSpec) -> Path:
+    # Beside the archive, hidden: each store (model_store/, a test's temporary one) has its own.
+    return spec.archive_path.with_name(f".{spec.archive_path.name}.fingerprint")
+
+
+def archive_fingerprint(spec: ModelSpec) -> tuple[dict[str, Any], str]:
     config = model_config(spec)
-    inputs = archive_inputs(spec) + [p for p in (spec.build_dir / "vocab.json",) if p.is_file()]
-    value = fingerprint(inputs, {"config": config, "version": spec.version, "handler": str(spec.handler_file)})
-    stamp = spec.build_dir / "archive.fingerprint"
-    if not force and _stamp_matches(stamp, value, spec.archive_path):
-        return False
-    data_files: dict[str, Path | str] = {"labels.json": spec.labels_path}
-    for name in ("vocab.json", "metadata.json"):
-        if (spec.build_dir / name).is_file():
-            data_files[name] = spec.build_dir / name
-    print(f"[{spec.name}] archiving -> {paths.shown(spec.archive_path)}", flush=True)
-    write_archive(spec, config, paths.MODEL_STORE, spec.build_dir / "archive", data_files,
-                  f"Generated from {paths.shown(spec.source)} by stackctl; do not edit.")
-    stamp.write_text(value)
-    return True
+    return config, fingerprint(archive_inputs(spec), {"config": config, "version": spec.version,
+                                                      "handler": str(spec.handler_file)})
+
+
+def archive_needed(spec: ModelSpec, force: bool = False) -> bool:
+    return force or not _stamp_matches(_archive_stamp(spec), archive_fingerprint(spec)[1], spec.archive_path)
+
+
+def archive(spec: ModelSpec) -> Path:
+    """The spec's archive in the store (checked first: see build)."""
+    config, value = archive_fingerprint(spec)
+    data_files: dict[str, Path | str] = {"labels.json": labels_json(model_check.labels(spec))}
+    data_files.update({p.name: p for p in spec.extra_files})
+    print(f"[{spec.key}] archiving -> {paths.shown(spec.archive_path)}", flush=True)
+    with tempfile.TemporaryDirectory(prefix=f"archive-{spec.key}-") as stage:
+        write_archive(spec, config, spec.archive_path.parent, Path(stage) / "files", data_files,
+                      f"Generated from {paths.shown(spec.source)} by stackctl; do not edit.", spec.archive_path)
+    _archive_stamp(spec).write_text(value)
+    return spec.archive_path
 
 
 def build(specs: list[ModelSpec], force: bool = False) -> list[str]:
-    """Train and archive each model as needed; returns the names that were rebuilt."""
-    rebuilt = []
+    """Train and archive each model as needed; returns the keys that were rebuilt.
+
+    Every check runs before the first archive is written, so a bad spec leaves the store as it
+    was: the files of models brought without training, then training, then the model checks
+    (load + one forward pass) of every archive about to be written."""
     for spec in specs:
-        trained = train_if_needed(spec, force=force)
-        archived = archive_if_needed(spec, force=force or trained)
-        if trained or archived:
-            rebuilt.append(spec.name)
-        else:
-            print(f"[{spec.name}] up to date: {paths.shown(spec.archive_path)}")
-    return rebuilt
+        model_check.check_files(spec)
+    trained = {spec.key for spec in specs if train_if_needed(spec, force=force)}
+    todo = [spec for spec in specs if archive_needed(spec, force or spec.key in trained)]
+    for spec in todo:
+        model_check.check(spec)
+    for spec in todo:
+        archive(spec)
+    for spec in specs:
+        if spec not in todo:
+            print(f"[{spec.key}] up to date: {paths.shown(spec.archive_path)}")
+    return [spec.key for spec in todo]

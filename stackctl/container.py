@@ -22,12 +22,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
+from urllib.parse import urlparse
 
 import psutil
 
 DISABLE_FLAG = "--disable-token-auth"
 # Settings TorchServe resolves against its working directory (config.properties, log4j).
+# As long as a cold GPU start may take (the image's health check allows 120 s, k8s' startupProbe more).
+DEFAULTS_TIMEOUT_S = 600.0
 RELATIVE_SETTINGS = {"TS_METRICS_CONFIG": "config/metrics.yaml", "LOG_LOCATION": "logs",
                      "METRICS_LOCATION": "logs"}
 
@@ -60,6 +64,33 @@ def jvms(launcher: psutil.Process) -> list[psutil.Process]:
         return []
 
 
+def name_default_versions(command: list[str], env: dict[str, str]) -> threading.Thread | None:
+    """When the store holds several versions of a model, name <name>.mar's version the default
+    once the server is ready (stackctl.versions: TorchServe would pick by file-system order).
+    A thread, so that this process stays free to pass on the stop signal; None when no model has
+    several versions."""
+    from stackctl import readiness, versions
+    from stackctl.token_auth import management_token
+
+    store = Path(command[command.index("--model-store") + 1]) if "--model-store" in command else None
+    if store is None or not versions.default_versions(store):
+        return None
+    port = urlparse(env.get("TS_MANAGEMENT_ADDRESS", "http://127.0.0.1:8081")).port or 8081
+    url = f"http://127.0.0.1:{port}"
+
+    def run() -> None:
+        try:
+            readiness.wait_until_ready(url, timeout=DEFAULTS_TIMEOUT_S)
+            applied = versions.apply_default_versions(url, store, management_token())
+            print("default versions: " + ", ".join(f"{n} {v}" for n, v in applied.items()), file=sys.stderr, flush=True)
+        except Exception as exc:  # noqa: BLE001 (a server that never got ready says why in its own log)
+            print(f"default versions not set: {exc}", file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=run, name="default-versions", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: list[str] | None = None) -> int:
     command = list(sys.argv[1:] if argv is None else argv)
     if not command:
@@ -86,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     launcher = subprocess.Popen(command, cwd=workdir, env=env)
+    name_default_versions(command, env)
     if stopping:
         stop(signal.SIGTERM, None)
     status = launcher.wait()

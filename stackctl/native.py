@@ -17,8 +17,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from stackctl import paths, readiness
-from stackctl.specs import load_specs, workers_on_host
+from stackctl import paths, readiness, versions
+from stackctl.specs import all_specs, workers_on_host
 
 
 def free_port() -> int:
@@ -101,7 +101,7 @@ class NativeStack:
             "METRICS_LOCATION": str(logs),
             # TorchServe keeps its pid file and unpacked archives in the temp dir: one per stack.
             "TMPDIR": str(tmp), "TEMP": str(tmp),
-            "STACK_WORKERS_PER_HOST": str(workers_on_host(load_specs())),
+            "STACK_WORKERS_PER_HOST": str(workers_on_host(all_specs())),
             "PYTHONUNBUFFERED": "1",
         })
         # Idle OpenMP threads sleep instead of spinning: on a shared host spinning workers starve
@@ -141,9 +141,11 @@ class NativeStack:
 
     def wait_for_torchserve(self, proc: subprocess.Popen | None = None, timeout: float = 180.0,
                             token: str | None = None) -> dict[str, list[str]]:
-        expected = {p.stem for p in self.model_store.glob("*.mar")}
+        expected = {versions.model_name(p) for p in self.model_store.glob("*.mar")}
         alive = readiness.process_alive(proc) if proc is not None else (lambda: self.running("torchserve"))
-        return readiness.wait_until_ready(self.management_url, expected, timeout, alive, token=token)
+        status = readiness.wait_until_ready(self.management_url, expected, timeout, alive, token=token)
+        versions.apply_default_versions(self.management_url, self.model_store, token)
+        return status
 
     # --- Prometheus -------------------------------------------------------------------------------
     def prepare_prometheus(self) -> Path:

@@ -27,15 +27,17 @@ def _get(url: str, token: str | None, timeout: float) -> Any:
 
 
 def model_status(management_url: str, token: str | None = None, timeout: float = 2.0) -> dict[str, list[str]]:
-    """{model name: [worker status, ...]} for every registered model."""
+    """{model name: [worker status, ...]} for every registered model; a model served in several
+    versions (stackctl.versions) is listed once per version, as "<name>/<version>"."""
     base = management_url.rstrip("/")
     listing: dict[str, Any] = _get(f"{base}/models?limit=1000", token, timeout)
     status: dict[str, list[str]] = {}
     for entry in listing.get("models", []):
         name = entry["modelName"]
-        described: list[dict[str, Any]] = _get(f"{base}/models/{name}", token, timeout)
-        workers = [w.get("status", "?") for d in described for w in d.get("workers", [])]
-        status[name] = workers
+        described: list[dict[str, Any]] = _get(f"{base}/models/{name}/all", token, timeout)
+        for version in described:
+            key = name if len(described) == 1 else f"{name}/{version.get('modelVersion')}"
+            status[key] = [w.get("status", "?") for w in version.get("workers", [])]
     return status
 
 
@@ -46,7 +48,7 @@ def check_ready(management_url: str, expected: set[str] | None = None, token: st
         status = model_status(management_url, token, timeout)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise NotReady(f"management API at {management_url} not answering: {exc}") from None
-    missing = sorted((expected or set()) - set(status))
+    missing = sorted((expected or set()) - {key.split("/")[0] for key in status})
     if missing:
         raise NotReady(f"models not registered yet: {', '.join(missing)}")
     if not status:

@@ -1,25 +1,29 @@
 """Model specs (config/models/<name>.yaml): load, validate, and derive what other targets need.
 
 A spec is the single source of truth for one model: how its archive is built, its TorchServe
-serving settings, its handler settings, its SLOs and its share of the load test.
+serving settings, its handler settings, its SLOs and its share of the load test. Its shape is the
+JSON Schema in model_spec.schema.json (every key we own, nothing else); what a schema cannot say
+(the file name, the handler file, p95 <= p99) is checked here; the files it names and the model
+itself are checked by stackctl.model_check before archives are written.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from stackctl import paths
+from stackctl.versions import SEPARATOR as VERSION_SEPARATOR  # <name>@<version>.yaml: another version
 
-SERVING_KEYS = {"minWorkers", "maxWorkers", "batchSize", "maxBatchDelay", "responseTimeout",
-                "deviceType", "deviceIds", "parallelType", "startupTimeout", "maxSequenceJobQueueSize"}
-POSITIVE_SERVING_KEYS = {"maxWorkers", "batchSize", "maxBatchDelay", "responseTimeout", "startupTimeout"}
+SCHEMA_FILE = Path(__file__).with_name("model_spec.schema.json")
 
 
 class SpecError(ValueError):
-    """A model spec is missing a key or has a value of the wrong kind."""
+    """A spec, or a file it names, is not what it must be: one line, `<file>: <key>: <expected>`."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class ModelSpec:
     version: str
     description: str
     handler_file: Path
-    architecture: str
+    architecture: str | None      # None for a torch.export program (.pt2)
     arguments: dict[str, Any]
     train_module: str | None
     weights: Path | None
@@ -45,10 +49,21 @@ class ModelSpec:
     slo: Slo
     load: dict[str, Any]
     source: Path = field(compare=False)
+    extra_files: tuple[Path, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """`name` for the default version (<name>.yaml), `name@version` for another one."""
+        return self.source.stem
+
+    @property
+    def is_default(self) -> bool:
+        """<name>.yaml is the version served at /predictions/<name>; <name>@<version>.yaml are others."""
+        return self.key == self.name
 
     @property
     def build_dir(self) -> Path:
-        return paths.MODEL_BUILD / self.name
+        return paths.MODEL_BUILD / self.key
 
     @property
     def weights_path(self) -> Path:
@@ -59,8 +74,13 @@ class ModelSpec:
         return self.labels if self.labels is not None else self.build_dir / "labels.json"
 
     @property
+    def exported(self) -> bool:
+        """A torch.export program: graph and weights in one file, no model class."""
+        return self.weights_path.suffix == ".pt2"
+
+    @property
     def archive_path(self) -> Path:
-        return paths.MODEL_STORE / f"{self.name}.mar"
+        return paths.MODEL_STORE / f"{self.key}.mar"
 
     @property
     def load_weight(self) -> int:
@@ -74,73 +94,131 @@ class ModelSpec:
         return {**self.serving, "handler": handler}
 
 
-def _require(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], where: Path) -> Any:
-    if key not in doc:
-        raise SpecError(f"{where}: missing key {key!r}")
-    if not isinstance(doc[key], kind):
-        raise SpecError(f"{where}: {key!r} must be {kind}, got {type(doc[key]).__name__}")
-    return doc[key]
+def _schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_FILE.read_text())
 
 
-def _optional_path(value: str | None, base: Path) -> Path | None:
+def _described(schema: dict[str, Any], where: list[str | int]) -> str:
+    """The schema's description of the key at `where`, to say what is expected."""
+    node: Any = schema
+    for part in where:
+        props = node.get("properties", {}) if isinstance(node, dict) else {}
+        node = props.get(part) if isinstance(part, str) else node.get("items")
+        if not isinstance(node, dict):
+            return ""
+    return str(node.get("description", ""))
+
+
+def schema_error_line(source: Path, error: jsonschema.ValidationError, schema: dict[str, Any]) -> str:
+    """One line: the spec file, the key (dotted) and what is expected there."""
+    where = list(error.absolute_path)
+    instance = error.instance
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(instance) - set(known))
+        where.append(unknown[0])
+        expected = "unknown key; expected one of " + ", ".join(known)
+    elif error.validator == "required":
+        where.append(next(k for k in error.validator_value if k not in instance))
+        expected = "missing; it is required" + (f" ({d})" if (d := _described(schema, where)) else "")
+    elif error.validator == "not":
+        present = [k for k in ("architecture", "arguments", "train") if k in instance]
+        where.append(present[0] if present else "")
+        expected = "not allowed with a .pt2 program, which carries its own code (drop architecture, arguments, train)"
+    else:
+        expected = f"{error.message}"
+        described = _described(schema, where)
+        if described:
+            expected += f" ({described})"
+    key = ".".join(str(p) for p in where) or "(the file)"
+    return f"{source}: {key}: {expected}"
+
+
+def validate_document(doc: Any, source: Path) -> None:
+    """Raise SpecError with one line for the most relevant schema violation of `doc`."""
+    schema = _schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+    if error is not None:
+        raise SpecError(schema_error_line(source, error, schema))
+
+
+def _data_path(value: str | None, base: Path) -> Path | None:
     if value is None:
         return None
-    p = Path(value)
+    p = Path(value).expanduser()
     return p if p.is_absolute() else (base / p).resolve()
 
 
 def load_spec(path: Path) -> ModelSpec:
-    doc = yaml.safe_load(Path(path).read_text())
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: (the file): not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(doc, dict):
-        raise SpecError(f"{path}: a spec is a YAML mapping")
-    name = _require(doc, "name", str, path)
-    if Path(path).stem != name:
-        raise SpecError(f"{path}: file name must be <name>.yaml (name is {name!r})")
-    model = _require(doc, "model", dict, path)
-    serving = _require(doc, "serving", dict, path)
-    unknown = set(serving) - SERVING_KEYS
-    if unknown:
-        raise SpecError(f"{path}: unknown TorchServe serving keys {sorted(unknown)}")
-    for key in sorted(POSITIVE_SERVING_KEYS & set(serving)):
-        value = serving[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            # maxBatchDelay 0 is the trap: TorchServe 0.12 reads it as "not set" and waits its
-            # 100 ms default (measured: p50 120 ms at 1 user against 23 ms at 3 ms; bench/NOTES.md).
-            raise SpecError(f"{path}: serving.{key} must be a whole number >= 1, got {value!r}"
-                            + (" (0 does not mean 'no wait': TorchServe falls back to its 100 ms default)"
-                               if key == "maxBatchDelay" and value == 0 else ""))
-    slo = _require(doc, "slo", dict, path)
-    handler_file = paths.ROOT / _require(model, "handler", str, path)
+        raise SpecError(f"{path}: (the file): a spec is a YAML mapping")
+    validate_document(doc, path)
+    name, version = doc["name"], str(doc["version"])
+    if path.stem not in (name, f"{name}{VERSION_SEPARATOR}{version}"):
+        raise SpecError(f"{path}: name: the file must be {name}.yaml (the default version) or "
+                        f"{name}{VERSION_SEPARATOR}{version}.yaml (another version); name is {name!r}")
+    model = doc["model"]
+    handler_file = paths.ROOT / model["handler"]
     if not handler_file.is_file():
-        raise SpecError(f"{path}: handler file {handler_file} does not exist")
+        raise SpecError(f"{path}: model.handler: {handler_file} does not exist")
+    slo = doc["slo"]
+    if slo["p95_ms"] > slo["p99_ms"]:
+        raise SpecError(f"{path}: slo.p95_ms: must not exceed slo.p99_ms ({slo['p95_ms']} > {slo['p99_ms']})")
+    # Relative data paths: a trained model's files are in its build folder (training writes them
+    # there); a brought model's are in $MODEL_DATA, else the repository.
+    key = path.stem
+    base = paths.MODEL_BUILD / key if model.get("train") else paths.model_data()
     return ModelSpec(
         name=name,
-        version=str(_require(doc, "version", (str, int, float), path)),
+        version=version,
         description=str(doc.get("description", "")),
         handler_file=handler_file,
-        architecture=_require(model, "architecture", str, path),
+        architecture=model.get("architecture"),
         arguments=dict(model.get("arguments") or {}),
         train_module=model.get("train"),
-        weights=_optional_path(model.get("weights"), paths.ROOT),
-        labels=_optional_path(model.get("labels"), paths.ROOT),
-        serving=dict(serving),
+        weights=_data_path(model.get("weights"), base),
+        labels=_data_path(model.get("labels"), base),
+        serving=dict(doc["serving"]),
         handler_config=dict(doc.get("handler") or {}),
         slo=Slo(p95_ms=float(slo["p95_ms"]), p99_ms=float(slo["p99_ms"]),
                 max_error_ratio=float(slo["max_error_ratio"])),
         load=dict(doc.get("load") or {}),
-        source=Path(path),
+        source=path,
+        extra_files=tuple(p for p in (_data_path(f, base) for f in model.get("extra_files", [])) if p),
     )
 
 
-def load_specs(spec_dir: Path = paths.SPECS) -> list[ModelSpec]:
-    """Every spec under config/models/, sorted by name."""
-    return [load_spec(p) for p in sorted(Path(spec_dir).glob("*.yaml"))]
+def _spec_dir(spec_dir: Path | None) -> Path:
+    return Path(spec_dir) if spec_dir is not None else paths.SPECS
 
 
-def get_spec(name: str, spec_dir: Path = paths.SPECS) -> ModelSpec:
-    path = Path(spec_dir) / f"{name}.yaml"
+def all_specs(spec_dir: Path | None = None) -> list[ModelSpec]:
+    """Every spec file, other versions (<name>@<version>.yaml) included: what is archived and served."""
+    specs = [load_spec(p) for p in sorted(_spec_dir(spec_dir).glob("*.yaml"))]
+    defaults = {s.name for s in specs if s.is_default}
+    for spec in specs:
+        if spec.name not in defaults:
+            raise SpecError(f"{spec.source}: name: {spec.name}{VERSION_SEPARATOR}<version>.yaml needs "
+                            f"{spec.name}.yaml beside it (the default version)")
+    return specs
+
+
+def load_specs(spec_dir: Path | None = None) -> list[ModelSpec]:
+    """One spec per model, its default version (<name>.yaml), sorted by name: what alerts, load
+    tests and dashboards are about (they follow the model, whichever version answers)."""
+    return [s for s in all_specs(spec_dir) if s.is_default]
+
+
+def get_spec(name: str, spec_dir: Path | None = None) -> ModelSpec:
+    path = _spec_dir(spec_dir) / f"{name}.yaml"
     if not path.is_file():
-        known = ", ".join(s.name for s in load_specs(spec_dir))
+        known = ", ".join(s.key for s in all_specs(spec_dir))
         raise SpecError(f"no spec for model {name!r} (known: {known})")
     return load_spec(path)
 

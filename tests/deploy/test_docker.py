@@ -381,6 +381,21 @@ def test_build_context_holds_what_copy_needs_and_nothing_secret(stages) -> None:
         assert dockerignore_excludes(private), f"{private} would be sent to the Docker daemon"
 
 
+def test_every_archive_in_the_store_reaches_the_image_and_nothing_beside_it(stages) -> None:
+    """The image serves what `make models` put in model_store/: brought models and other versions
+    too (their weights travel inside the archive), never a weights file or the stamps and
+    fingerprints stackctl keeps beside them."""
+    copy = next(i.arguments.split() for i in stages["serving"].all("COPY") if "model_store" in i.arguments)
+    assert copy == ["model_store/*.mar", "model_store/"]
+    # COPY globs as Go's filepath.Match: `*` stops at a slash (fnmatch's does not).
+    copied = re.compile(re.escape(copy[0]).replace(r"\*", "[^/]*"))
+    for archive in ("model_store/digits.mar", "model_store/resnet18.mar", "model_store/shapes@2.0.mar"):
+        assert copied.fullmatch(archive) and not dockerignore_excludes(archive), archive
+    # (An archive being written sits in model_store/.partial-*/ only while `make models` runs.)
+    for beside in ("model_store/.digits.mar.fingerprint", "data/flowers/resnet18.pt", "build/models/digits/weights.pt", "config/models/w.pt2"):
+        assert dockerignore_excludes(beside), f"{beside} would be sent to the Docker daemon"
+
+
 # --- make up without an engine --------------------------------------------------------------------
 
 def run_make_up(env_changes: dict[str, str]) -> subprocess.CompletedProcess:

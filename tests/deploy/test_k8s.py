@@ -546,6 +546,20 @@ def test_model_pvc_can_be_provisioned_anywhere(renders):
         assert claim["spec"]["accessModes"] == ["ReadWriteOnce"], "ReadOnlyMany binds only with file storage"
 
 
+@pytest.mark.parametrize(("overlay", "combo"), COMBINATIONS, ids=lambda v: v if isinstance(v, str) else "+".join(v) or "-")
+def test_the_pod_serves_every_archive_of_its_model_store(renders, overlay, combo):
+    """No command or args: the image's CMD (`--model-store /app/model_store --models all`) loads
+    every archive there, baked in or on the model-store volume, brought models and versions alike."""
+    deployment = one(objects(renders, overlay, combo), "Deployment", "torchserve")
+    container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "torchserve")
+    assert "command" not in container and "args" not in container
+    mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+    if "model-pvc" in combo:
+        assert mounts["/app/model_store"]["readOnly"] is True
+    else:
+        assert "/app/model_store" not in mounts
+
+
 def test_release_label_is_set_in_one_place():
     hits = [p for p in (ROOT / "k8s").rglob("*.yaml") if "kube-prometheus-stack" in p.read_text()
             and re.search(r"^\s*(value|release):\s*kube-prometheus-stack\s*$", p.read_text(), re.M)]

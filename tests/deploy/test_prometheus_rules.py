@@ -90,6 +90,21 @@ def test_generated_rules_cover_every_model_and_its_slo():
         assert f'model:inference_5xx:ratio_rate5m{{model="{spec.name}"}} > {spec.slo.max_error_ratio:g}' in text
 
 
+def test_brought_models_get_alerts_once_whatever_their_versions(tmp_path: Path):
+    """A brought model's spec gets its alerts like any other; a second version (<name>@<v>.yaml)
+    adds none: the alerts are per model, and its series are summed over versions."""
+    from tests import byo_models
+
+    shutil.copytree(paths.CONFIG / "models", tmp_path, dirs_exist_ok=True)
+    byo_models.write_spec(tmp_path, byo_models.resnet18_spec())
+    byo_models.write_spec(tmp_path, byo_models.pt2_spec())
+    byo_models.write_spec(tmp_path, dict(byo_models.pt2_spec(), version="2.0"), "shapes@2.0.yaml")
+    groups = yaml.safe_load(rules.render(load_specs(tmp_path)))["groups"]
+    assert [g["name"] for g in groups] == ["model-digits", "model-langid", "model-resnet18", "model-shapes"]
+    alerts = [r["alert"] + r["labels"]["model"] for g in groups for r in g["rules"]]
+    assert len(alerts) == len(set(alerts))
+
+
 def test_generator_check_mode_detects_drift(tmp_path: Path):
     stale = tmp_path / "models.generated.yml"
     stale.write_text("groups: []\n")
@@ -179,6 +194,16 @@ def test_gpu_only_panels_are_exactly_those_reading_gpu_series():
         reads_gpu = any(GPU_METRIC.search(t["expr"]) for t in panel["targets"])
         marked = panel["description"].startswith("GPU-only")
         assert reads_gpu == marked, f"{panel['title']}: GPU-only mark and GPU series disagree"
+
+
+def test_the_model_variable_lists_whatever_models_are_served():
+    """No model names in the dashboard: the variable asks Prometheus, so a brought model appears
+    with its first worker, and its versions under one name (the recording rules sum them)."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "model")
+    assert variable["type"] == "query" and variable["includeAll"] is True
+    assert variable["query"]["query"] == "label_values(model:torchserve_workers_loaded:count, model)"
+    assert not re.search(r"\b(digits|langid)\b", DASHBOARD.read_text())
 
 
 def test_per_model_panels_honour_the_model_variable():
