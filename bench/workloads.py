@@ -62,7 +62,8 @@ class Workload:
 
 
 def workload_for(spec: ModelSpec, bench_only: bool = False) -> Workload:
-    kind = "compute" if spec.architecture.startswith(COMPUTE_ARCHITECTURES) else "overhead"
+    # A .pt2 program names no architecture: nothing tells its cost up front, so "overhead".
+    kind = "compute" if (spec.architecture or "").startswith(COMPUTE_ARCHITECTURES) else "overhead"
     return Workload(spec.name, kind, spec, spec.description, bench_only)
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 from dataclasses import dataclass
 
+from handlers.labels import read_labels
 from stackctl.specs import ModelSpec
 
 log = logging.getLogger("loadtest")
@@ -28,11 +29,11 @@ def answer_shape(spec: ModelSpec) -> AnswerShape:
     A load generator that mounts only loadtest/, config/, stackctl/, models/ and handlers/ (compose,
     Kubernetes) has no build/ folder: its answers are then checked without the label set."""
     try:
-        mapping = json.loads(spec.labels_path.read_text(encoding="utf-8"))
+        # Any of the label forms a spec may name (JSON list, {"0": ...} mapping, one per line).
+        labels = frozenset(read_labels(spec.labels_path))
     except (OSError, ValueError) as exc:
         log.warning("%s: labels not readable (%s): answers are checked without the label set", spec.name, exc)
         return AnswerShape(spec.name)
-    labels = frozenset(mapping.values() if isinstance(mapping, dict) else mapping)
     return AnswerShape(spec.name, min(int(spec.handler_config.get("top_k", 3)), len(labels)), labels)
 
 
