@@ -28,7 +28,7 @@ from typing import Any
 
 import locust  # noqa: F401  (first: gevent monkey-patching, before anything opens a socket)
 
-from bench import archives, loadgen, machine, report, servers
+from bench import archives, loadgen, machine, peers, plot, report, servers
 from bench.workloads import Workload, ensure_archives, payload_digest, run_folder, tidy_run_folder, workloads
 from handlers.runtime import usable_cores
 from stackctl import paths
@@ -40,20 +40,38 @@ BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64]
 
 @dataclass(frozen=True)
 class Plan:
+    quick: bool
     window: float          # seconds measured per load step
     warmup: float          # seconds of load before each window (not measured)
     limit_seconds: float   # seconds per batch size in the in-process limit
     levels: list[int]
     batch_sizes: list[int]
-    threads: list[int]     # torch thread counts the limit tries
+    cores: int             # the limit splits these into processes x threads
 
     @classmethod
     def from_budget(cls, budget: float, quick: bool, cores: int) -> Plan:
-        threads = sorted({cores, 1}, reverse=True)
         if quick:  # the smoke test: does it run and write well-formed results
-            return cls(1.0, 0.5, 0.2, [2, 8], [1, 8], [cores])
+            return cls(True, 1.0, 0.5, 0.2, [2, 8], [1, 8], cores)
         window = min(10.0, max(2.0, budget / 100))
-        return cls(window, max(1.0, window / 3), min(3.0, max(0.5, window / 3)), LEVELS, BATCH_SIZES, threads)
+        return cls(False, window, max(1.0, window / 3), min(3.0, max(0.5, window / 3)), LEVELS, BATCH_SIZES, cores)
+
+    def limit_configs(self, workers: int, threads_per_worker: int) -> list[tuple[int, int]]:
+        """(processes, torch threads) splits of the cores the limit tries: one process with every
+        core, TorchServe's own split, and one process per core (on a small host, where that is 2-4)."""
+        if self.quick:  # does it run: TorchServe's own split is enough
+            return [(workers, threads_per_worker)]
+        configs = {(1, self.cores), (workers, threads_per_worker)}
+        if self.cores <= 4:
+            configs.add((self.cores, 1))
+        return sorted(configs)
+
+    def expected_round_s(self, workloads: int, peers: int) -> float:
+        """A rough round length: load steps (~5 per sweep), the limit's windows, server starts."""
+        step = self.warmup + self.window
+        per_sweep = 5 * step + 15  # ~5 steps until throughput stops rising, plus a server start
+        limit = len(self.batch_sizes) * (self.limit_seconds + 0.6) * 2 + 20
+        served = per_sweep + 3 * self.window + step + step  # + half load (3 windows) + batchSize=1
+        return workloads * (limit + peers * per_sweep + served) + 30  # + the cold start
 
 
 def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, Any]:
@@ -73,23 +91,22 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
         "slo": {"p95_ms": w.spec.slo.p95_ms, "p99_ms": w.spec.slo.p99_ms},
     }
 
-    log(f"[{w.name}] 1/3 in-process limit (threads {plan.threads}, batch sizes {plan.batch_sizes})")
-    servers.run_limit(tuned, payload_file, folder / "limit.json", plan.limit_seconds, plan.batch_sizes, plan.threads)
+    workers = int(serving.get("maxWorkers", 1))
+    threads = result["torch_threads_per_worker"]
+    configs = plan.limit_configs(workers, threads)
+    sizes = sorted({*plan.batch_sizes, int(serving.get("batchSize", 1))})
+    log(f"[{w.name}] 1/3 in-process limit (processes x threads {configs}, batch sizes {sizes})")
+    servers.run_limit(tuned, payload_file, folder / "limit.json", plan.limit_seconds, sizes, configs)
     result["limit"] = json.loads((folder / "limit.json").read_text())
     log(f"    limit {result['limit']['items_per_s']} items/s (batch {result['limit']['best_batch_size']}, "
-        f"{result['limit']['best_threads']} threads)")
+        f"{result['limit']['best_processes']} x {result['limit']['best_threads']} threads)")
 
-    log(f"[{w.name}] 2/3 FastAPI peer sweep")
-    with servers.peer(tuned, folder / "peer") as (url, proc):
-        target = loadgen.Target("fastapi peer", url, f"/predictions/{w.name}", proc.pid)
-        with loadgen.Load(target, w.spec, bodies) as load:
-            peer_steps = loadgen.sweep(load, plan.levels, plan.warmup, plan.window, log=log)
-    peer_best = loadgen.saturation(peer_steps)
-    result["peer"] = {"sweep": [s.to_json() for s in peer_steps],
-                      "saturation": peer_best.to_json() if peer_best else None}
+    result["peers"] = {}
+    for peer in peers.PEERS:
+        log(f"[{w.name}] 2/3 peer {peer.name} ({workers} processes x {threads} threads)")
+        result["peers"][peer.name] = run_peer(peer, w, tuned, serving, bodies, plan, folder, log)
 
     log(f"[{w.name}] 3/3 TorchServe ({', '.join(f'{k}={v}' for k, v in result['serving'].items())})")
-    workers = int(serving.get("maxWorkers", 1))
     with servers.torchserve(store, folder / "torchserve", workers) as (stack, ready_s):
         pid = stack.proc.pid  # type: ignore[attr-defined]
         result["server_start_s"] = round(ready_s, 2)
@@ -97,8 +114,6 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
         with loadgen.Load(target, w.spec, bodies) as load:
             steps = loadgen.sweep(load, plan.levels, plan.warmup, plan.window, log=log)
             best = loadgen.saturation(steps)
-            if peer_best and best and peer_best.users not in [s.users for s in steps]:
-                steps.append(load.closed_step(peer_best.users, plan.warmup, plan.window))
             half = None
             if best:
                 rate = round(best.rps / 2, 1)
@@ -117,6 +132,27 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
     result["batch1"] = b1.to_json() if b1 else None
     result["half_load"] = half.to_json() if half else None
     return result
+
+
+def run_peer(peer: peers.Peer, w: Workload, archive: Path, serving: dict[str, Any], bodies: list[Any], plan: Plan,
+             folder: Path, log=print) -> dict[str, Any]:
+    """One peer's closed-loop sweep on the same bodies, or why it did not run here."""
+    described = peer.describe(serving)
+    missing = peer.missing()
+    if missing:
+        log(f"    not run: {missing}")
+        return {**described, "not_run": missing}
+    try:
+        with servers.peer(peer.command(archive, w.name, serving), folder / f"peer-{peer.name}", peer.health,
+                          python=peer.python()) as (url, proc):
+            target = loadgen.Target(peer.label, url, f"/predictions/{w.name}", proc.pid)
+            with loadgen.Load(target, w.spec, bodies) as load:
+                steps = loadgen.sweep(load, plan.levels, plan.warmup, plan.window, log=log)
+    except servers.PeerNotRun as exc:
+        log(f"    not run: {exc}")
+        return {**described, "not_run": str(exc)}
+    best = loadgen.saturation(steps)
+    return {**described, "sweep": [s.to_json() for s in steps], "saturation": best.to_json() if best else None}
 
 
 def cold_start(selected: list[Workload], work: Path, log=print) -> dict[str, Any]:
@@ -154,14 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_before": machine.load_average(),
         "settings": {"budget_s": args.budget, "quick": args.quick, "window_s": plan.window, "warmup_s": plan.warmup,
                      "limit_seconds_per_batch": plan.limit_seconds, "concurrency_levels": plan.levels,
-                     "limit_batch_sizes": plan.batch_sizes, "limit_threads": plan.threads,
+                     "limit_batch_sizes": plan.batch_sizes,
                      "runtime_env": servers.RUNTIME_ENV, "load_generator": "locust FastHttpUser, 1 process (gevent)",
                      "repeat": args.repeat},
         "rounds": [],
     }
+    expected = args.repeat * plan.expected_round_s(len(selected), len(peers.PEERS))
     print(f"bench: {', '.join(w.name for w in selected)} on {results['machine']['cpu_model']} "
           f"({cores} cores, {results['machine']['device']}); window {plan.window:g} s per step, "
-          f"{args.repeat} round(s)", flush=True)
+          f"{args.repeat} round(s), expected ~{expected / 60:.0f} min", flush=True)
     log = lambda line: print(line, flush=True)  # noqa: E731
     for number in range(1, args.repeat + 1):
         folder = work / f"round-{number}"
@@ -174,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     results["duration_s"] = round(time.time() - started, 1)
     report.summarize(results)
     args.out.mkdir(parents=True, exist_ok=True)
+    results["plots"] = plot.draw_all(results, args.out / "latest.json")
     report.write_json(args.out / "latest.json", results)
     markdown = report.markdown(results)
     (args.out / "latest.md").write_text(markdown)
