@@ -28,7 +28,7 @@ from typing import Any
 
 import locust  # noqa: F401  (first: gevent monkey-patching, before anything opens a socket)
 
-from bench import archives, loadgen, machine, peers, plot, report, servers
+from bench import archives, floor, loadgen, machine, peers, plot, report, servers
 from bench.workloads import Workload, ensure_archives, payload_digest, run_folder, tidy_run_folder, workloads
 from handlers.runtime import usable_cores
 from stackctl import paths
@@ -70,7 +70,7 @@ class Plan:
         step = self.warmup + self.window
         per_sweep = 5 * step + 15  # ~5 steps until throughput stops rising, plus a server start
         limit = len(self.batch_sizes) * (self.limit_seconds + 0.6) * 2 + 20
-        served = per_sweep + 3 * self.window + step + step  # + half load (3 windows) + batchSize=1
+        served = per_sweep + 3 * self.window + 3 * step  # + half load (3 windows), batchSize=1, the floor (2)
         return workloads * (limit + peers * per_sweep + served) + 30  # + the cold start
 
 
@@ -79,6 +79,7 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
     store = archives.fresh_store(folder)
     tuned = servers.variant(w.spec, w.archive, store, w.name)
     servers.variant(w.spec, w.archive, store, f"{w.name}-b1", serving={"batchSize": 1})
+    floor.noop_variant(w.archive, store, w.name)
     bodies = w.payloads()
     payload_file = folder / "payloads.pkl"
     payload_file.write_bytes(pickle.dumps([(p.body, p.content_type) for p in bodies]))
@@ -128,9 +129,21 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
             with loadgen.Load(target, w.spec, bodies) as load:
                 b1 = load.closed_step(best.users, plan.warmup, plan.window)
             log(f"    batchSize=1 at {best.users} users: {b1.rps} req/s, p99 {b1.p99_ms} ms")
+        # The low-load floor: the no-op handler alone, then where 1 user's request time goes on the model.
+        target = loadgen.Target("torchserve no-op handler", stack.inference_url, f"/predictions/{w.name}-noop", pid)
+        with loadgen.Load(target, w.spec, bodies) as load:
+            noop = load.closed_step(1, plan.warmup, plan.window)
+        target = loadgen.Target("torchserve", stack.inference_url, f"/predictions/{w.name}", pid)
+        with loadgen.Load(target, w.spec, bodies) as load:
+            before = floor.counters(stack.metrics_url, w.name)
+            one = load.closed_step(1, plan.warmup, plan.window)
+            result["breakdown"] = floor.breakdown(before, floor.counters(stack.metrics_url, w.name), one.p50_ms)
+        log(f"    no-op handler at 1 user: p50/p99 {noop.p50_ms}/{noop.p99_ms} ms; 1 user on the model: "
+            f"{result['breakdown']}")
     result["served"] = {"sweep": [s.to_json() for s in steps], "saturation": best.to_json() if best else None}
     result["batch1"] = b1.to_json() if b1 else None
     result["half_load"] = half.to_json() if half else None
+    result["floor"] = noop.to_json()
     return result
 
 
