@@ -154,6 +154,15 @@ def _decode_all(handler: Any, bodies: list[tuple[bytes, str]]) -> int:
     return len(bodies)
 
 
+def core_splits(cores: int, workers: int, threads_per_worker: int) -> list[tuple[int, int]]:
+    """(processes, torch threads) splits of the cores the limit tries: one process with every core,
+    TorchServe's own split, and one process per core on a small host (2-4 cores)."""
+    configs = {(1, cores), (workers, threads_per_worker)}
+    if cores <= 4:
+        configs.add((cores, 1))
+    return sorted(configs)
+
+
 def parse_configs(text: str) -> tuple[tuple[int, int], ...]:
     """"1x2,2x1" -> ((1, 2), (2, 1)): processes x torch threads each."""
     return tuple((int(p), int(t)) for p, t in (c.split("x") for c in text.split(",") if c))

@@ -5,7 +5,7 @@
 LitServe, like TorchServe, runs an HTTP frontend (uvicorn) and worker processes fed through queues,
 and batches requests per worker up to `max_batch_size` or `batch_timeout`. Here it gets TorchServe's
 own settings for the model (workers, batchSize, maxBatchDelay) and the archive's threads per worker;
-each worker runs the handler's decode per request and `peer.predict_batch` per batch, so only the
+each worker runs the handler's decode per request and `peer_model.predict_batch` per batch, so only the
 serving layer differs. The route is TorchServe's (`/predictions/<name>`), the bodies are the raw
 uploads the load generator sends to every server.
 """
@@ -19,7 +19,7 @@ import litserve as ls
 import torch
 from fastapi import Depends, HTTPException, Request
 
-from bench.peer import load_handler, predict_batch
+from bench.peer_model import load_handler, predict_batch
 from handlers.errors import InputError
 
 

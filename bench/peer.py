@@ -7,8 +7,7 @@ choice; no dynamic batching, no separate frontend: each request is decoded and r
 in the event loop (a plain `async def` endpoint). `--workers` uvicorn processes, as many as
 TorchServe's workers for the model, each with the archive's torch threads per worker, so the
 comparison is the serving layer, not the process count. Errors answer with the project's error
-body, so the load generator judges every server alike. `predict_batch` is also what the batching
-peers (litserve_peer.py, bentoml_peer.py) run per batch.
+body, so the load generator judges every server alike.
 """
 from __future__ import annotations
 
@@ -16,30 +15,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
-import torch
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from bench.peer_model import load_handler, predict_batch
 from handlers.errors import InputError
-from handlers.topk import answer, top_k
-from stackctl.inprocess import InProcessModel
 
 ARCHIVE_ENV = "BENCH_PEER_ARCHIVE"  # uvicorn's worker processes build the app from an import string
-
-
-def load_handler(archive: Path) -> Any:
-    """The archive's handler, initialised as a TorchServe worker would (device, threads, warm-up)."""
-    return InProcessModel(archive, gpu_id=0 if torch.cuda.is_available() else None).handler
-
-
-def predict_batch(handler: Any, samples: list[Any]) -> list[dict[str, Any]]:
-    """The answers for decoded samples, run as one batch: collate -> forward -> top-k."""
-    with torch.inference_mode(), handler._autocast():
-        logits = handler.forward(handler.collate(samples))
-    return [answer(handler.name, item) for item in top_k(logits, handler.labels, handler.k)]
 
 
 def create_app(archive: Path) -> FastAPI:

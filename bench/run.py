@@ -28,7 +28,7 @@ from typing import Any
 
 import locust  # noqa: F401  (first: gevent monkey-patching, before anything opens a socket)
 
-from bench import archives, floor, loadgen, machine, peers, plot, report, servers
+from bench import archives, floor, limit, loadgen, machine, peers, plot, report, servers
 from bench.workloads import Workload, ensure_archives, payload_digest, run_folder, tidy_run_folder, workloads
 from handlers.runtime import usable_cores
 from stackctl import paths
@@ -56,14 +56,9 @@ class Plan:
         return cls(False, window, max(1.0, window / 3), min(3.0, max(0.5, window / 3)), LEVELS, BATCH_SIZES, cores)
 
     def limit_configs(self, workers: int, threads_per_worker: int) -> list[tuple[int, int]]:
-        """(processes, torch threads) splits of the cores the limit tries: one process with every
-        core, TorchServe's own split, and one process per core (on a small host, where that is 2-4)."""
         if self.quick:  # does it run: TorchServe's own split is enough
             return [(workers, threads_per_worker)]
-        configs = {(1, self.cores), (workers, threads_per_worker)}
-        if self.cores <= 4:
-            configs.add((self.cores, 1))
-        return sorted(configs)
+        return limit.core_splits(self.cores, workers, threads_per_worker)
 
     def expected_round_s(self, workloads: int, peers: int) -> float:
         """A rough round length: load steps (~5 per sweep), the limit's windows, server starts."""

@@ -1,0 +1,24 @@
+"""What every peer runs: the archive's handler, loaded as a TorchServe worker loads it, and one batch
+through it. Imports no web framework, so each peer's own venv needs only torch and the handler's needs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from handlers.topk import answer, top_k
+from stackctl.inprocess import InProcessModel
+
+
+def load_handler(archive: Path) -> Any:
+    """The archive's handler, initialised as a TorchServe worker would (device, threads, warm-up)."""
+    return InProcessModel(archive, gpu_id=0 if torch.cuda.is_available() else None).handler
+
+
+def predict_batch(handler: Any, samples: list[Any]) -> list[dict[str, Any]]:
+    """The answers for decoded samples, run as one batch: collate -> forward -> top-k."""
+    with torch.inference_mode(), handler._autocast():
+        logits = handler.forward(handler.collate(samples))
+    return [answer(handler.name, item) for item in top_k(logits, handler.labels, handler.k)]
