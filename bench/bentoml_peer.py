@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ[SETTINGS_ENV] = json.dumps({"archive": str(args.archive.resolve()), "name": args.name,
                                            "workers": args.workers, "max_batch_size": args.max_batch_size})
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")  # no usage reports from a benchmark (or an offline host)
     bentoml_cli = Path(sys.executable).with_name("bentoml")
     os.execv(str(bentoml_cli), [str(bentoml_cli), "serve", "bench.bentoml_peer:HandlerService", "--host", args.host,
                                 "--port", str(args.port), "--working-dir", str(Path(__file__).resolve().parents[1])])

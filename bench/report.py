@@ -141,7 +141,12 @@ def _vs_peer_why(r: dict[str, Any], name: str | None, value: float | None) -> st
                f"req/s), maxBatchDelay {r['serving'].get('maxBatchDelay')} ms")
             + (f" (the frontend hop alone, a no-op handler at 1 user: p50 {r['floor']['p50_ms']} ms, p99 "
                f"{r['floor']['p99_ms']} ms)" if r.get("floor") else "")
+            + (f"; 1 user on the model, mean ms: {_breakdown_text(r['breakdown'])}" if r.get("breakdown") else "")
             + f". TorchServe's own saturation: {sat.get('rps')} req/s at p99 {sat.get('p99_ms')} ms.")
+
+
+def _breakdown_text(b: dict[str, Any]) -> str:
+    return ", ".join(f"{k.removesuffix(' ms')} {v}" for k, v in b.items() if k != "requests")
 
 
 def targets(one_round: dict[str, Any], cores: int) -> list[dict[str, Any]]:
@@ -345,8 +350,8 @@ def _workload_details(r: dict[str, Any]) -> list[str]:
     not_run = [f"- {p['label']}: not run: {p['not_run']}" for p in peers.values() if "not_run" in p]
     lines += ["", *not_run] if not_run else []
     if r.get("breakdown"):
-        lines += ["", "TorchServe at low load, where a request's time goes: " + ", ".join(
-            f"{k} {v}" for k, v in r["breakdown"].items()) + "."]
+        lines += ["", f"TorchServe at 1 user, where a request's time goes (mean ms over {r['breakdown']['requests']} "
+                  f"requests): {_breakdown_text(r['breakdown'])}."]
     steps = [sat, r["batch1"], r["half_load"], *[p.get("saturation") for p in peers.values()]]
     flags = sorted({f for s in steps if s for f in s["flags"]})
     if flags:

@@ -16,7 +16,7 @@ BENTOML_VENV := .venv-bentoml
 BENTOML_PINS := bentoml==1.4.40
 $(BENTOML_VENV)/.stamp: mk/bench.mk requirements.txt
 	@rm -rf $(BENTOML_VENV) && $$($(PY) -c 'import sys; print(sys._base_executable)') -m venv $(BENTOML_VENV) && \
-	  $(BENTOML_VENV)/bin/pip install -q $(BENTOML_PINS) \
+	  $(BENTOML_VENV)/bin/pip install -q --retries 1 --timeout 15 $(BENTOML_PINS) \
 	    $$(grep -E '^(torch|torchvision|torchserve|numpy|pillow|pybase64|onnx|onnxruntime|PyYAML|psutil)==' requirements.txt) && \
 	  touch $@ || echo "bench-peers: $(BENTOML_VENV) not built; the bench reports the BentoML peer as not run"
 
