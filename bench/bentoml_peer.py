@@ -64,16 +64,18 @@ class HandlerService:
     @bentoml.api(route=f"/predictions/{SETTINGS['name']}", batchable=True, max_batch_size=max(2, SETTINGS["max_batch_size"]),
                  max_latency_ms=30_000, input_spec=Uploads, output_spec=Answers)
     def predict(self, uploads: list[tuple[bytes, str | None]]) -> list[tuple[int, dict[str, t.Any]]]:
-        from bench.peer_model import predict_batch
-        from handlers.errors import InputError
+        from bench.peer_model import predict_batch, rejection
 
         samples, answers = [], []
         for body, content_type in uploads:
             try:
                 samples.append(self.handler.decode(body, content_type))
                 answers.append(None)
-            except InputError as err:
-                answers.append((err.code, err.body()))
+            except Exception as err:
+                rejected = rejection(err)
+                if rejected is None:
+                    raise
+                answers.append(rejected)
         results = iter(predict_batch(self.handler, samples) if samples else [])
         return [answer or (200, next(results)) for answer in answers]
 

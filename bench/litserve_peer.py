@@ -19,8 +19,7 @@ import litserve as ls
 import torch
 from fastapi import Depends, HTTPException, Request
 
-from bench.peer_model import load_handler, predict_batch
-from handlers.errors import InputError
+from bench.peer_model import load_handler, predict_batch, rejection
 
 
 async def raw_upload(request: Request) -> tuple[bytes, str | None]:
@@ -43,8 +42,11 @@ class HandlerAPI(ls.LitAPI):
         body, content_type = request
         try:
             return self.handler.decode(body, content_type)
-        except InputError as err:
-            raise HTTPException(err.code, detail=err.body()) from None
+        except Exception as err:
+            rejected = rejection(err)
+            if rejected is None:
+                raise
+            raise HTTPException(rejected[0], detail=rejected[1]) from None
 
     def batch(self, inputs: list[Any]) -> list[Any]:
         return inputs  # the handler's collate runs in predict, as in every other server

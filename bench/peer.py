@@ -20,8 +20,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bench.peer_model import load_handler, predict_batch
-from handlers.errors import InputError
+from bench.peer_model import load_handler, predict_batch, rejection
 
 ARCHIVE_ENV = "BENCH_PEER_ARCHIVE"  # uvicorn's worker processes build the app from an import string
 
@@ -35,8 +34,11 @@ def create_app(archive: Path) -> FastAPI:
         body = await request.body()
         try:
             sample = handler.decode(body, request.headers.get("content-type"))
-        except InputError as err:
-            return JSONResponse(err.body(), status_code=err.code)
+        except Exception as err:
+            rejected = rejection(err)
+            if rejected is None:
+                raise
+            return JSONResponse(rejected[1], status_code=rejected[0])
         return JSONResponse(predict_batch(handler, [sample])[0])
 
     @app.get("/ping")

@@ -22,3 +22,13 @@ def predict_batch(handler: Any, samples: list[Any]) -> list[dict[str, Any]]:
     with torch.inference_mode(), handler._autocast():
         logits = handler.forward(handler.collate(samples))
     return [answer(handler.name, item) for item in top_k(logits, handler.labels, handler.k)]
+
+
+def rejection(err: Exception) -> tuple[int, dict[str, Any]] | None:
+    """(4xx status, error body) when `err` is the handler's InputError, else None. Matched by shape:
+    the handler raises its archive's own copy of `handlers.errors.InputError` (InProcessModel imports
+    the archive's packages), a different class from the repository's."""
+    code, body = getattr(err, "code", None), getattr(err, "body", None)
+    if isinstance(code, int) and 400 <= code < 500 and callable(body):
+        return code, body()
+    return None

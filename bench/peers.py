@@ -40,7 +40,7 @@ class Peer:
         """Why this peer cannot run here, or None."""
         if self.venv_python is not None:
             if not self.venv_python.is_file():
-                return f"{self.venv_python.relative_to(paths.ROOT)} missing (make bench-peers)"
+                return f"{self.venv_python} missing (make bench-peers)"
             check = subprocess.run([str(self.venv_python), "-c", f"import {self.name}"], capture_output=True,
                                    text=True, timeout=120)
             return None if check.returncode == 0 else f"{self.name} does not import: {check.stderr.strip()[-200:]}"
