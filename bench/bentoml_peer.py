@@ -88,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--max-batch-size", type=int, default=1)
-    parser.add_argument("--batch-timeout-ms", type=float, default=0.0, help="recorded only: BentoML batches adaptively")
     args = parser.parse_args(argv)
     os.environ[SETTINGS_ENV] = json.dumps({"archive": str(args.archive.resolve()), "name": args.name,
                                            "workers": args.workers, "max_batch_size": args.max_batch_size})

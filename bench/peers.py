@@ -32,6 +32,7 @@ class Peer:
     batching: bool
     health: str = "/ping"
     venv_python: Path | None = None   # its own interpreter; None: this one
+    fixed_window: bool = True         # takes maxBatchDelay; BentoML sizes its batches adaptively
 
     def python(self) -> str:
         return str(self.venv_python or sys.executable)
@@ -49,15 +50,17 @@ class Peer:
     def describe(self, serving: dict[str, Any]) -> dict[str, Any]:
         workers = int(serving.get("maxWorkers", 1))
         batching = {"max_batch_size": int(serving.get("batchSize", 1)),
-                    "batch_timeout_ms": float(serving.get("maxBatchDelay", 0))} if self.batching else None
+                    "batch_timeout_ms": float(serving.get("maxBatchDelay", 0)) if self.fixed_window else None,
+                    } if self.batching else None
         return {"label": self.label, "processes": workers, "batching": batching}
 
     def command(self, archive: Path, name: str, serving: dict[str, Any]) -> list[str]:
         d = self.describe(serving)
         command = [self.module, "--archive", str(archive), "--name", name, "--workers", str(d["processes"])]
         if d["batching"]:
-            command += ["--max-batch-size", str(d["batching"]["max_batch_size"]),
-                        "--batch-timeout-ms", str(d["batching"]["batch_timeout_ms"])]
+            command += ["--max-batch-size", str(d["batching"]["max_batch_size"])]
+        if d["batching"] and d["batching"]["batch_timeout_ms"] is not None:
+            command += ["--batch-timeout-ms", str(d["batching"]["batch_timeout_ms"])]
         return command
 
 
@@ -65,5 +68,5 @@ PEERS = [
     Peer("fastapi", "FastAPI peer", "bench.peer", batching=False),
     Peer("litserve", "LitServe peer", "bench.litserve_peer", batching=True, health="/health"),
     Peer("bentoml", "BentoML peer", "bench.bentoml_peer", batching=True, health="/readyz",
-         venv_python=BENTOML_PYTHON),
+         venv_python=BENTOML_PYTHON, fixed_window=False),
 ]

@@ -133,8 +133,9 @@ def _vs_peer_why(r: dict[str, Any], name: str | None, value: float | None) -> st
     floor = min((s for s in r["served"]["sweep"] if s["p99_ms"] is not None), key=lambda s: s["p99_ms"], default={})
     within = best_within_p99(r["served"]["sweep"], psat.get("p99_ms"))
     return (f"{peer['label']} ({peer['processes']} processes"
-            + (f", batch {peer['batching']['max_batch_size']} / {peer['batching']['batch_timeout_ms']:g} ms"
-               if peer.get("batching") else "") + f") at saturation: {psat.get('rps')} req/s, p99 "
+            + (f", batch {peer['batching']['max_batch_size']} / " + (
+                f"{peer['batching']['batch_timeout_ms']:g} ms" if peer["batching"]["batch_timeout_ms"] is not None
+                else "adaptive window") if peer.get("batching") else "") + f") at saturation: {psat.get('rps')} req/s, p99 "
             f"{psat.get('p99_ms')} ms at {psat.get('users')} users; TorchServe within that p99: "
             + (f"{within['rps']} req/s at {within['users']} users" if within else
                f"none: its lowest p99 was {floor.get('p99_ms')} ms ({floor.get('users')} users, {floor.get('rps')} "

@@ -25,7 +25,8 @@ def test_each_peer_gets_torchserves_workers_and_the_batchers_its_batching() -> N
     assert litserve[litserve.index("--max-batch-size") + 1] == "8"
     assert litserve[litserve.index("--batch-timeout-ms") + 1] == "2.0"
     assert by_name["bentoml"].describe(SERVING) == {"label": "BentoML peer", "processes": 2,
-                                                    "batching": {"max_batch_size": 8, "batch_timeout_ms": 2.0}}
+                                                    "batching": {"max_batch_size": 8, "batch_timeout_ms": None}}
+    assert "--batch-timeout-ms" not in by_name["bentoml"].command(Path("d.mar"), "digits", SERVING)
 
 
 def test_a_peer_that_cannot_run_here_says_why(tmp_path: Path) -> None:
