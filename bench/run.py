@@ -1,19 +1,21 @@
-"""`make bench`: the stack against its in-process limit and a FastAPI peer, in one run.
+"""`make bench`: the stack against its true in-process limit and its peers, in one run.
 
-    python -m bench.run [--budget 480] [--repeat 3] [--quick] [--workloads digits langid mobilenet] [--out bench/results]
+    python -m bench.run [--budget 250] [--repeat 3] [--quick] [--workloads digits langid mobilenet] [--out bench/results]
 
 Per workload (see workloads.py), one after another so that only one server is loaded at a time:
-  1. the limit: the archive's handler in-process, best batch size and thread count (limit.py);
-  2. the FastAPI peer (peer.py): closed-loop concurrency sweep;
+  1. the true limit: the archive's handler in-process at every processes x threads split of the
+     cores and every batch size (limit.py);
+  2. the peers (peers.py: FastAPI, LitServe, BentoML) with TorchServe's worker count: closed-loop
+     concurrency sweeps; a peer that cannot run here is recorded as "not run: <reason>";
   3. TorchServe with the spec's serving settings: the same sweep -> saturation (max req/s with
      zero errors) and p50/p95/p99 there; the same concurrency with batchSize=1 (batching gain);
-     an open-loop run at half the saturation rate (latency under moderate load); the peer's
-     saturation concurrency, if the sweep skipped it (like-for-like p99).
+     an open-loop run at half the saturation rate (latency under moderate load); the floor
+     (floor.py: a no-op handler at 1 user, and 1 user on the model with the server's counters).
 Then the cold start: TorchServe on a store with every workload's archive, seconds until every
 model has a READY worker. That is one round; `--repeat` runs the rounds one after another and the
-report judges every target on its median over them (repeats.py). Writes <out>/latest.json and
-<out>/latest.md (report.py). `--budget` (seconds) scales every measuring window; each round takes
-roughly that long.
+report judges every target on its median over them (repeats.py). Writes <out>/latest.json,
+<out>/latest.md (report.py) and <out>/latest-<workload>.png (plot.py). `--budget` (seconds)
+scales every measuring window; the run prints its expected length at the start.
 """
 from __future__ import annotations
 
