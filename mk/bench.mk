@@ -3,7 +3,7 @@
 # settings within its p95 SLO and writes the winner into its spec. Loopback only, bounded in time.
 #   make bench BUDGET=240 REPEAT=1   # one shorter round (noisier); BENCH_ARGS="--workloads mobilenet"
 #   make tune TUNE_BUDGET=120 TUNE_ARGS="--models digits --dry-run"
-BUDGET      ?= 250
+BUDGET      ?= 230
 REPEAT      ?= 3
 BENCH_ARGS  ?=
 TUNE_BUDGET ?= 180
