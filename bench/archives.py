@@ -25,8 +25,9 @@ def read_config(archive: Path) -> dict[str, Any]:
 
 
 def write_variant(archive: Path, store: Path, name: str, serving: dict[str, Any],
-                  handler: dict[str, Any] | None = None) -> Path:
-    """store/<name>.mar: `archive` with `serving` keys (and `handler` keys) replaced."""
+                  handler: dict[str, Any] | None = None, entry: Path | None = None) -> Path:
+    """store/<name>.mar: `archive` with `serving` keys (and `handler` keys) replaced; `entry`, a handler
+    file added to the archive and named as its handler instead of the archive's own."""
     store.mkdir(parents=True, exist_ok=True)
     target = store / f"{name}.mar"
     with zipfile.ZipFile(archive) as src, zipfile.ZipFile(target, "w") as dst:
@@ -37,6 +38,9 @@ def write_variant(archive: Path, store: Path, name: str, serving: dict[str, Any]
         # The answers keep the workload's name: handlers answer with handler.name, set at build time.
         config["handler"] = {**config.get("handler", {}), **(handler or {})}
         manifest["model"]["modelName"] = name
+        if entry is not None:
+            manifest["model"]["handler"] = entry.name
+            dst.write(entry, entry.name)
         for item in src.infolist():
             if item.filename == MANIFEST:
                 dst.writestr(item, json.dumps(manifest, indent=2))

@@ -38,7 +38,7 @@ def precision_sweep(seconds: float, store: Path) -> dict[str, Any]:
     reference: list[str] | None = None
     for precision in PRECISIONS:
         archive = servers.variant(w.spec, base, store, f"mobilenet-{precision}", handler={"precision": precision})
-        result = limit.measure(archive, bodies, seconds, threads=(1,))
+        result = limit.measure(archive, bodies, seconds, configs=((1, 1),))
         model = InProcessModel(archive, gpu_id=0)
         answers = model.predict([Request(body, kind) for body, kind in bodies])
         top1 = [answer["top_k"][0]["label"] for _, answer in answers]

@@ -47,6 +47,7 @@ def describe() -> dict[str, Any]:
         "locust": _version("locust"),
         "fastapi": _version("fastapi"),
         "uvicorn": _version("uvicorn"),
+        "litserve": _version("litserve"),
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "java": os.environ.get("JAVA_HOME", "java on PATH"),

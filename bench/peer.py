@@ -1,43 +1,45 @@
-"""The peer: what many users write instead of TorchServe — one FastAPI + uvicorn process.
+"""The FastAPI peer: what many users write instead of TorchServe — FastAPI + uvicorn.
 
-    python -m bench.peer --archive model_store/digits.mar --port 8000
+    python -m bench.peer --archive model_store/digits.mar --port 8000 [--workers 2]
 
 Same archive, same handler code and model (decode -> collate -> forward -> top-k), same device
 choice; no dynamic batching, no separate frontend: each request is decoded and run alone, inline
-in the event loop (a plain `async def` endpoint, uvicorn's single worker, torch using every core).
-Errors answer with the project's error body, so the load generator judges both servers alike.
+in the event loop (a plain `async def` endpoint). `--workers` uvicorn processes, as many as
+TorchServe's workers for the model, each with the archive's torch threads per worker, so the
+comparison is the serving layer, not the process count. Errors answer with the project's error
+body, so the load generator judges every server alike.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-import torch
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from handlers.errors import InputError
-from handlers.topk import answer, top_k
-from stackctl.inprocess import InProcessModel
+from bench.peer_model import load_handler, predict_batch, rejection
+
+ARCHIVE_ENV = "BENCH_PEER_ARCHIVE"  # uvicorn's worker processes build the app from an import string
 
 
 def create_app(archive: Path) -> FastAPI:
-    model = InProcessModel(archive, gpu_id=0 if torch.cuda.is_available() else None)
-    handler = model.handler
-    app = FastAPI(title=f"peer: {model.name}", docs_url=None, redoc_url=None, openapi_url=None)
+    handler = load_handler(archive)
+    app = FastAPI(title=f"peer: {handler.name}", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post("/predictions/{name}")
     async def predict(name: str, request: Request) -> JSONResponse:
         body = await request.body()
         try:
             sample = handler.decode(body, request.headers.get("content-type"))
-        except InputError as err:
-            return JSONResponse(err.body(), status_code=err.code)
-        with torch.inference_mode(), handler._autocast():
-            logits = handler.forward(handler.collate([sample]))
-        return JSONResponse(answer(handler.name, top_k(logits, handler.labels, handler.k)[0]))
+        except Exception as err:
+            rejected = rejection(err)
+            if rejected is None:
+                raise
+            return JSONResponse(rejected[1], status_code=rejected[0])
+        return JSONResponse(predict_batch(handler, [sample])[0])
 
     @app.get("/ping")
     async def ping() -> dict[str, str]:
@@ -46,13 +48,20 @@ def create_app(archive: Path) -> FastAPI:
     return app
 
 
+def app_from_env() -> FastAPI:
+    return create_app(Path(os.environ[ARCHIVE_ENV]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--archive", type=Path, required=True)
+    parser.add_argument("--name", help="unused: the route takes any model name")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    uvicorn.run(create_app(args.archive), host=args.host, port=args.port, workers=1,
+    os.environ[ARCHIVE_ENV] = str(args.archive.resolve())
+    uvicorn.run("bench.peer:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level="warning", access_log=False)
     return 0
 

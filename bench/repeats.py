@@ -40,24 +40,32 @@ def summarize_workload(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def _meets(value: float | None, op: str, threshold: float) -> bool | None:
+def meets(value: float | None, op: str, threshold: Any) -> bool | None:
+    """Whether `value` meets `op threshold` (">=", "<=", or "between" [low, high]); None when unmeasured."""
     if value is None:
         return None
+    if op == "between":
+        low, high = threshold
+        return low <= value <= high
     return value >= threshold if op == ">=" else value <= threshold
 
 
 def combine_targets(per_round: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Each target judged on its median over the rounds; `why` from the round nearest that median."""
+    """Each target judged on its median over the rounds; `why` from the round nearest that median.
+    A round whose steps failed fails the target, whatever the median: its figures are not a measurement."""
     combined = []
     for first in per_round[0]:
         key = (first["target"], first["workload"])
         same = [next(t for t in targets if (t["target"], t["workload"]) == key) for targets in per_round]
         values = [t["value"] for t in same]
         value = median(values)
-        met = _meets(value, first["op"], first["threshold"])
+        failed = [t for t in same if t.get("failed")]
+        met = False if failed else meets(value, first["op"], first["threshold"])
         measured = [t for t in same if t["value"] is not None]
-        nearest = min(measured, key=lambda t: abs(t["value"] - value)) if measured else first
+        nearest = failed[0] if failed else (min(measured, key=lambda t: abs(t["value"] - value)) if measured
+                                            else first)
         combined.append({**first, "value": value, "values": values, "met": met,
+                         "failed": "; ".join(t["failed"] for t in failed),
                          "rounds_met": sum(bool(t["met"]) for t in same), "rounds": len(same),
                          "why": "" if met else nearest["why"],
                          "why_round": None if met else same.index(nearest) + 1})

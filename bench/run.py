@@ -1,20 +1,22 @@
-"""`make bench`: the stack against its in-process limit and a FastAPI peer, in one run.
+"""`make bench`: the stack against its true in-process limit and its peers, in one run.
 
-    python -m bench.run [--budget 480] [--repeat 3] [--quick] [--workloads NAME ...] [--out bench/results]
+    python -m bench.run [--budget 230] [--repeat 3] [--quick] [--workloads NAME ...] [--out bench/results]
 
 Workloads (workloads.py): every model spec plus the bench-only ones; `--quick` alone takes the
 served models only. Per workload, one after another so that only one server is loaded at a time:
-  1. the limit: the archive's handler in-process, best batch size and thread count (limit.py);
-  2. the FastAPI peer (peer.py): closed-loop concurrency sweep;
+  1. the true limit: the archive's handler in-process at every processes x threads split of the
+     cores and every batch size (limit.py);
+  2. the peers (peers.py: FastAPI, LitServe, BentoML) with TorchServe's worker count: closed-loop
+     concurrency sweeps; a peer that cannot run here is recorded as "not run: <reason>";
   3. TorchServe with the spec's serving settings: the same sweep -> saturation (max req/s with
      zero errors) and p50/p95/p99 there; the same concurrency with batchSize=1 (batching gain);
-     an open-loop run at half the saturation rate (latency under moderate load); the peer's
-     saturation concurrency, if the sweep skipped it (like-for-like p99).
+     an open-loop run at half the saturation rate (latency under moderate load); the floor
+     (floor.py: a no-op handler at 1 user, and 1 user on the model with the server's counters).
 Then the cold start: TorchServe on a store with every workload's archive, seconds until every
 model has a READY worker. That is one round; `--repeat` runs the rounds one after another and the
-report judges every target on its median over them (repeats.py). Writes <out>/latest.json and
-<out>/latest.md (report.py). `--budget` (seconds) scales every measuring window; each round takes
-roughly that long.
+report judges every target on its median over them (repeats.py). Writes <out>/latest.json,
+<out>/latest.md (report.py) and <out>/latest-<workload>.png (plot.py). `--budget` (seconds)
+scales every measuring window; the run prints its expected length at the start.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from typing import Any
 
 import locust  # noqa: F401  (first: gevent monkey-patching, before anything opens a socket)
 
-from bench import archives, loadgen, machine, report, servers
+from bench import archives, floor, limit, loadgen, machine, peers, plot, report, servers
 from bench.workloads import (
     Workload,
     all_workloads,
@@ -49,20 +51,36 @@ BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64]
 
 @dataclass(frozen=True)
 class Plan:
+    quick: bool
     window: float          # seconds measured per load step
     warmup: float          # seconds of load before each window (not measured)
     limit_seconds: float   # seconds per batch size in the in-process limit
     levels: list[int]
     batch_sizes: list[int]
-    threads: list[int]     # torch thread counts the limit tries
+    cores: int             # the limit splits these into processes x threads
 
     @classmethod
     def from_budget(cls, budget: float, quick: bool, cores: int) -> Plan:
-        threads = sorted({cores, 1}, reverse=True)
         if quick:  # the smoke test: does it run and write well-formed results
-            return cls(1.0, 0.5, 0.2, [2, 8], [1, 8], [cores])
+            return cls(True, 1.0, 0.5, 0.2, [2, 8], [1, 8], cores)
         window = min(10.0, max(2.0, budget / 100))
-        return cls(window, max(1.0, window / 3), min(3.0, max(0.5, window / 3)), LEVELS, BATCH_SIZES, threads)
+        # The limit's windows: at least 1 s per batch size, so mobilenet's batch of 64 (~0.5 s on 1 core)
+        # runs a few times in each and one slow call does not decide a point.
+        return cls(False, window, max(1.0, window / 3), min(3.0, max(1.0, window / 2)), LEVELS, BATCH_SIZES, cores)
+
+    def limit_configs(self, workers: int, threads_per_worker: int) -> list[tuple[int, int]]:
+        if self.quick:  # does it run: TorchServe's own split is enough
+            return [(workers, threads_per_worker)]
+        return limit.core_splits(self.cores, workers, threads_per_worker)
+
+    def expected_round_s(self, workloads: int, peers: int) -> float:
+        """A rough round length: ~6 load steps per sweep (until throughput stops rising) and a server
+        start for each server; the limit's windows at 2-3 splits; half load, batchSize=1, the floor."""
+        step = self.warmup + self.window
+        sweep = 6 * step + 12
+        limit = len(self.batch_sizes) * (self.limit_seconds + 0.6) * 2 + 20  # + warm-up and hand-off
+        served = sweep + 3 * self.window + 3 * step
+        return workloads * (limit + peers * sweep + served) + 30  # + the cold start
 
 
 def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, Any]:
@@ -70,6 +88,7 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
     store = archives.fresh_store(folder)
     tuned = servers.variant(w.spec, w.archive, store, w.name)
     servers.variant(w.spec, w.archive, store, f"{w.name}-b1", serving={"batchSize": 1})
+    floor.noop_variant(w.archive, store, w.name)
     bodies = w.payloads()
     payload_file = folder / "payloads.pkl"
     payload_file.write_bytes(pickle.dumps([(p.body, p.content_type) for p in bodies]))
@@ -82,23 +101,22 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
         "slo": {"p95_ms": w.spec.slo.p95_ms, "p99_ms": w.spec.slo.p99_ms},
     }
 
-    log(f"[{w.name}] 1/3 in-process limit (threads {plan.threads}, batch sizes {plan.batch_sizes})")
-    servers.run_limit(tuned, payload_file, folder / "limit.json", plan.limit_seconds, plan.batch_sizes, plan.threads)
+    workers = int(serving.get("maxWorkers", 1))
+    threads = result["torch_threads_per_worker"]
+    configs = plan.limit_configs(workers, threads)
+    sizes = sorted({*plan.batch_sizes, int(serving.get("batchSize", 1))})
+    log(f"[{w.name}] 1/3 in-process limit (processes x threads {configs}, batch sizes {sizes})")
+    servers.run_limit(tuned, payload_file, folder / "limit.json", plan.limit_seconds, sizes, configs)
     result["limit"] = json.loads((folder / "limit.json").read_text())
     log(f"    limit {result['limit']['items_per_s']} items/s (batch {result['limit']['best_batch_size']}, "
-        f"{result['limit']['best_threads']} threads)")
+        f"{result['limit']['best_processes']} x {result['limit']['best_threads']} threads)")
 
-    log(f"[{w.name}] 2/3 FastAPI peer sweep")
-    with servers.peer(tuned, folder / "peer") as (url, proc):
-        target = loadgen.Target("fastapi peer", url, f"/predictions/{w.name}", proc.pid)
-        with loadgen.Load(target, w.spec, bodies) as load:
-            peer_steps = loadgen.sweep(load, plan.levels, plan.warmup, plan.window, log=log)
-    peer_best = loadgen.saturation(peer_steps)
-    result["peer"] = {"sweep": [s.to_json() for s in peer_steps],
-                      "saturation": peer_best.to_json() if peer_best else None}
+    result["peers"] = {}
+    for peer in peers.PEERS:
+        log(f"[{w.name}] 2/3 peer {peer.name} ({workers} processes x {threads} threads)")
+        result["peers"][peer.name] = run_peer(peer, w, tuned, serving, bodies, plan, folder, log)
 
     log(f"[{w.name}] 3/3 TorchServe ({', '.join(f'{k}={v}' for k, v in result['serving'].items())})")
-    workers = int(serving.get("maxWorkers", 1))
     with servers.torchserve(store, folder / "torchserve", workers) as (stack, ready_s):
         pid = stack.proc.pid  # type: ignore[attr-defined]
         result["server_start_s"] = round(ready_s, 2)
@@ -106,8 +124,6 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
         with loadgen.Load(target, w.spec, bodies) as load:
             steps = loadgen.sweep(load, plan.levels, plan.warmup, plan.window, log=log)
             best = loadgen.saturation(steps)
-            if peer_best and best and peer_best.users not in [s.users for s in steps]:
-                steps.append(load.closed_step(peer_best.users, plan.warmup, plan.window))
             half = None
             if best:
                 rate = round(best.rps / 2, 1)
@@ -122,10 +138,43 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
             with loadgen.Load(target, w.spec, bodies) as load:
                 b1 = load.closed_step(best.users, plan.warmup, plan.window)
             log(f"    batchSize=1 at {best.users} users: {b1.rps} req/s, p99 {b1.p99_ms} ms")
+        # The low-load floor: the no-op handler alone, then where 1 user's request time goes on the model.
+        target = loadgen.Target("torchserve no-op handler", stack.inference_url, f"/predictions/{w.name}-noop", pid)
+        with loadgen.Load(target, w.spec, bodies) as load:
+            noop = load.closed_step(1, plan.warmup, plan.window)
+        target = loadgen.Target("torchserve", stack.inference_url, f"/predictions/{w.name}", pid)
+        with loadgen.Load(target, w.spec, bodies) as load:
+            before = floor.counters(stack.metrics_url, w.name)
+            one = load.closed_step(1, plan.warmup, plan.window)
+            result["breakdown"] = floor.breakdown(before, floor.counters(stack.metrics_url, w.name), one.p50_ms)
+        log(f"    no-op handler at 1 user: p50/p99 {noop.p50_ms}/{noop.p99_ms} ms; 1 user on the model: "
+            f"{result['breakdown']}")
     result["served"] = {"sweep": [s.to_json() for s in steps], "saturation": best.to_json() if best else None}
     result["batch1"] = b1.to_json() if b1 else None
     result["half_load"] = half.to_json() if half else None
+    result["floor"] = noop.to_json()
     return result
+
+
+def run_peer(peer: peers.Peer, w: Workload, archive: Path, serving: dict[str, Any], bodies: list[Any], plan: Plan,
+             folder: Path, log=print) -> dict[str, Any]:
+    """One peer's closed-loop sweep on the same bodies, or why it did not run here."""
+    described = peer.describe(serving)
+    missing = peer.missing()
+    if missing:
+        log(f"    not run: {missing}")
+        return {**described, "not_run": missing}
+    try:
+        with servers.peer(peer.command(archive, w.name, serving), folder / f"peer-{peer.name}", peer.health,
+                          python=peer.python()) as (url, proc):
+            target = loadgen.Target(peer.label, url, f"/predictions/{w.name}", proc.pid)
+            with loadgen.Load(target, w.spec, bodies) as load:
+                steps = loadgen.sweep(load, plan.levels, plan.warmup, plan.window, log=log)
+    except servers.PeerNotRun as exc:
+        log(f"    not run: {exc}")
+        return {**described, "not_run": str(exc)}
+    best = loadgen.saturation(steps)
+    return {**described, "sweep": [s.to_json() for s in steps], "saturation": best.to_json() if best else None}
 
 
 def cold_start(selected: list[Workload], work: Path, log=print) -> dict[str, Any]:
@@ -143,7 +192,7 @@ def cold_start(selected: list[Workload], work: Path, log=print) -> dict[str, Any
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--budget", type=float, default=480, help="about how long the run takes, seconds")
+    parser.add_argument("--budget", type=float, default=230, help="about how long the run takes, seconds")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; targets are judged on their medians")
     parser.add_argument("--quick", action="store_true", help="smallest run that exercises every measurement")
     known = all_workloads()
@@ -165,14 +214,15 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_before": machine.load_average(),
         "settings": {"budget_s": args.budget, "quick": args.quick, "window_s": plan.window, "warmup_s": plan.warmup,
                      "limit_seconds_per_batch": plan.limit_seconds, "concurrency_levels": plan.levels,
-                     "limit_batch_sizes": plan.batch_sizes, "limit_threads": plan.threads,
+                     "limit_batch_sizes": plan.batch_sizes,
                      "runtime_env": servers.RUNTIME_ENV, "load_generator": "locust FastHttpUser, 1 process (gevent)",
                      "repeat": args.repeat},
         "rounds": [],
     }
+    expected = args.repeat * plan.expected_round_s(len(selected), len(peers.PEERS))
     print(f"bench: {', '.join(w.name for w in selected)} on {results['machine']['cpu_model']} "
           f"({cores} cores, {results['machine']['device']}); window {plan.window:g} s per step, "
-          f"{args.repeat} round(s)", flush=True)
+          f"{args.repeat} round(s), expected ~{expected / 60:.0f} min", flush=True)
     log = lambda line: print(line, flush=True)  # noqa: E731
     for number in range(1, args.repeat + 1):
         folder = work / f"round-{number}"
@@ -185,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     results["duration_s"] = round(time.time() - started, 1)
     report.summarize(results)
     args.out.mkdir(parents=True, exist_ok=True)
+    results["plots"] = plot.draw_all(results, args.out / "latest.json")
     report.write_json(args.out / "latest.json", results)
     markdown = report.markdown(results)
     (args.out / "latest.md").write_text(markdown)

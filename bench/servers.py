@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -63,33 +64,54 @@ def torchserve(store: Path, run_dir: Path, workers_on_host: int, timeout: float 
 
 
 @contextlib.contextmanager
-def peer(archive: Path, run_dir: Path, timeout: float = 120.0) -> Iterator[tuple[str, subprocess.Popen]]:
-    """The FastAPI peer serving `archive`; yields (base URL, process)."""
+def peer(command: list[str], run_dir: Path, health: str = "/ping", python: str = sys.executable,
+         timeout: float = 180.0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A peer server (`python -m <command> --port P`) until its `health` path answers; yields (base URL, process).
+
+    The peer's process group is stopped on exit: uvicorn's and LitServe's worker processes with it.
+    """
     port = free_port()
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **RUNTIME_ENV, "STACK_WORKERS_PER_HOST": "1", "PYTHONUNBUFFERED": "1"}
     with open(run_dir / "peer.out", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "bench.peer", "--archive", str(archive), "--port", str(port)],
+        proc = subprocess.Popen([python, "-m", *command, "--port", str(port)],
                                 cwd=paths.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        readiness.wait_for_http(f"{url}/ping", timeout, readiness.process_alive(proc), interval=0.1)
+        try:
+            readiness.wait_for_http(f"{url}{health}", timeout, readiness.process_alive(proc), interval=0.1)
+        except readiness.NotReady as exc:
+            tail = (run_dir / "peer.out").read_text(errors="replace").strip()
+            raise PeerNotRun(f"{exc}: {tail.splitlines()[-1] if tail else 'no output'}") from None
         yield url, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop_group(proc)
+
+
+class PeerNotRun(RuntimeError):
+    """A peer that did not start here (not installed, failed to import): reported, not fatal."""
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # Workers that outlive their parent (LitServe's) are in the same session: end them too.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def run_limit(archive: Path, payload_file: Path, out: Path, seconds: float, batch_sizes: list[int],
-              threads: list[int], timeout: float = 600.0) -> None:
-    """bench.limit in its own process, trying each of `threads` torch thread counts (see limit.py)."""
+              configs: list[tuple[int, int]], timeout: float = 900.0) -> None:
+    """bench.limit in its own process, at each (processes, torch threads) configuration (see limit.py)."""
     env = {**os.environ, **RUNTIME_ENV, "STACK_WORKERS_PER_HOST": "1"}
     subprocess.run([sys.executable, "-m", "bench.limit", "--archive", str(archive), "--payloads", str(payload_file),
                     "--seconds", str(seconds), "--batch-sizes", ",".join(map(str, batch_sizes)),
-                    "--threads", ",".join(map(str, threads)), "--out", str(out)],
+                    "--configs", ",".join(f"{p}x{t}" for p, t in configs), "--out", str(out)],
                    cwd=paths.ROOT, env=env, check=True, timeout=timeout)
