@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on a server or in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bench.report import peers_of  # noqa: E402
+from bench.peer_results import peers_of  # noqa: E402
 
 COLOURS = {"torchserve": "tab:blue", "fastapi": "tab:orange", "litserve": "tab:green", "bentoml": "tab:purple"}
 

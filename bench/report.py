@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.peer_results import peers_of
+
 SCHEMA_VERSION = 2  # 2: results["rounds"] holds each round; workloads, targets, cold_start their medians
 # The targets of issue 7, as (key, description, threshold).
 SERVED_OVER_LIMIT_MIN = 0.85
@@ -29,13 +31,6 @@ def best_within_p99(steps: list[dict[str, Any]], p99_ms: float | None) -> dict[s
     ok = [s for s in steps if s["mode"] == "closed" and not s["failures"] and s["requests"]
           and p99_ms is not None and s["p99_ms"] is not None and s["p99_ms"] <= p99_ms]
     return max(ok, key=lambda s: s["rps"]) if ok else None
-
-
-def peers_of(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every peer of one workload's round; results before the fair peers had one FastAPI process."""
-    if "peers" in r:
-        return r["peers"]
-    return {"fastapi": {"label": "FastAPI peer", "processes": 1, "batching": None, **r["peer"]}}
 
 
 def failed(step: dict[str, Any] | None) -> str:

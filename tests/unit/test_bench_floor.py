@@ -9,7 +9,7 @@ from ts.context import Context
 
 from bench import floor, noop_handler
 from bench.archives import MANIFEST, read_config
-from loadtest.checks import check_prediction
+from loadtest.checks import AnswerShape, check_prediction
 from stackctl.specs import get_spec
 
 
@@ -30,7 +30,7 @@ def test_noop_answers_pass_the_load_generators_check() -> None:
     assert noop_handler.handle(None, context) is None
     answers = noop_handler.handle([{"body": b"x"}, {"body": b"y"}], context)
     assert answers is not None and len(answers) == 2
-    assert all(check_prediction("digits", 200, json.dumps(a)) is None for a in answers)
+    assert all(check_prediction(AnswerShape("digits"), 200, json.dumps(a)) is None for a in answers)
 
 
 def test_breakdown_splits_one_request_into_its_parts() -> None:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from bench.peer_model import load_handler, predict_batch, rejection
 from bench.peers import PEERS, Peer
-from loadtest.checks import check_prediction
+from loadtest.checks import AnswerShape, check_prediction
 from stackctl.specs import get_spec
 
 SERVING = {"minWorkers": 2, "maxWorkers": 2, "batchSize": 8, "maxBatchDelay": 2}
@@ -47,4 +47,4 @@ def test_the_peers_answer_and_reject_like_torchserve() -> None:
     buffer = io.BytesIO()
     Image.new("L", (8, 8), 255).save(buffer, "PNG")
     answers = predict_batch(handler, [handler.decode(buffer.getvalue(), "image/png")] * 2)
-    assert len(answers) == 2 and all(check_prediction("digits", 200, json.dumps(a)) is None for a in answers)
+    assert len(answers) == 2 and all(check_prediction(AnswerShape("digits"), 200, json.dumps(a)) is None for a in answers)
