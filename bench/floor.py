@@ -19,16 +19,27 @@ from pathlib import Path
 from typing import Any
 
 from bench import archives
+from loadtest.checks import answer_shape
 from loadtest.server_metrics import metric_total
+from stackctl.specs import ModelSpec
 
 NOOP_HANDLER = Path(__file__).with_name("noop_handler.py")
 
 
-def noop_variant(archive: Path, store: Path, name: str) -> Path:
+def noop_answer(spec: ModelSpec) -> list[dict[str, Any]]:
+    """A fixed top_k in the model's own shape (its labels, its top_k), so the load generator's answer
+    check holds the no-op handler to the same contract as the model."""
+    shape = answer_shape(spec)
+    labels = sorted(shape.labels) if shape.labels else ["noop"]
+    count = shape.top_k or 1
+    return [{"label": label, "probability": round(1.0 / (i + 1), 4)} for i, label in enumerate(labels[:count])]
+
+
+def noop_variant(spec: ModelSpec, archive: Path, store: Path, name: str) -> Path:
     """store/<name>-noop.mar: the workload's archive answering through the no-op handler, batch 1, no delay."""
     return archives.write_variant(archive, store, f"{name}-noop",
                                   {"batchSize": 1, "maxBatchDelay": 0, "minWorkers": 1, "maxWorkers": 1},
-                                  {"answer_as": name}, entry=NOOP_HANDLER)
+                                  {"answer_as": name, "answer": noop_answer(spec)}, entry=NOOP_HANDLER)
 
 
 def counters(metrics_url: str, model: str) -> dict[str, float]:

@@ -10,5 +10,5 @@ from typing import Any
 def handle(data: list[Any] | None, context: Any) -> list[dict[str, Any]] | None:
     if data is None:  # TorchServe's initialisation call
         return None
-    name = context.model_yaml_config["handler"]["answer_as"]
-    return [{"model": name, "top_k": [{"label": "noop", "probability": 1.0}]} for _ in data]
+    config = context.model_yaml_config["handler"]
+    return [{"model": config["answer_as"], "top_k": config["answer"]} for _ in data]

@@ -88,7 +88,7 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
     store = archives.fresh_store(folder)
     tuned = servers.variant(w.spec, w.archive, store, w.name)
     servers.variant(w.spec, w.archive, store, f"{w.name}-b1", serving={"batchSize": 1})
-    floor.noop_variant(w.archive, store, w.name)
+    floor.noop_variant(w.spec, w.archive, store, w.name)
     bodies = w.payloads()
     payload_file = folder / "payloads.pkl"
     payload_file.write_bytes(pickle.dumps([(p.body, p.content_type) for p in bodies]))

@@ -9,16 +9,16 @@ from ts.context import Context
 
 from bench import floor, noop_handler
 from bench.archives import MANIFEST, read_config
-from loadtest.checks import AnswerShape, check_prediction
+from loadtest.checks import answer_shape, check_prediction
 from stackctl.specs import get_spec
 
 
 def test_noop_variant_archive(tmp_path: Path) -> None:
     spec = get_spec("digits")
-    out = floor.noop_variant(spec.archive_path, tmp_path / "model_store", "digits")
+    out = floor.noop_variant(spec, spec.archive_path, tmp_path / "model_store", "digits")
     config = read_config(out)
     assert (config["batchSize"], config["maxBatchDelay"], config["maxWorkers"]) == (1, 0, 1)
-    assert config["handler"]["answer_as"] == "digits"
+    assert config["handler"]["answer_as"] == "digits" and config["handler"]["answer"] == floor.noop_answer(spec)
     with zipfile.ZipFile(out) as z:
         manifest = json.loads(z.read(MANIFEST))
         assert manifest["model"]["handler"] == "noop_handler.py" and manifest["model"]["modelName"] == "digits-noop"
@@ -26,11 +26,16 @@ def test_noop_variant_archive(tmp_path: Path) -> None:
 
 
 def test_noop_answers_pass_the_load_generators_check() -> None:
-    context = Context("digits-noop", ".", {}, 2, None, "0.12.0", model_yaml_config={"handler": {"answer_as": "digits"}})
+    """With the model's labels and top_k: the bench's answer check counts anything else as a failure."""
+    spec = get_spec("digits")
+    handler = {"answer_as": "digits", "answer": floor.noop_answer(spec)}
+    context = Context("digits-noop", ".", {}, 2, None, "0.12.0", model_yaml_config={"handler": handler})
     assert noop_handler.handle(None, context) is None
     answers = noop_handler.handle([{"body": b"x"}, {"body": b"y"}], context)
     assert answers is not None and len(answers) == 2
-    assert all(check_prediction(AnswerShape("digits"), 200, json.dumps(a)) is None for a in answers)
+    shape = answer_shape(spec)
+    assert shape.labels and shape.top_k
+    assert all(check_prediction(shape, 200, json.dumps(a)) is None for a in answers)
 
 
 def test_breakdown_splits_one_request_into_its_parts() -> None:
