@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,8 +21,32 @@ from pathlib import Path
 from stackctl import paths, readiness, versions
 from stackctl.specs import all_specs, workers_on_host
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10000
 
-def free_port() -> int:
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(avoid: frozenset[int] = frozenset()) -> int:
+    """A loopback port free now, below the kernel's ephemeral range where it can: a port from that
+    range can be taken by any outgoing connection (a load generator opens hundreds) between this
+    check and the server's bind, which once stopped a bench run with "Address already in use"."""
+    try:
+        ephemeral_low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768  # Linux's default
+    rng = random.SystemRandom()
+    for _ in range(200 if ephemeral_low - LOWEST_PORT > 1000 else 0):
+        port = rng.randrange(LOWEST_PORT, ephemeral_low)
+        if port not in avoid and _bindable(port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -50,7 +75,16 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(free_port(), free_port(), free_port(), free_port(), 20000 + free_port() % 20000)
+        chosen: list[int] = []
+        for _ in range(4):
+            chosen.append(free_port(frozenset(chosen)))
+        # Workers use unix sockets named after worker_base; gRPC binds worker_base + 500 and + 501.
+        while True:
+            grpc = free_port(frozenset(chosen))
+            if grpc + 1 not in chosen and _bindable(grpc + 1):
+                break
+        inference, management, metrics, prometheus = chosen
+        return cls(inference, management, metrics, prometheus, grpc - 500)
 
 
 def torchserve_command(model_store: Path, config_file: Path = paths.SERVER_CONFIG) -> list[str]:
