@@ -7,6 +7,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench.peers import BENTOML_PYTHON
+
 
 def cpu_model() -> str:
     try:
@@ -23,6 +25,17 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+def _venv_version(package: str, python: Path) -> str | None:
+    """A package's version in another venv (BentoML's own), or None where that venv is missing."""
+    import subprocess
+
+    if not python.is_file():
+        return None
+    found = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version({package!r}))"],
+                           capture_output=True, text=True, timeout=60)
+    return found.stdout.strip() or None if found.returncode == 0 else None
 
 
 def describe() -> dict[str, Any]:
@@ -48,6 +61,7 @@ def describe() -> dict[str, Any]:
         "fastapi": _version("fastapi"),
         "uvicorn": _version("uvicorn"),
         "litserve": _version("litserve"),
+        "bentoml": _venv_version("bentoml", BENTOML_PYTHON),
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "java": os.environ.get("JAVA_HOME", "java on PATH"),

@@ -98,7 +98,7 @@ def tune(w: Workload, window: float, warmup: float, work: Path, log=print) -> di
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--models", nargs="*", default=None, help="default: digits langid mobilenet")
+    parser.add_argument("--models", nargs="*", default=None, help="default: every workload (each model spec, plus mobilenet)")
     parser.add_argument("--budget", type=float, default=180, help="about how many seconds per model")
     parser.add_argument("--dry-run", action="store_true", help="report the winners, leave the specs alone")
     parser.add_argument("--out", type=Path, default=BENCH_BUILD / "tune.json")
