@@ -11,9 +11,9 @@
 * Stop: tini passes SIGTERM to this process only. It goes to the JVM alone, which finishes the
   requests in flight, stops its workers and exits; the launcher (which forwards no signals and
   would die at once, taking the container with it) then returns. The front door serves until
-  then, and is then stopped gracefully (SIGQUIT: it finishes what it has in hand). TorchServe has no drain of its
-  own: connections that arrive after the signal are refused (or reset, if the kernel had queued
-  them), so a load balancer must drop the endpoint first (k8s: preStop).
+  then and is stopped gracefully after it (SIGQUIT: it finishes what it has in hand). TorchServe
+  has no drain of its own: connections that arrive after the signal are refused (or reset, if the
+  kernel had queued them), so a load balancer must drop the endpoint first (k8s: preStop).
 * Token auth: TorchServe writes key_file.json into its working directory. Under a read-only root
   that fails and the server exits 0, so with auth on the server runs in TS_KEY_DIR (the image
   sets /tmp, which must be a writable tmpfs under a read-only root) after the relative paths it
@@ -55,7 +55,7 @@ def front_door_plan(command: list[str], env: dict[str, str]) -> tuple[dict[str, 
     if env.get(FRONT_DOOR, "").lower() != "on":
         return None
     config = Path(command[command.index("--ts-config") + 1]) if "--ts-config" in command else paths.SERVER_CONFIG
-    public = front_door.host_port(env.get("TS_INFERENCE_ADDRESS") or front_door.server_setting("inference_address", config, env))
+    public = front_door.host_port(front_door.server_setting("inference_address", config, env))
     upstream = f"127.0.0.1:{env.get(UPSTREAM_PORT) or DEFAULT_UPSTREAM_PORT}"
     run_dir = Path(tempfile.mkdtemp(prefix="front-door-"))
     conf = front_door.render(run_dir, public, upstream, config, env)
