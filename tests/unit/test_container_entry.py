@@ -104,8 +104,11 @@ def test_a_front_door_that_exits_on_its_own_stops_the_server_and_fails(tmp_path:
     entry, _ = _with_front_door(tmp_path, sys.executable, "-c", "import time; time.sleep(60)")
     try:
         children = _wait_for_children(entry, {"nginx", "python"})
-        children["nginx"].kill()
+        workers = children["nginx"].children()
+        # SIGTERM: nginx stops at once, its workers with it (SIGKILL would orphan the workers).
+        children["nginx"].terminate()
         assert entry.wait(timeout=30) != 0
+        container.psutil.wait_procs(workers, timeout=10)
         assert not children["python"].is_running() or children["python"].status() == container.psutil.STATUS_ZOMBIE
     finally:
         if entry.poll() is None:
