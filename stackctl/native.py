@@ -172,8 +172,10 @@ class NativeStack:
         status = readiness.wait_until_ready(self.management_url, expected, timeout, alive, token=token)
         if self.front_door:
             # TorchServe's /ping through the front door: both listen, and the door reaches TorchServe.
+            # Any answer of TorchServe's counts (with token auth on, /ping without the inference
+            # key is a 400); only the door's own 502 means it does not reach TorchServe yet.
             readiness.wait_for_http(f"{self.inference_url}/ping", max(5.0, timeout - (time.monotonic() - started)),
-                                    lambda: self.running("front-door"))
+                                    lambda: self.running("front-door"), accepted=lambda status: status != 502)
         versions.apply_default_versions(self.management_url, self.model_store, token)
         return status
 
