@@ -23,9 +23,9 @@ $(STAMP_VENV): requirements.txt
 	@touch $@
 
 .PHONY: setup
-setup: system-deps venv ## Install system packages (Prometheus, word lists) and the virtualenv
+setup: system-deps venv ## Install system packages (Prometheus, nginx, word lists) and the virtualenv
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the stack needs (prometheus, word lists, Java check)
+system-deps: ## Install the Debian packages the stack needs (prometheus, nginx, word lists, Java check)
 	@bash scripts/install-system-deps.sh
 .PHONY: venv
 venv: $(STAMP_VENV) ## Create .venv with the pinned Python dependencies

@@ -43,8 +43,11 @@ def variant(spec: ModelSpec, archive: Path, store: Path, name: str, serving: dic
 @contextlib.contextmanager
 def torchserve(store: Path, run_dir: Path, workers_on_host: int, timeout: float = 300.0,
                env: dict[str, str] | None = None) -> Iterator[tuple[NativeStack, float]]:
-    """A ready TorchServe serving every archive in `store`; yields (stack, seconds until ready)."""
-    stack = NativeStack(run_dir=run_dir, ports=Ports.free(), model_store=store)
+    """A ready TorchServe serving every archive in `store`; yields (stack, seconds until ready).
+
+    Without the front door (nginx): the benchmark measures TorchServe's own serving layer against
+    peers that have no proxy in front either, and clients of the bench send proper content types."""
+    stack = NativeStack(run_dir=run_dir, ports=Ports.free(), model_store=store, front_door=False)
     extra = {**RUNTIME_ENV, "STACK_WORKERS_PER_HOST": str(workers_on_host), **(env or {})}
     started = time.monotonic()
     proc = stack.start_torchserve(extra_env=extra)

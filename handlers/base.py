@@ -54,7 +54,12 @@ def request_content_type(context: Any, idx: int, item: Any) -> str | None:
             header = context.get_request_header(idx, key)
             if isinstance(header, dict) and header.get("content-type"):
                 return header["content-type"]
-    for key in ("Content-Type", "content-type"):
+    return request_header(context, idx, "Content-Type")
+
+
+def request_header(context: Any, idx: int, name: str) -> str | None:
+    """Request header `name` of request `idx`, spelt as sent or in lower case."""
+    for key in (name, name.lower()):
         value = context.get_request_header(idx, key)
         if isinstance(value, str):
             return value
@@ -156,12 +161,13 @@ class ClassifierHandler(BaseHandler):
         answers: list[Any] = [None] * len(data)
         valid: list[tuple[int, Any]] = []
         for idx, item in enumerate(data):
+            sent_as = request_header(context, idx, payload.ORIGINAL_CONTENT_TYPE)
             try:
                 body, content_type = payload.request_input(item, request_content_type(context, idx, item),
-                                                           self.form_field)
+                                                           self.form_field, sent_as)
                 sample = self.decode(body, content_type)
             except InputError as err:
-                answers[idx] = self._reject(context, idx, err)
+                answers[idx] = self._reject(context, idx, payload.with_form_hint(err, sent_as))
             except Exception:  # a decoder bug answers this item with 500, never the whole batch
                 logger.exception("request %s: unexpected error while decoding", context.get_request_id(idx))
                 answers[idx] = self._fail(context, idx)

@@ -6,7 +6,7 @@
 #   scripts/install-system-deps.sh --training-data  only what training reads (word lists, text)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(prometheus wamerican wngerman wfrench wspanish witalian wportuguese wdutch)
+packages=(prometheus nginx-light wamerican wngerman wfrench wspanish witalian wportuguese wdutch)
 # langid's sentences: translated manual pages and gettext message catalogues (the English side
 # of a catalogue is its msgids), in all seven languages. These are only unpacked (dpkg-deb -x)
 # into build/langid-text/, never installed: a catalogue of systemd or PackageKit is wanted, the
@@ -60,8 +60,13 @@ if [ "$(cat "$text_dir/packages.txt" 2>/dev/null)" != "$want" ]; then
 fi
 $training_only && { echo "Training data present."; exit 0; }
 
-# The Debian package enables a system Prometheus on :9090; ours runs on its own, so stop that one.
-if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
-  systemctl stop prometheus || true; systemctl disable prometheus >/dev/null 2>&1 || true
-fi
+# The Debian packages enable a system Prometheus on :9090 and a system nginx on :80; ours run on
+# their own (nginx as the front door, stackctl/front_door.py), so stop those.
+for service in prometheus nginx; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+    systemctl stop "$service" || true; systemctl disable "$service" >/dev/null 2>&1 || true
+  elif [ -x "/etc/init.d/$service" ] && "/etc/init.d/$service" status >/dev/null 2>&1; then
+    "${sudo_cmd[@]}" "/etc/init.d/$service" stop >/dev/null || true   # no systemd (a container)
+  fi
+done
 echo "System dependencies present."

@@ -42,8 +42,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         try:
             status = stack.wait_for_torchserve(proc, timeout=args.timeout)
         except NotReady as exc:
-            print(f"TorchServe did not become ready: {exc}\nSee run/torchserve.out and run/logs/.", file=sys.stderr)
-            stack.stop("torchserve")
+            print(f"TorchServe did not become ready: {exc}\nSee run/torchserve.out, run/front-door.out and run/logs/.",
+                  file=sys.stderr)
+            stack.stop_all()
             return 1
         print("Ready: " + ", ".join(f"{m} ({w.count('READY')} READY)" for m, w in sorted(status.items())))
     if not args.no_prometheus:
@@ -53,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             proc = stack.start_prometheus()
             stack.wait_for_prometheus(proc)
     print(f"""
-  inference   {stack.inference_url}/predictions/<model>
+  inference   {stack.inference_url}/predictions/<model>   (front door; TorchServe behind it on :{stack.ports.torchserve_inference})
   management  {stack.management_url}/models   (loopback only)
   metrics     {stack.metrics_url}/metrics
   prometheus  {stack.prometheus_url if not args.no_prometheus else '(not started)'}
@@ -79,7 +80,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from stackctl.readiness import NotReady, model_status
 
     stack = NativeStack.from_run_dir(paths.RUN)
-    for name in ("torchserve", "prometheus"):
+    for name in ("torchserve", "front-door", "prometheus"):
         state = f"running (pid {stack.pid(name)})" if stack.running(name) else "stopped"
         print(f"{name:11s} {state}")
     if stack.running("torchserve"):

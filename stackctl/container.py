@@ -1,19 +1,26 @@
-"""The image's entry point under tini: runs the TorchServe launcher and makes `docker stop` a drain.
+"""The image's entry point under tini: runs the TorchServe launcher and its front door, and makes
+`docker stop` a drain.
 
     tini -- python -m stackctl.container torchserve --foreground ...
 
+* Front door: with STACK_FRONT_DOOR=on (the image sets it) nginx listens on TS_INFERENCE_ADDRESS,
+  the public inference address, and TorchServe's inference API moves to 127.0.0.1 on
+  STACK_TORCHSERVE_INFERENCE_PORT (stackctl.front_door says why). Its config and temp files go
+  to a folder under the temp dir (/tmp: the root filesystem may be read-only).
+
 * Stop: tini passes SIGTERM to this process only. It goes to the JVM alone, which finishes the
   requests in flight, stops its workers and exits; the launcher (which forwards no signals and
-  would die at once, taking the container with it) then returns. TorchServe has no drain of its
-  own: connections that arrive after the signal are refused (or reset, if the kernel had queued
-  them), so a load balancer must drop the endpoint first (k8s: preStop).
+  would die at once, taking the container with it) then returns. The front door serves until
+  then and is stopped gracefully after it (SIGQUIT: it finishes what it has in hand). TorchServe
+  has no drain of its own: connections that arrive after the signal are refused (or reset, if the
+  kernel had queued them), so a load balancer must drop the endpoint first (k8s: preStop).
 * Token auth: TorchServe writes key_file.json into its working directory. Under a read-only root
   that fails and the server exits 0, so with auth on the server runs in TS_KEY_DIR (the image
   sets /tmp, which must be a writable tmpfs under a read-only root) after the relative paths it
   would resolve against /app are made absolute. The image also sets TS_KEY_FILE there, so its
   health check finds the management key.
-* A server that stops on its own is a failure, whatever its exit status, so restart policies and
-  orchestrators notice.
+* A server or front door that stops on its own is a failure, whatever its exit status, so
+  restart policies and orchestrators notice; the other one is stopped with it.
 """
 from __future__ import annotations
 
@@ -23,10 +30,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import psutil
+
+from stackctl import front_door, paths
 
 DISABLE_FLAG = "--disable-token-auth"
 # Settings TorchServe resolves against its working directory (config.properties, log4j).
@@ -34,6 +44,41 @@ DISABLE_FLAG = "--disable-token-auth"
 DEFAULTS_TIMEOUT_S = 600.0
 RELATIVE_SETTINGS = {"TS_METRICS_CONFIG": "config/metrics.yaml", "LOG_LOCATION": "logs",
                      "METRICS_LOCATION": "logs"}
+FRONT_DOOR = "STACK_FRONT_DOOR"
+UPSTREAM_PORT = "STACK_TORCHSERVE_INFERENCE_PORT"
+DEFAULT_UPSTREAM_PORT = "8079"
+FRONT_DOOR_STOP_S = 10.0   # a graceful nginx stop waits for answers in flight; TorchServe has drained by then
+
+
+def front_door_plan(command: list[str], env: dict[str, str]) -> tuple[dict[str, str], Path] | None:
+    """(TorchServe's environment, the front door's rendered config), or None when it is off."""
+    if env.get(FRONT_DOOR, "").lower() != "on":
+        return None
+    config = Path(command[command.index("--ts-config") + 1]) if "--ts-config" in command else paths.SERVER_CONFIG
+    public = front_door.host_port(front_door.server_setting("inference_address", config, env))
+    upstream = f"127.0.0.1:{env.get(UPSTREAM_PORT) or DEFAULT_UPSTREAM_PORT}"
+    run_dir = Path(tempfile.mkdtemp(prefix="front-door-"))
+    conf = front_door.render(run_dir, public, upstream, config, env)
+    return {**env, "TS_INFERENCE_ADDRESS": f"http://{upstream}"}, conf
+
+
+def first_to_exit(processes: list[subprocess.Popen]) -> subprocess.Popen:
+    while True:
+        for process in processes:
+            if process.poll() is not None:
+                return process
+        time.sleep(0.2)
+
+
+def stop_front_door(door: subprocess.Popen | None) -> None:
+    if door is None or door.poll() is not None:
+        return
+    door.send_signal(signal.SIGQUIT)
+    try:
+        door.wait(timeout=FRONT_DOOR_STOP_S)
+    except subprocess.TimeoutExpired:
+        door.kill()
+        door.wait()
 
 
 def token_auth_on(command: list[str], env: dict[str, str]) -> bool:
@@ -97,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m stackctl.container torchserve --foreground ...", file=sys.stderr)
         return 2
     workdir, env = server_workdir(command, dict(os.environ))
+    plan = front_door_plan(command, env)
     launcher: subprocess.Popen | None = None
+    door: subprocess.Popen | None = None
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -116,11 +163,21 @@ def main(argv: list[str] | None = None) -> int:
     # Handlers first: a stop that arrives while the launcher starts must not kill this process.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if plan is not None:
+        env, conf = plan
+        door = subprocess.Popen(front_door.command(conf), env=env)
     launcher = subprocess.Popen(command, cwd=workdir, env=env)
     name_default_versions(command, env)
     if stopping:
         stop(signal.SIGTERM, None)
+    if door is not None and first_to_exit([launcher, door]) is door and not stopping:
+        print(f"the front door (nginx) stopped on its own (exit status {door.returncode}); stopping torchserve",
+              file=sys.stderr, flush=True)
+        stop(signal.SIGTERM, None)
+        launcher.wait()
+        return door.returncode or 1
     status = launcher.wait()
+    stop_front_door(door)
     if stopping:
         return 0 if status in (0, -signal.SIGTERM, 128 + signal.SIGTERM, 143) else status
     print(f"torchserve stopped on its own (exit status {status}); see the log above",

@@ -78,10 +78,11 @@ class InProcessModel:
         ctx.request_ids = {i: f"req-{i}" for i in range(batch_size)}
         return ctx
 
-    def predict(self, requests: list[Request]) -> list[tuple[int, Any]]:
-        """[(status code, answer)] per request, in order — what each HTTP client would get."""
+    def predict(self, requests: list[Request], front_door: bool = True) -> list[tuple[int, Any]]:
+        """[(status code, answer)] per request, in order — what each HTTP client would get through
+        the front door (as served), or from TorchServe alone with `front_door=False`."""
         ctx = self.context(len(requests))
-        items = [worker_item(r) for r in requests]
+        items = [worker_item(r, front_door) for r in requests]
         ctx.request_processor = [RequestProcessor(headers) for _, headers in items]
         self.metrics.request_ids = ctx.request_ids
         answers = self.handler.handle([item for item, _ in items], ctx)
@@ -90,14 +91,20 @@ class InProcessModel:
 
 
 
-def worker_item(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
+def worker_item(request: Request, front_door: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """(item, headers) as TorchServe 0.12 hands a request to the worker (ts.service).
 
     A raw body is {"body": bytes}. Form bodies are split into fields by the frontend first
     (InferenceRequestHandler.parseRequest, with Netty's HttpPostRequestDecoder): one entry per
-    field; a text field has no content type of its own, a file part has its part's type.
+    field; a text field has no content type of its own, a file part has its part's type. The
+    front door (config/front-door.conf.template) passes form-urlencoded bodies on as
+    application/octet-stream with the client's type in X-Original-Content-Type, so those arrive raw.
     """
     media = (request.content_type or "").split(";", 1)[0].strip().lower()
+    if front_door and media == "application/x-www-form-urlencoded":
+        return {"body": request.body}, {"body": {"content-type": "application/octet-stream"},
+                                        "Content-Type": "application/octet-stream",
+                                        "X-Original-Content-Type": request.content_type}
     if media == "application/x-www-form-urlencoded" and isinstance(request.body, (bytes, bytearray)):
         fields = [(name, value, "") for name, value in urlencoded_fields(bytes(request.body))]
     elif media == "multipart/form-data" and isinstance(request.body, (bytes, bytearray)):

@@ -1,8 +1,11 @@
-"""Run the stack natively (no containers): TorchServe and Prometheus as background processes.
+"""Run the stack natively (no containers): TorchServe, its front door and Prometheus as
+background processes.
 
 `make serve` and the integration-test fixtures both use `NativeStack`, so tests exercise the
-same start-up path users run. Each stack keeps its state (pids, logs, Prometheus targets and
-data) in one run directory; processes run in their own session so stopping kills their children.
+same start-up path users run. The inference port is the front door's (nginx, stackctl.front_door);
+TorchServe's inference API sits behind it on a loopback port of its own. Each stack keeps its
+state (pids, logs, Prometheus targets and data) in one run directory; processes run in their own
+session so stopping kills their children.
 """
 from __future__ import annotations
 
@@ -15,10 +18,10 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from stackctl import paths, readiness, versions
+from stackctl import front_door, paths, readiness, versions
 from stackctl.specs import all_specs, workers_on_host
 
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
@@ -65,6 +68,8 @@ class Ports:
     metrics: int = 8082
     prometheus: int = 9090
     worker_base: int = 9000  # TorchServe workers listen on unix sockets named after this number
+    # TorchServe's own inference API, behind the front door (loopback); 0: a free port at start.
+    torchserve_inference: int = 0
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -76,15 +81,15 @@ class Ports:
     @classmethod
     def free(cls) -> Ports:
         chosen: list[int] = []
-        for _ in range(4):
+        for _ in range(5):
             chosen.append(free_port(frozenset(chosen)))
         # Workers use unix sockets named after worker_base; gRPC binds worker_base + 500 and + 501.
         while True:
             grpc = free_port(frozenset(chosen))
             if grpc + 1 not in chosen and _bindable(grpc + 1):
                 break
-        inference, management, metrics, prometheus = chosen
-        return cls(inference, management, metrics, prometheus, grpc - 500)
+        inference, management, metrics, prometheus, torchserve_inference = chosen
+        return cls(inference, management, metrics, prometheus, grpc - 500, torchserve_inference)
 
 
 def torchserve_command(model_store: Path, config_file: Path = paths.SERVER_CONFIG) -> list[str]:
@@ -100,6 +105,8 @@ class NativeStack:
     ports: Ports
     model_store: Path = paths.MODEL_STORE
     host: str = "127.0.0.1"
+    # Off: TorchServe itself answers on ports.inference (the benchmark measures it so).
+    front_door: bool = True
 
     # --- URLs ---------------------------------------------------------------------------------
     @property
@@ -118,13 +125,18 @@ class NativeStack:
     def prometheus_url(self) -> str:
         return f"http://{self.host}:{self.ports.prometheus}"
 
+    @property
+    def torchserve_inference_port(self) -> int:
+        """Where TorchServe's own inference API listens: behind the front door, or the public port."""
+        return self.ports.torchserve_inference if self.front_door else self.ports.inference
+
     # --- environment ----------------------------------------------------------------------------
     def torchserve_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         logs = self.run_dir / "logs"
         tmp = self.run_dir / "tmp"
         env = dict(os.environ)
         env.update({
-            "TS_INFERENCE_ADDRESS": f"http://{self.host}:{self.ports.inference}",
+            "TS_INFERENCE_ADDRESS": f"http://{self.host}:{self.torchserve_inference_port}",
             "TS_MANAGEMENT_ADDRESS": f"http://{self.host}:{self.ports.management}",
             "TS_METRICS_ADDRESS": f"http://{self.host}:{self.ports.metrics}",
             "TS_INITIAL_WORKER_PORT": str(self.ports.worker_base),
@@ -159,7 +171,13 @@ class NativeStack:
     # --- TorchServe -------------------------------------------------------------------------------
     def start_torchserve(self, extra_env: dict[str, str] | None = None,
                          command: list[str] | None = None) -> subprocess.Popen:
-        for p in (self.ports.inference, self.ports.management, self.ports.metrics):
+        """TorchServe, and its front door unless that is already running (it outlives a restart of
+        TorchServe, as it does in a container, and answers 502 meanwhile)."""
+        if self.front_door and not self.ports.torchserve_inference:
+            self.ports = replace(self.ports, torchserve_inference=free_port())
+        door_up = self.front_door and self.running("front-door")
+        public = [] if door_up else [self.ports.inference]
+        for p in (*public, self.torchserve_inference_port, self.ports.management, self.ports.metrics):
             if port_in_use(p, self.host):
                 raise RuntimeError(f"port {p} is already in use on {self.host}; set INFERENCE_PORT/"
                                    "MANAGEMENT_PORT/METRICS_PORT or stop what is there")
@@ -170,14 +188,28 @@ class NativeStack:
             raise RuntimeError(f"no archives in {self.model_store}: run `make models` first")
         cmd = command or torchserve_command(self.model_store)
         proc = self._spawn("torchserve", cmd, self.torchserve_env(extra_env))
+        if self.front_door and not door_up:
+            self.start_front_door()
         self._save_ports()
         return proc
+
+    def start_front_door(self) -> subprocess.Popen:
+        conf = front_door.render(self.run_dir / "front-door", f"{self.host}:{self.ports.inference}",
+                                 f"{self.host}:{self.ports.torchserve_inference}")
+        return self._spawn("front-door", front_door.command(conf))
 
     def wait_for_torchserve(self, proc: subprocess.Popen | None = None, timeout: float = 180.0,
                             token: str | None = None) -> dict[str, list[str]]:
         expected = {versions.model_name(p) for p in self.model_store.glob("*.mar")}
         alive = readiness.process_alive(proc) if proc is not None else (lambda: self.running("torchserve"))
+        started = time.monotonic()
         status = readiness.wait_until_ready(self.management_url, expected, timeout, alive, token=token)
+        if self.front_door:
+            # TorchServe's /ping through the front door: both listen, and the door reaches TorchServe.
+            # Any answer of TorchServe's counts (with token auth on, /ping without the inference
+            # key is a 400); only the door's own 502 means it does not reach TorchServe yet.
+            readiness.wait_for_http(f"{self.inference_url}/ping", max(5.0, timeout - (time.monotonic() - started)),
+                                    lambda: self.running("front-door"), accepted=lambda status: status != 502)
         versions.apply_default_versions(self.management_url, self.model_store, token)
         return status
 
@@ -259,7 +291,7 @@ class NativeStack:
         return was_running
 
     def stop_all(self) -> list[str]:
-        return [name for name in ("prometheus", "torchserve") if self.stop(name)]
+        return [name for name in ("prometheus", "front-door", "torchserve") if self.stop(name)]
 
     @classmethod
     def from_run_dir(cls, run_dir: Path, model_store: Path = paths.MODEL_STORE) -> NativeStack:

@@ -77,8 +77,8 @@ def wait_until_ready(management_url: str, expected: set[str] | None = None, time
 
 
 def wait_for_http(url: str, timeout: float = 60.0, alive: Callable[[], bool] | None = None,
-                  interval: float = 0.25) -> None:
-    """Poll a URL until it answers 2xx (e.g. Prometheus's /-/ready)."""
+                  interval: float = 0.25, accepted: Callable[[int], bool] | None = None) -> None:
+    """Poll a URL until it answers 2xx (e.g. Prometheus's /-/ready), or a status `accepted` takes."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -88,6 +88,10 @@ def wait_for_http(url: str, timeout: float = 60.0, alive: Callable[[], bool] | N
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
                 if 200 <= response.status < 300:
                     return
+        except urllib.error.HTTPError as exc:
+            if accepted is not None and accepted(exc.code):
+                return
+            last = str(exc)
         except (urllib.error.URLError, OSError) as exc:
             last = str(exc)
         time.sleep(interval)

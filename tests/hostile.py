@@ -191,10 +191,8 @@ def multipart(field: str, value: bytes, boundary: str = "hostile-boundary") -> b
 # --- the table -----------------------------------------------------------------------------------
 PNG, JPEG, JSON_T, TEXT = "image/png", "image/jpeg", "application/json", "text/plain; charset=utf-8"
 FORM, MULTIPART = "application/x-www-form-urlencoded", "multipart/form-data; boundary=hostile-boundary"
-# TorchServe 0.12's frontend form-decodes every form-urlencoded body before any worker sees it,
-# and a "%" not followed by two hex digits (almost any binary file has one) fails that decoding.
-FRONTEND_FORM_500 = ("TorchServe's frontend answers 500 ErrorDataDecoderException with the bytes echoed "
-                     "before the handler runs (docs/hostile-inputs.md, 'Form bodies')")
+# Form-urlencoded bodies reach the handlers intact through the front door (nginx passes them on
+# as application/octet-stream; docs/hostile-inputs.md, "Form bodies").
 
 DIGITS_CASES = [
     Case("empty-body", "digits", lambda: b"", PNG, 400, "empty_input", "empty body"),
@@ -256,10 +254,12 @@ DIGITS_CASES = [
     Case("json-not-utf8", "digits", lambda: b'{"image": "\xff\xfe"}', JSON_T, 400, "invalid_encoding",
          "JSON body that is not UTF-8"),
     Case("json-deeply-nested", "digits", nested_json, JSON_T, 400, "invalid_json", "100000 nested JSON arrays"),
-    Case("form-urlencoded-png", "digits", digit, FORM, 415, "unsupported_media_type",
-         "PNG bytes labelled as a form: curl --data-binary @digit.png without -H", FRONTEND_FORM_500),
-    Case("form-urlencoded-json", "digits", lambda: b64_json(digit()).replace(b"=", b""), FORM, 415,
-         "unsupported_media_type", "JSON labelled as a form: curl -d '{\"image\": ...}' without -H"),
+    Case("form-urlencoded-png", "digits", digit, FORM, 200, None,
+         "PNG bytes labelled as a form: curl --data-binary @digit.png without -H"),
+    Case("form-urlencoded-not-image", "digits", lambda: b"this is not an image", FORM, 400, "invalid_image",
+         "bytes that are not an image, labelled as a form: curl -d 'this is not an image' (the hint names -H)"),
+    Case("form-urlencoded-json", "digits", lambda: b64_json(digit()), FORM, 200, None,
+         "JSON labelled as a form: curl -d '{\"image\": ...}' without -H"),
     Case("multipart-text-field", "digits", lambda: multipart("image", base64.b64encode(digit())), MULTIPART, 415,
          "unsupported_media_type", "base64 in a multipart text field, not a file: curl -F image=<base64>"),
 ]
@@ -308,9 +308,14 @@ LANGID_CASES = [
          "unsupported_media_type", "binary octet-stream with NUL bytes"),
     Case("xml-content-type", "langid", lambda: b"<text>hello</text>", "application/xml", 415,
          "unsupported_media_type", "application/xml"),
-    # The frontend drops form text without "=" before the worker runs: refused with the fix named.
-    Case("form-urlencoded-text", "langid", lambda: b"bonjour tout le monde", FORM, 415, "unsupported_media_type",
+    Case("form-urlencoded-text", "langid", lambda: b"bonjour tout le monde", FORM, 200, None,
          "plain text labelled as a form: curl -d 'bonjour tout le monde'"),
+    Case("form-urlencoded-equation", "langid", lambda: b"E=mc2", FORM, 200, None,
+         "text with '=' and no field named text: curl -d 'E=mc2' (read as text)"),
+    Case("form-urlencoded-json", "langid", lambda: text_json("bonjour tout le monde"), FORM, 200, None,
+         "JSON labelled as a form: curl -d '{\"text\": ...}' without -H"),
+    Case("form-urlencoded-not-utf8", "langid", lambda: b"caf\xe9 au lait", FORM, 400, "invalid_encoding",
+         "Latin-1 text labelled as a form (the hint names -H)"),
     Case("form-urlencoded-field", "langid", lambda: b"text=bonjour+tout+le+monde", FORM, 200, None,
          "a form field named text: curl --data-urlencode 'text=bonjour tout le monde'"),
     Case("multipart-text-field", "langid", lambda: multipart("text", b"bonjour tout le monde"), MULTIPART, 200,

@@ -2,8 +2,9 @@
 
 docker/Dockerfile's CMD and HEALTHCHECK are read from the file (stackctl.dockerfile), /app is
 translated to this checkout, and the only other differences are the ones a container gets from its
-environment: TS_* addresses (free loopback ports here instead of 0.0.0.0 with fixed ports) and a
-private temp dir. A typo in either command, or a config the command cannot start with, fails here.
+environment: TS_* addresses (free loopback ports here instead of 0.0.0.0 with fixed ports, and
+the same for the port TorchServe's inference API moves to behind the front door) and a private
+temp dir. A typo in either command, or a config the command cannot start with, fails here.
 Stopping sends SIGTERM to the entry point alone, as tini does on `docker stop`; the entry point
 (stackctl.container) hands it to the JVM, and everything must be gone within the grace period.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from stackctl import dockerfile, paths
+from stackctl import container, dockerfile, paths
 from stackctl.specs import load_specs
 
 ROOT = paths.ROOT
@@ -74,8 +75,9 @@ def native_environment(tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith("TS_")}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = to_host(image_env["PYTHONPATH"])
-    for key in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"):
+    for key in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", container.FRONT_DOOR):
         env[key] = image_env[key]
+    env[container.UPSTREAM_PORT] = str(free_port())
     ports = {api: free_port() for api in APIS}
     for api in APIS:
         container_address = image_env[f"TS_{api.upper()}_ADDRESS"]   # http://0.0.0.0:808x
@@ -155,6 +157,7 @@ def test_container_command_serves_every_model_and_passes_its_healthcheck(native_
         # docker stop: SIGTERM to tini's child only, then everything must be gone in time.
         group = [psutil.Process(server.pid)] + psutil.Process(server.pid).children(recursive=True)
         assert any("java" in p.name() for p in group), "the launcher started no JVM"
+        assert any("nginx" in p.name() for p in group), "the entry point started no front door"
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=STOP_GRACE_S) == 0, "a stop that was asked for is a clean exit"
         _, alive = psutil.wait_procs(group, timeout=STOP_GRACE_S)

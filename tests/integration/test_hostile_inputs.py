@@ -23,7 +23,6 @@ from stackctl.readiness import check_ready
 from stackctl.specs import get_spec
 from tests.hostile import (
     CASES,
-    FRONTEND_FORM_500,
     VALID,
     Case,
     digit_label,
@@ -83,34 +82,43 @@ def test_hostile_case_gets_its_documented_answer(torchserve, workers_before, cas
     _check(case, _post(torchserve.inference_url, case))
 
 
-CURL_MISTAKES = [  # (model, curl arguments after the URL's own), what curl itself sends
-    pytest.param("digits", ["--data-binary", "@tests/data/digit-7.png"], 415,
-                 marks=pytest.mark.xfail(strict=True, reason=FRONTEND_FORM_500), id="digits-data-binary-without-H"),
-    pytest.param("langid", ["-d", "bonjour tout le monde"], 415, id="langid-d"),
-    pytest.param("langid", ["-F", "text=bonjour tout le monde"], 200, id="langid-F-text"),
-    pytest.param("langid", ["--data-urlencode", "text=bonjour tout le monde"], 200, id="langid-data-urlencode"),
+DIGIT_7 = "tests/data/digit-7.png"
+CURL_MISTAKES = [  # (model, curl arguments after the URL's own, status, the labelled request it equals)
+    pytest.param("digits", ["--data-binary", f"@{DIGIT_7}"], 200, ("image/png", None),
+                 id="digits-data-binary-without-H"),
+    pytest.param("digits", ["-d", "this is not an image"], 400, None, id="digits-d-not-an-image"),
+    pytest.param("langid", ["-d", "bonjour tout le monde"], 200, ("application/json", "bonjour tout le monde"),
+                 id="langid-d"),
+    pytest.param("langid", ["-d", "E=mc2"], 200, ("application/json", "E=mc2"), id="langid-d-equation"),
+    pytest.param("langid", ["-F", "text=bonjour tout le monde"], 200, ("application/json", "bonjour tout le monde"),
+                 id="langid-F-text"),
+    pytest.param("langid", ["--data-urlencode", "text=bonjour tout le monde"], 200,
+                 ("application/json", "bonjour tout le monde"), id="langid-data-urlencode"),
 ]
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
-@pytest.mark.parametrize("model,args,status", CURL_MISTAKES)
+@pytest.mark.parametrize("model,args,status,same_as", CURL_MISTAKES)
 def test_everyday_curl_mistakes_get_an_answer(torchserve, repo_root: Path, model: str, args: list[str],
-                                              status: int) -> None:
-    """The README's curl lines with the -H left out, sent by curl itself (its content types)."""
-    run = subprocess.run(["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", *args,
-                          f"{torchserve.inference_url}/predictions/{model}"],
+                                              status: int, same_as: tuple[str, str | None] | None) -> None:
+    """The README's curl lines with the -H left out, sent by curl itself (its content types): the
+    same answer as the request with the right Content-Type, or a 4xx that names the -H to send."""
+    url = f"{torchserve.inference_url}/predictions/{model}"
+    run = subprocess.run(["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", *args, url],
                          cwd=repo_root, capture_output=True, timeout=60, check=True)
     body, _, code = run.stdout.rpartition(b"\n")
     assert int(code) == status, (code, body[:300])
     answer = json.loads(body)
-    if status == 200:
-        expected = requests.post(f"{torchserve.inference_url}/predictions/{model}",
-                                 json={"text": "bonjour tout le monde"}, timeout=30).json()
-        assert answer["top_k"] == expected["top_k"], answer
-    else:
+    if same_as is None:
         message = answer["error"]["message"]
-        assert answer["error"]["type"] == "unsupported_media_type", answer
         assert "-H 'Content-Type: image/png'" in message and "-H 'Content-Type: text/plain'" in message, message
+        return
+    content_type, text = same_as
+    labelled = (repo_root / DIGIT_7).read_bytes() if text is None else json.dumps({"text": text}).encode()
+    expected = requests.post(url, data=labelled, headers={"Content-Type": content_type}, timeout=30).json()
+    assert answer["top_k"] == expected["top_k"], answer
+    if model == "digits":
+        assert answer["top_k"][0]["label"] == "7", answer
 
 
 def test_exif_orientation_is_applied_before_classifying(torchserve) -> None:
@@ -132,12 +140,13 @@ def test_decompression_bombs_are_refused_fast_without_memory_growth(torchserve, 
 
 
 @pytest.mark.parametrize("model", ["digits", "langid"])
-def test_body_over_max_request_size_gets_413_from_the_frontend(torchserve, model: str) -> None:
+def test_body_over_max_request_size_gets_413_from_the_front_door(torchserve, model: str) -> None:
     body = b"\x00" * (MAX_REQUEST_SIZE + 1)
     response = requests.post(f"{torchserve.inference_url}/predictions/{model}", data=body,
                              headers={"Content-Type": "application/octet-stream"}, timeout=60)
-    # Netty's aggregator refuses it before any worker sees it: 413 with an empty body.
+    # nginx refuses it with TorchServe's own limit before TorchServe sees it, in our error shape.
     assert response.status_code == 413, (response.status_code, response.text[:200])
+    assert response.json()["error"]["type"] == "payload_too_large", response.text[:200]
 
 
 def test_valid_items_in_a_batch_with_hostile_neighbours_still_get_200(torchserve, workers_before) -> None:

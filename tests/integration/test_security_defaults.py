@@ -64,11 +64,13 @@ def test_server_config_closes_the_management_surface() -> None:
 
 
 def test_native_server_listens_on_loopback_only(torchserve) -> None:
-    root = psutil.Process(torchserve.proc.pid)
-    listening = [c for p in [root, *root.children(recursive=True)] for c in p.net_connections(kind="inet")
-                 if c.status == psutil.CONN_LISTEN]
+    """TorchServe and its front door (nginx on the inference port, TorchServe's own behind it)."""
+    roots = [psutil.Process(torchserve.proc.pid), psutil.Process(torchserve.pid("front-door"))]
+    listening = [c for root in roots for p in [root, *root.children(recursive=True)]
+                 for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
     ports = {c.laddr.port for c in listening}
-    assert {torchserve.ports.inference, torchserve.ports.management, torchserve.ports.metrics} <= ports
+    assert {torchserve.ports.inference, torchserve.torchserve_inference_port, torchserve.ports.management,
+            torchserve.ports.metrics} <= ports
     exposed = [c.laddr for c in listening if not _loopback(c.laddr.ip)]
     assert not exposed, f"listening beyond loopback: {exposed}"
 

@@ -27,6 +27,6 @@ def test_free_port_skips_what_it_is_told_to_avoid() -> None:
 def test_stack_ports_are_distinct_and_grpc_ports_free() -> None:
     ports = Ports.free()
     grpc = (ports.worker_base + 500, ports.worker_base + 501)  # TS_GRPC_*_PORT in NativeStack
-    listeners = [ports.inference, ports.management, ports.metrics, ports.prometheus, *grpc]
+    listeners = [ports.inference, ports.management, ports.metrics, ports.prometheus, ports.torchserve_inference, *grpc]
     assert len(set(listeners)) == len(listeners)
     assert all(port < ephemeral_low() for port in listeners)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.parse
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +26,8 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 CONTENT_TYPES = st.sampled_from([None, "", "image/png", "image/jpeg", "application/json", "text/plain",
                                  "text/plain; charset=utf-8", "application/octet-stream", "application/xml",
-                                 "multipart/form-data", "image/svg+xml", "APPLICATION/JSON; charset=latin-1"])
+                                 "multipart/form-data", "image/svg+xml", "APPLICATION/JSON; charset=latin-1",
+                                 "application/x-www-form-urlencoded"])
 JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
                            max_leaves=12)
@@ -100,6 +102,26 @@ def test_base64_decoding_is_strict_and_bounded(text: str) -> None:
         assert err.type in (errors.INVALID_BASE64, errors.PAYLOAD_TOO_LARGE)
     else:
         assert len(data) <= 64 + 3
+
+
+FORM_BODIES = st.one_of(st.binary(max_size=512), st.text(max_size=200).map(str.encode),
+                        st.lists(st.tuples(st.sampled_from(["text", "lang", "t", ""]), st.text(max_size=30)), max_size=4)
+                        .map(lambda pairs: urllib.parse.urlencode(pairs).encode()),
+                        st.text(alphabet="text=%&+abc\u00e9", max_size=40).map(str.encode))
+
+
+@FAST
+@given(body=FORM_BODIES, field=st.sampled_from(["text", None]))
+def test_a_body_sent_as_a_form_is_read_or_refused_with_a_4xx(body: bytes, field: str | None) -> None:
+    """Whatever arrives labelled form-urlencoded through the front door, reading it answers bytes or
+    text for the decoder, or a 4xx; never anything else."""
+    try:
+        value, content_type = payload.request_input({"body": body}, "application/octet-stream", field,
+                                                    payload.FORM_URLENCODED)
+    except InputError as err:
+        assert _is_4xx(err)
+    else:
+        assert isinstance(value, (bytes, str)) and content_type
 
 
 def _decode_with(module, text: str) -> bytes | str:
