@@ -8,12 +8,14 @@
   STACK_TORCHSERVE_INFERENCE_PORT (stackctl.front_door says why). Its config and temp files go
   to a folder under the temp dir (/tmp: the root filesystem may be read-only).
 
-* Stop: tini passes SIGTERM to this process only. It goes to the JVM alone, which finishes the
-  requests in flight, stops its workers and exits; the launcher (which forwards no signals and
-  would die at once, taking the container with it) then returns. The front door serves until
-  then and is stopped gracefully after it (SIGQUIT: it finishes what it has in hand). TorchServe
-  has no drain of its own: connections that arrive after the signal are refused (or reset, if the
-  kernel had queued them), so a load balancer must drop the endpoint first (k8s: preStop).
+* Stop: tini passes SIGTERM to this process only. The front door goes first, gracefully (SIGQUIT:
+  it closes its listener, so new connections are refused, and finishes the requests it holds,
+  which TorchServe still serves). Then the signal goes to the JVM alone, which finishes what is
+  left, stops its workers and exits; the launcher (which forwards no signals and would die at
+  once, taking the container with it) then returns. In the other order, requests arriving during
+  TorchServe's drain got the front door's 502 instead of a refused connection a client can retry
+  elsewhere. Connections that arrive after the signal are refused (or reset, if the kernel had
+  queued them), so a load balancer must drop the endpoint first (k8s: preStop).
 * Token auth: TorchServe writes key_file.json into its working directory. Under a read-only root
   that fails and the server exits 0, so with auth on the server runs in TS_KEY_DIR (the image
   sets /tmp, which must be a writable tmpfs under a read-only root) after the relative paths it
@@ -47,7 +49,7 @@ RELATIVE_SETTINGS = {"TS_METRICS_CONFIG": "config/metrics.yaml", "LOG_LOCATION":
 FRONT_DOOR = "STACK_FRONT_DOOR"
 UPSTREAM_PORT = "STACK_TORCHSERVE_INFERENCE_PORT"
 DEFAULT_UPSTREAM_PORT = "8079"
-FRONT_DOOR_STOP_S = 10.0   # a graceful nginx stop waits for answers in flight; TorchServe has drained by then
+FRONT_DOOR_STOP_S = 10.0   # a graceful nginx stop waits for the answers it holds; TorchServe still serves them
 
 
 def front_door_plan(command: list[str], env: dict[str, str]) -> tuple[dict[str, str], Path] | None:
@@ -150,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
+        if door is not None and door.poll() is None:
+            # Graceful, killed after FRONT_DOOR_STOP_S; the server's turn comes once it has gone (below).
+            threading.Thread(target=stop_front_door, args=(door,), daemon=True).start()
+            return
+        drain_server(signum)
+
+    def drain_server(signum: int) -> None:
         if launcher is None:
             return   # a signal during the start: handled right after it
         try:
@@ -170,12 +179,17 @@ def main(argv: list[str] | None = None) -> int:
     name_default_versions(command, env)
     if stopping:
         stop(signal.SIGTERM, None)
-    if door is not None and first_to_exit([launcher, door]) is door and not stopping:
-        print(f"the front door (nginx) stopped on its own (exit status {door.returncode}); stopping torchserve",
-              file=sys.stderr, flush=True)
-        stop(signal.SIGTERM, None)
-        launcher.wait()
-        return door.returncode or 1
+    if door is not None and first_to_exit([launcher, door]) is door:
+        if not stopping:
+            print(f"the front door (nginx) stopped on its own (exit status {door.returncode}); stopping torchserve",
+                  file=sys.stderr, flush=True)
+            drain_server(signal.SIGTERM)
+            launcher.wait()
+            return door.returncode or 1
+        drain_server(signal.SIGTERM)   # the front door has finished its requests: now TorchServe drains
+    elif door is not None and stopping:
+        stop_front_door(door)          # the server went first: still give the front door its graceful stop
+        drain_server(signal.SIGTERM)
     status = launcher.wait()
     stop_front_door(door)
     if stopping:
