@@ -25,6 +25,7 @@ from handlers.metrics import (
     REQUEST_SECONDS,
     HandlerMetrics,
 )
+from handlers.settings import HandlerSettings
 from handlers.topk import answer, top_k
 
 logger = logging.getLogger(__name__)
@@ -73,40 +74,40 @@ class ClassifierHandler(BaseHandler):
         properties = context.system_properties
         self.model_yaml_config = getattr(context, "model_yaml_config", None) or {}
         config = dict(self.model_yaml_config.get("handler") or {})
+        self.handler_settings = settings = HandlerSettings.from_config(config)
         self.manifest = context.manifest
-        self.name = config.get("name") or self.manifest["model"]["modelName"]
+        self.name = settings.name or self.manifest["model"]["modelName"]
         self.device = runtime.select_device(properties)
-        self.threads = runtime.configure_threads(config.get("torch_threads", "auto"),
+        self.threads = runtime.configure_threads(settings.torch_threads,
                                                  int(self.model_yaml_config.get("maxWorkers", 1)),
-                                                 config.get("workers_on_host"))
+                                                 settings.workers_on_host)
         model_dir = Path(properties["model_dir"])
         # stackctl writes labels.json into every archive, whatever form the user's labels had.
         self.labels = read_labels(model_dir / "labels.json")
-        self.k = int(config.get("top_k", 3))
-        self.model = runtime.load_model(config.get("architecture"), config.get("arguments") or {},
+        self.k = settings.top_k
+        self.model = runtime.load_model(settings.architecture, settings.arguments,
                                         model_dir / self.manifest["model"]["serializedFile"],
                                         len(self.labels), self.device)
-        if config.get("fuse_conv_bn", True):
+        if settings.fuse_conv_bn:
             self.model = runtime.fuse_conv_bn(self.model)
-        precision = str(config.get("precision", "fp32"))
-        self.autocast_dtype = AUTOCAST_DTYPES.get(precision) if self.device.type == "cuda" else None
+        self.autocast_dtype = AUTOCAST_DTYPES.get(settings.precision) if self.device.type == "cuda" else None
         self.handler_metrics = HandlerMetrics(self.name)
-        self.setup(config, model_dir)
+        self.setup(settings, model_dir)
         # On CUDA each new batch size costs a one-off 1.3-2.2 s for mobilenet_v3_small on an H100
         # (cuDNN plans, lazily loaded kernels). Padding batches to a
         # power of two leaves fewer sizes to warm up before READY, at the price of a few repeated
         # items, which the GPU computes in parallel anyway.
-        pad = config.get("pad_batches", "auto")
+        pad = settings.pad_batches
         self.batch_sizes = forward_batch_sizes(int(properties.get("batch_size") or 1),
                                                self.device.type == "cuda" if pad == "auto" else bool(pad))
-        self.warmed_up = self.warm_up(self.batch_sizes) if config.get("warmup", True) else []
+        self.warmed_up = self.warm_up(self.batch_sizes) if settings.warmup else []
         self.initialized = True
         logger.info("model %s ready on %s with %d torch threads", self.name, self.device, self.threads)
 
     # --- what subclasses provide -------------------------------------------------------------
     form_field: str | None = None  # the form field a form-encoded request carries the input in
 
-    def setup(self, config: dict[str, Any], model_dir: Path) -> None:
+    def setup(self, settings: HandlerSettings, model_dir: Path) -> None:
         """Read task-specific settings (called once at the end of initialize)."""
 
     def decode(self, body: Any, content_type: str | None) -> Any:

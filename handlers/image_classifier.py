@@ -9,14 +9,15 @@ import torch
 from PIL import Image, ImageDraw
 
 from handlers.base import ClassifierHandler
-from handlers.image import ImageSettings, Pixels, decode_image_pixels, finish_batch, preload_decoders, stack_pixels
+from handlers.image import Pixels, decode_image_pixels, finish_batch, preload_decoders, stack_pixels
+from handlers.settings import HandlerSettings
 
 
 class ImageClassifier(ClassifierHandler):
-    def setup(self, config: dict[str, Any], model_dir: Path) -> None:
-        self.settings = ImageSettings.from_config(config.get("image"))
+    def setup(self, settings: HandlerSettings, model_dir: Path) -> None:
+        self.settings = settings.image
         preload_decoders()
-        self.channels_last = bool(config.get("channels_last", False))
+        self.channels_last = settings.channels_last
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from handlers.settings import HandlerSettings
+
 logger = logging.getLogger(__name__)
 
 # A group may hold lengths up to SPREAD x its shortest (+ SLACK characters): the padding it computes
@@ -108,7 +110,5 @@ def sequence_backend(name: str, model: torch.nn.Module, device: torch.device, th
 
 
 def backend_setting(config: dict[str, Any]) -> str:
-    backend = str(config.get("backend", "torch"))
-    if backend not in ("torch", "onnxruntime"):
-        raise ValueError(f"handler.backend must be 'torch' or 'onnxruntime', got {backend!r}")
-    return backend
+    """The `handler.backend` of a handler section (checked by HandlerSettings)."""
+    return HandlerSettings.from_config(config).backend

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -11,21 +10,10 @@ from torch.nn.utils.rnn import pad_sequence
 
 from handlers import errors, payload
 from handlers.errors import InputError
+from handlers.settings import TextSettings
 
 PAD_ID = 0
 UNKNOWN_ID = 1
-
-
-@dataclass(frozen=True)
-class TextSettings:
-    """The `handler.text` section of a model spec."""
-
-    max_chars: int = 256
-    max_bytes: int = 65536
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any] | None) -> TextSettings:
-        return cls(**dict(cfg or {}))
 
 
 def read_text(body: Any, content_type: str | None, settings: TextSettings) -> str:

@@ -8,18 +8,19 @@ from typing import Any
 import torch
 
 from handlers.base import ClassifierHandler
-from handlers.onnx_backend import backend_setting, probe_sequences, sequence_backend
-from handlers.text import TextSettings, decode_text_request, pack_batch
+from handlers.onnx_backend import probe_sequences, sequence_backend
+from handlers.settings import HandlerSettings
+from handlers.text import decode_text_request, pack_batch
 
 
 class TextClassifier(ClassifierHandler):
     form_field = "text"  # curl -F text=... / --data-urlencode text=...
 
-    def setup(self, config: dict[str, Any], model_dir: Path) -> None:
-        self.settings = TextSettings.from_config(config.get("text"))
+    def setup(self, settings: HandlerSettings, model_dir: Path) -> None:
+        self.settings = settings.text
         self.vocab: dict[str, int] = json.loads((model_dir / "vocab.json").read_text())
         self.session = None
-        if backend_setting(config) == "onnxruntime":
+        if settings.backend == "onnxruntime":
             self.session = sequence_backend(self.name, self.model, self.device, self.threads, self.torch_forward,
                                             probe_sequences(max(self.vocab.values()) + 1))
 
