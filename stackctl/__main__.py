@@ -1,10 +1,13 @@
-"""`python -m stackctl <command>`: the entry points the Makefile, the image and the probes call."""
+"""`python -m stackctl <command>`: the entry points the Makefile, the image and the probes call.
+
+`run <name>` runs any other entry point of stackctl, bench and loadtest (stackctl/commands.py
+lists them all; each also runs as `python -m <module>`)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from stackctl import paths
+from stackctl import commands, paths
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -122,8 +125,13 @@ def cmd_set_default(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    return commands.run(args.name, args.args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stackctl", description=__doc__)
+    parser = argparse.ArgumentParser(prog="stackctl", description=__doc__, epilog=commands.listing(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="train (if needed) and archive models into model_store/")
@@ -151,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("version")
     p.add_argument("--management", default="http://127.0.0.1:8081")
     p.set_defaults(func=cmd_set_default)
+
+    p = sub.add_parser("run", help="run another entry point by name (listed below): run <name> [args]")
+    p.add_argument("name", choices=sorted(commands.BY_NAME), metavar="name", help="a name from the list below")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="its own arguments, as `python -m <module>` takes them")
+    p.set_defaults(func=cmd_run)
 
     args = parser.parse_args(argv)
     return args.func(args)

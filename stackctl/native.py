@@ -99,6 +99,16 @@ def torchserve_command(model_store: Path, config_file: Path = paths.SERVER_CONFI
             "--models", "all", "--disable-token-auth", "--ncs"]
 
 
+class _PortUrl:
+    """`stack.<port>_url`: http://<stack.host>:<stack.ports.<port>>, computed on each read (as a property)."""
+
+    def __init__(self, port: str) -> None:
+        self.port = port
+
+    def __get__(self, stack: NativeStack, owner: type | None = None) -> str:
+        return f"http://{stack.host}:{getattr(stack.ports, self.port)}"
+
+
 @dataclass
 class NativeStack:
     run_dir: Path
@@ -109,21 +119,10 @@ class NativeStack:
     front_door: bool = True
 
     # --- URLs ---------------------------------------------------------------------------------
-    @property
-    def inference_url(self) -> str:
-        return f"http://{self.host}:{self.ports.inference}"
-
-    @property
-    def management_url(self) -> str:
-        return f"http://{self.host}:{self.ports.management}"
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://{self.host}:{self.ports.metrics}"
-
-    @property
-    def prometheus_url(self) -> str:
-        return f"http://{self.host}:{self.ports.prometheus}"
+    inference_url = _PortUrl("inference")
+    management_url = _PortUrl("management")
+    metrics_url = _PortUrl("metrics")
+    prometheus_url = _PortUrl("prometheus")
 
     @property
     def torchserve_inference_port(self) -> int:

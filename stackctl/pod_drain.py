@@ -46,36 +46,53 @@ def run_pre_stop(pod: Pod, budget: float) -> None:
         raise PodRunError(f"preStop {sorted(hook)} is not translated")
 
 
-def terminate_under_load(pod: Pod, specs: list[ModelSpec], report: Report) -> None:
-    inference = pod.plan.host_ports["inference"]
-    results: list[tuple[float, float, int | str]] = []
-    lock = threading.Lock()
-    stop_sending = threading.Event()
+# (began, ended, outcome): monotonic times and the HTTP status, or the exception's name.
+Result = tuple[float, float, int | str]
 
-    def client(i: int) -> None:
+
+class Clients:
+    """DRAIN_CLIENTS threads that send predictions round-robin over the models until stopped."""
+
+    def __init__(self, inference_port: int, specs: list[ModelSpec]) -> None:
+        self.results: list[Result] = []
+        self.stop_sending = threading.Event()
+        self._lock = threading.Lock()
+        self._port, self._specs = inference_port, specs
+        self._threads = [threading.Thread(target=self._send, args=(i,), daemon=True) for i in range(DRAIN_CLIENTS)]
+        for t in self._threads:
+            t.start()
+
+    def _send(self, i: int) -> None:
         n = i
-        while not stop_sending.is_set():
-            spec = specs[n % len(specs)]
+        while not self.stop_sending.is_set():
+            spec = self._specs[n % len(self._specs)]
             n += 1
             began = time.monotonic()
             try:
-                outcome: int | str = predict(inference, spec, timeout=60)
+                outcome: int | str = predict(self._port, spec, timeout=60)
             except OSError as exc:    # connection reset / refused: a lost request
                 outcome = type(exc).__name__
-            with lock:
-                results.append((began, time.monotonic(), outcome))
+            with self._lock:
+                self.results.append((began, time.monotonic(), outcome))
 
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(DRAIN_CLIENTS)]
-    for t in threads:
-        t.start()
+    def wait_for_steady_state(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.results) < 4 * DRAIN_CLIENTS and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def join(self) -> None:
+        for t in self._threads:
+            t.join(timeout=65)
+
+
+def terminate_under_load(pod: Pod, specs: list[ModelSpec], report: Report) -> None:
+    clients = Clients(pod.plan.host_ports["inference"], specs)
     # Let the clients reach a steady state before termination begins.
-    deadline = time.monotonic() + 30
-    while len(results) < 4 * DRAIN_CLIENTS and time.monotonic() < deadline:
-        time.sleep(0.05)
+    clients.wait_for_steady_state()
     grace = pod.plan.grace_seconds
     terminating = time.monotonic()
     # Endpoint removal: proxies keep sending for ENDPOINT_PROPAGATION_S, then stop.
-    stopper = threading.Timer(ENDPOINT_PROPAGATION_S, stop_sending.set)
+    stopper = threading.Timer(ENDPOINT_PROPAGATION_S, clients.stop_sending.set)
     stopper.start()
     run_pre_stop(pod, budget=grace)
     # The stop signal follows the preStop at once, whether or not the proxies have caught up
@@ -85,18 +102,17 @@ def terminate_under_load(pod: Pod, specs: list[ModelSpec], report: Report) -> No
     docker("stop", "--time", str(remaining), pod.plan.container_name, timeout=remaining + 60)
     exited_after = time.monotonic() - signalled
     stopper.join()
-    for t in threads:
-        t.join(timeout=65)
+    clients.join()
     state = pod.state()
+    results = clients.results
     in_flight = [r for r in results if r[0] < terminating < r[1]]
-    during = [r for r in results if r[0] >= terminating]
     lost = [r for r in results if r[2] != 200]
     report.drain = {
         "requests": len(results),
         "in_flight_when_termination_began": len(in_flight),
         "in_flight_not_200": sum(1 for r in in_flight if r[2] != 200),
         "first_failure_after_s": round(min(r[1] for r in lost) - terminating, 2) if lost else None,
-        "sent_during_propagation_window": len(during),
+        "sent_during_propagation_window": sum(1 for r in results if r[0] >= terminating),
         "not_200": [(round(r[0] - terminating, 2), r[2]) for r in lost][:20],
         "pre_stop_s": round(signalled - terminating, 1),
         "grace_left_at_signal_s": remaining,
@@ -104,13 +120,21 @@ def terminate_under_load(pod: Pod, specs: list[ModelSpec], report: Report) -> No
         "exit_code": state.get("ExitCode"),
         "oom_killed": state.get("OOMKilled"),
     }
-    if state.get("Running"):
+    judge_drain(report, running=bool(state.get("Running")), lost=len(lost), remaining=remaining,
+                exited_after=exited_after)
+
+
+def judge_drain(report: Report, running: bool, lost: int, remaining: int, exited_after: float) -> None:
+    """Fail on a container still running, any lost request, a drain with nothing in flight, or an
+    exit that needed the SIGKILL."""
+    drain = report.drain
+    if running:
         raise PodRunError("the container still runs after docker stop")
     if lost:
-        raise PodRunError(f"{len(lost)} of {len(results)} requests lost during termination: {report.drain}")
-    if not in_flight:
+        raise PodRunError(f"{lost} of {drain['requests']} requests lost during termination: {drain}")
+    if not drain["in_flight_when_termination_began"]:
         raise PodRunError("no request was in flight when termination began: the drain was not tested")
     # docker stop waits `remaining` seconds before SIGKILL; an exit that took that long was a kill.
     if exited_after >= remaining:
         raise PodRunError(f"the server did not exit on its stop signal within the {remaining}s left of "
-                          f"terminationGracePeriodSeconds: it was killed. {report.drain}")
+                          f"terminationGracePeriodSeconds: it was killed. {drain}")

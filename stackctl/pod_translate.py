@@ -3,6 +3,8 @@
 Pure translation, no engine: `plan(docs, ...)` takes the kustomize output, finds the Deployment's
 container and returns a `PodPlan` (docker run arguments, ConfigMap files to write, probes,
 preStop, grace period). stackctl/podrun.py runs it; tests/unit/test_pod_translate.py checks it.
+The values a kubelet computes (quantities, env) are in stackctl/pod_fields.py, the volumes in
+stackctl/pod_volumes.py; this module holds the rest of the mapping below, and the plan.
 
 What a kubelet does, and how it maps:
 - image, imagePullPolicy      image, `--pull` (IfNotPresent = missing, Never = never, Always = always)
@@ -36,20 +38,16 @@ off; a pod that wants one fails here), ephemeral-storage limits (kubelet evictio
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from stackctl.pod_fields import TranslationError, environment, expand, quantity
+from stackctl.pod_volumes import configmaps, volume_args
+
 CPU_PERIOD_US = 100_000          # the kubelet's CFS period (cpu.cfs_period_us)
-EMPTYDIR_MODE = "2777"           # kubelet: 0777 for a disk emptyDir, plus setgid for fsGroup
 LABEL = "stackctl.podrun"        # on every container this module makes, so leftovers can be found
-
-
-class TranslationError(ValueError):
-    """The pod spec asks for something this translation cannot do faithfully."""
 
 
 @dataclass(frozen=True)
@@ -89,23 +87,6 @@ class PodPlan:
 
 
 # ------------------------------------------------------------------------------------------------
-# Quantities
-
-_SUFFIX: dict[str, Decimal] = {
-    "": Decimal(1), "m": Decimal("0.001"), "k": Decimal(10**3), "M": Decimal(10**6), "G": Decimal(10**9),
-    "T": Decimal(10**12), "P": Decimal(10**15), "E": Decimal(10**18), "Ki": Decimal(2**10), "Mi": Decimal(2**20),
-    "Gi": Decimal(2**30), "Ti": Decimal(2**40), "Pi": Decimal(2**50), "Ei": Decimal(2**60)}
-
-
-def quantity(value: str | float) -> Decimal:
-    """A Kubernetes resource quantity ("500m", "4Gi", "2", "1e3") as a number."""
-    m = re.fullmatch(r"([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?", str(value).strip())
-    if not m:
-        raise TranslationError(f"not a Kubernetes quantity: {value!r}")
-    return Decimal(m.group(1)) * _SUFFIX[m.group(2) or ""]
-
-
-# ------------------------------------------------------------------------------------------------
 # Finding the pod
 
 def find_deployment(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -113,132 +94,6 @@ def find_deployment(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
     if len(found) != 1:
         raise TranslationError(f"expected one Deployment {name!r} in the rendered manifests, found {len(found)}")
     return found[0]
-
-
-def configmaps(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-    return {d["metadata"]["name"]: d.get("data") or {} for d in docs if d.get("kind") == "ConfigMap"}
-
-
-# ------------------------------------------------------------------------------------------------
-# Environment
-
-_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
-
-
-def expand(value: str, env: dict[str, str]) -> str:
-    """The kubelet's $(VAR) expansion: defined names are replaced, undefined ones stay as written,
-    and $$ escapes a dollar."""
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        return env.get(m.group(1), m.group(0))
-    return _VAR_REF.sub(sub, value)
-
-
-def field_value(path: str, pod: dict[str, Any]) -> str:
-    """A downward-API fieldRef, for the values that exist before the container runs."""
-    meta = pod["metadata"]
-    simple = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
-              "metadata.uid": meta["uid"], "spec.nodeName": pod["nodeName"],
-              "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default")}
-    if path in simple:
-        return str(simple[path])
-    m = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
-    if m:
-        values = meta.get(m.group(1)) or {}
-        if m.group(2) not in values:
-            raise TranslationError(f"fieldRef {path}: the pod has no such {m.group(1)[:-1]}")
-        return str(values[m.group(2)])
-    raise TranslationError(f"fieldRef {path} has no value before the pod sandbox exists "
-                           "(status.* is set by the kubelet at run time); not translatable")
-
-
-def resource_value(ref: dict[str, Any], resources: dict[str, Any]) -> str:
-    """A resourceFieldRef: the container's request/limit divided by the divisor, rounded up."""
-    kind, _, name = ref["resource"].partition(".")
-    amount = (resources.get(kind) or {}).get(name)
-    if amount is None:
-        # The kubelet would fall back to the node's allocatable, which a container has no equal of.
-        raise TranslationError(f"resourceFieldRef {ref['resource']}: the container sets no {ref['resource']}")
-    divisor = quantity(ref.get("divisor", "1"))
-    return str(math.ceil(quantity(amount) / divisor))
-
-
-def environment(container: dict[str, Any], pod: dict[str, Any]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for entry in container.get("envFrom") or []:
-        raise TranslationError(f"envFrom ({entry}) is not translated")
-    for entry in container.get("env") or []:
-        name = entry["name"]
-        if "value" in entry:
-            env[name] = expand(str(entry["value"]), env)
-            continue
-        source = entry.get("valueFrom") or {}
-        if "fieldRef" in source:
-            env[name] = field_value(source["fieldRef"]["fieldPath"], pod)
-        elif "resourceFieldRef" in source:
-            env[name] = resource_value(source["resourceFieldRef"], container.get("resources") or {})
-        elif source:
-            raise TranslationError(f"env {name}: valueFrom {sorted(source)} is not translated")
-        else:
-            env[name] = ""
-    return env
-
-
-# ------------------------------------------------------------------------------------------------
-# Volumes
-
-def volume_args(container: dict[str, Any], spec: dict[str, Any], maps: dict[str, dict[str, str]],
-                fs_group: int | None) -> tuple[list[str], dict[str, str], list[str]]:
-    """(docker arguments, files to stage, notes) for every volumeMount of the container. Staged
-    files live under volumes/<volume>/ of the caller's staging folder; the bind sources are written
-    as `@STAGING@/...`, which the runner replaces with that folder."""
-    volumes = {v["name"]: v for v in spec.get("volumes") or []}
-    args: list[str] = []
-    files: dict[str, str] = {}
-    notes: list[str] = []
-    empty_dir_mounts: dict[str, str] = {}
-    for mount in container.get("volumeMounts") or []:
-        volume = volumes.get(mount["name"])
-        if volume is None:
-            raise TranslationError(f"volumeMount {mount['name']} names no volume of the pod")
-        target = mount["mountPath"]
-        if "emptyDir" in volume:
-            if mount["name"] in empty_dir_mounts or mount.get("subPath"):
-                # Two tmpfs mounts would be two separate file systems, not one shared volume.
-                raise TranslationError(f"emptyDir {mount['name']} mounted twice or with subPath: not translated")
-            empty_dir_mounts[mount["name"]] = target
-            options = ["rw", "exec", "nosuid", "nodev", f"mode={EMPTYDIR_MODE}"]
-            size = (volume["emptyDir"] or {}).get("sizeLimit")
-            if size is not None:
-                options.append(f"size={int(quantity(size))}")
-            if fs_group is not None:
-                options.append(f"gid={fs_group}")
-            if (volume["emptyDir"] or {}).get("medium") not in (None, "", "Memory"):
-                raise TranslationError(f"emptyDir {mount['name']}: medium {volume['emptyDir']['medium']} not translated")
-            args += ["--tmpfs", f"{target}:{','.join(options)}"]
-        elif "configMap" in volume:
-            ref = volume["configMap"]
-            data = maps.get(ref["name"])
-            if data is None:
-                raise TranslationError(f"volume {mount['name']}: ConfigMap {ref['name']} is not in the rendered output")
-            items = {i["key"]: i["path"] for i in ref.get("items") or []} or {k: k for k in data}
-            for key, path in items.items():
-                if key not in data:
-                    raise TranslationError(f"ConfigMap {ref['name']} has no key {key}")
-                files[f"volumes/{mount['name']}/{path}"] = data[key]
-            source = f"@STAGING@/volumes/{mount['name']}"
-            if mount.get("subPath"):
-                if mount["subPath"] not in items.values():
-                    raise TranslationError(f"subPath {mount['subPath']} is not a file of ConfigMap {ref['name']}")
-                source += "/" + mount["subPath"]
-            # ConfigMap volumes are always read-only on a kubelet, whatever the mount says.
-            args += ["--mount", f"type=bind,source={source},target={target},readonly"]
-        else:
-            kind = next((k for k in volume if k != "name"), "?")
-            raise TranslationError(f"volume {mount['name']} ({kind}) is not translated; "
-                                   "render without the component that adds it")
-    return args, files, notes
 
 
 # ------------------------------------------------------------------------------------------------
@@ -287,30 +142,63 @@ def plan(docs: list[dict[str, Any]], host_ports: dict[int, int], *, deployment: 
     """The docker run of one container of a rendered Deployment's pod. `host_ports` maps each
     containerPort to the 127.0.0.1 port to publish it on (every declared port must have one)."""
     dep = find_deployment(docs, deployment)
-    template = dep["spec"]["template"]
-    spec = template["spec"]
+    spec = dep["spec"]["template"]["spec"]
     chosen = [c for c in spec["containers"] if container in (None, c["name"])]
     if not chosen:
         raise TranslationError(f"Deployment {deployment} has no container {container!r}")
     c = chosen[0]
+    pod = pod_identity(dep, node_name)
+    pod_name = pod["metadata"]["name"]
+    pod_sc = spec.get("securityContext") or {}
+    notes: list[str] = []
+
+    args = ["--detach", "--name", container_name, "--hostname", pod_name, "--label", f"{LABEL}=1",
+            "--restart", "no", "--pull", PULL[c.get("imagePullPolicy", "IfNotPresent")]]
+    args += security_args(c.get("securityContext") or {}, pod_sc)
+    args += resource_args(c.get("resources") or {}, drop_gpu, notes)
+    env_args, command_args = environment_and_command(c, pod)
+    args += env_args
+    v_args, files, v_notes = volume_args(c, spec, configmaps(docs), pod_sc.get("fsGroup"))
+    args += v_args
+    notes += v_notes
+
+    # Ports: every declared containerPort, published on loopback only.
+    ports = container_ports(c)
+    missing = sorted(set(ports.values()) - set(host_ports))
+    if missing:
+        raise TranslationError(f"no host port chosen for containerPort(s) {missing}")
+    for port in sorted(set(ports.values())):
+        args += ["--publish", f"127.0.0.1:{host_ports[port]}:{port}"]
+    by_name = {name: host_ports[port] for name, port in ports.items()}
+
+    probes = {kind: probe(c[kind], ports, host_ports) for kind in ("startupProbe", "readinessProbe", "livenessProbe")
+              if kind in c}
+    return PodPlan(container_name=container_name, pod_name=pod_name, image=c["image"], run_args=args,
+                   command_args=command_args, files=files, file_group=pod_sc.get("fsGroup"), host_ports=by_name,
+                   probes=probes, pre_stop=(c.get("lifecycle") or {}).get("preStop"),
+                   grace_seconds=int(spec.get("terminationGracePeriodSeconds", 30)), notes=notes)
+
+
+def pod_identity(dep: dict[str, Any], node_name: str) -> dict[str, Any]:
+    """The pod object the downward API reads (name, namespace, a fresh uid, labels, node), after
+    refusing the pod-level features a lone container cannot have."""
+    template = dep["spec"]["template"]
+    spec = template["spec"]
     if spec.get("initContainers"):
         raise TranslationError("init containers are not translated")
     if spec.get("automountServiceAccountToken") is not False:
         raise TranslationError("the pod mounts a service-account token (automountServiceAccountToken is not "
                                "false); a container outside a cluster has none to mount")
-    pod_name = f"{dep['metadata']['name']}-podrun"
-    pod = {"metadata": {"name": pod_name, "namespace": dep["metadata"].get("namespace", "default"),
-                        "uid": str(uuid.uuid4()), "labels": template["metadata"].get("labels") or {},
-                        "annotations": template["metadata"].get("annotations") or {}},
-           "spec": spec, "nodeName": node_name}
-    pod_sc = spec.get("securityContext") or {}
-    sc = c.get("securityContext") or {}
-    notes: list[str] = []
+    return {"metadata": {"name": f"{dep['metadata']['name']}-podrun",
+                         "namespace": dep["metadata"].get("namespace", "default"),
+                         "uid": str(uuid.uuid4()), "labels": template["metadata"].get("labels") or {},
+                         "annotations": template["metadata"].get("annotations") or {}},
+            "spec": spec, "nodeName": node_name}
 
-    args = ["--detach", "--name", container_name, "--hostname", pod_name, "--label", f"{LABEL}=1",
-            "--restart", "no", "--pull", PULL[c.get("imagePullPolicy", "IfNotPresent")]]
 
-    # Identity and sandbox: the container's securityContext overrides the pod's, field by field.
+def security_args(sc: dict[str, Any], pod_sc: dict[str, Any]) -> list[str]:
+    """Identity and sandbox: the container's securityContext overrides the pod's, field by field."""
+    args: list[str] = []
     uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
     gid = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
     if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) and uid is None:
@@ -339,9 +227,12 @@ def plan(docs: list[dict[str, Any]], host_ports: dict[int, int], *, deployment: 
         args += ["--security-opt", "seccomp=unconfined"]
     elif seccomp != "RuntimeDefault":
         raise TranslationError(f"seccompProfile {seccomp} is not translated")
+    return args
 
-    # Resources.
-    resources = c.get("resources") or {}
+
+def resource_args(resources: dict[str, Any], drop_gpu: bool, notes: list[str]) -> list[str]:
+    """Memory, CPU and GPU limits and requests, by the kubelet's formulas; a dropped GPU is noted."""
+    args: list[str] = []
     limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
     if "memory" in limits:
         memory = int(quantity(limits["memory"]))
@@ -358,43 +249,23 @@ def plan(docs: list[dict[str, Any]], host_ports: dict[int, int], *, deployment: 
             notes.append(f"GPU request (nvidia.com/gpu: {gpus}) dropped: the container runs without a GPU")
         else:
             args += ["--gpus", str(int(quantity(gpus)))]
+    return args
 
-    # Environment, working directory, command.
+
+def environment_and_command(c: dict[str, Any], pod: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(run arguments for env, working directory and entrypoint; the arguments after the image)."""
     env = environment(c, pod)
+    args: list[str] = []
     for name, value in env.items():
         args += ["--env", f"{name}={value}"]
     if c.get("workingDir"):
         args += ["--workdir", c["workingDir"]]
     command = [expand(str(a), env) for a in c.get("command") or []]
     cmd_args = [expand(str(a), env) for a in c.get("args") or []]
-    if command:
-        # --entrypoint also clears the image's CMD, as `command:` does on a kubelet.
-        args += ["--entrypoint", command[0]]
-        command_args = command[1:] + cmd_args
-    else:
-        command_args = cmd_args
-
-    # Volumes.
-    maps = configmaps(docs)
-    v_args, files, v_notes = volume_args(c, spec, maps, fs_group)
-    args += v_args
-    notes += v_notes
-
-    # Ports: every declared containerPort, published on loopback only.
-    ports = container_ports(c)
-    missing = sorted(set(ports.values()) - set(host_ports))
-    if missing:
-        raise TranslationError(f"no host port chosen for containerPort(s) {missing}")
-    for port in sorted(set(ports.values())):
-        args += ["--publish", f"127.0.0.1:{host_ports[port]}:{port}"]
-    by_name = {name: host_ports[port] for name, port in ports.items()}
-
-    probes = {kind: probe(c[kind], ports, host_ports) for kind in ("startupProbe", "readinessProbe", "livenessProbe")
-              if kind in c}
-    return PodPlan(container_name=container_name, pod_name=pod_name, image=c["image"], run_args=args,
-                   command_args=command_args, files=files, file_group=fs_group, host_ports=by_name,
-                   probes=probes, pre_stop=(c.get("lifecycle") or {}).get("preStop"),
-                   grace_seconds=int(spec.get("terminationGracePeriodSeconds", 30)), notes=notes)
+    if not command:
+        return args, cmd_args
+    # --entrypoint also clears the image's CMD, as `command:` does on a kubelet.
+    return [*args, "--entrypoint", command[0]], command[1:] + cmd_args
 
 
 def staged(args: list[str], staging: Path) -> list[str]:
