@@ -29,12 +29,14 @@ logs: ## Follow the compose stack's logs
 ps: ## Show the compose stack's containers and their health
 	@$(STACK) ps
 
-# Tags (and pushes) what `make build` built: torchserve-stack/torchserve:{gpu,cpu} and
-# torchserve-stack/locust:latest become $(REGISTRY)/torchserve-stack/torchserve:$(VERSION)-{gpu,cpu}
-# and $(REGISTRY)/torchserve-stack/locust:$(VERSION), the names k8s/overlays deploy.
-# DRY_RUN=1 tags and prints the pushes without running them.
+# Builds every variant (gpu too, on any host: building needs no GPU) and pushes
+# torchserve-stack/torchserve:{gpu,cpu} and torchserve-stack/locust:latest as
+# $(REGISTRY)/torchserve-stack/torchserve:$(VERSION)-{gpu,cpu} and $(REGISTRY)/torchserve-stack/locust:$(VERSION);
+# fails if any one cannot be built or pushed. Then records the pushed digests in
+# k8s/overlays/{gpu,cpu}/release/, which `kubectl apply -k k8s/overlays/<v>` deploys as is.
+# DRY_RUN=1 builds, tags and prints the pushes without running them (records nothing).
 REGISTRY ?=
 VERSION ?=
 DRY_RUN ?=
-push: ## Tag and push the built images: make push REGISTRY=registry.example.com VERSION=0.1.0 [DRY_RUN=1]
-	@bash docker/push.sh "$(REGISTRY)" "$(VERSION)" $(if $(DRY_RUN),--dry-run)
+push: models ## Build and push every image (gpu, cpu, locust) and record their digests in k8s/overlays/*/release: make push REGISTRY=r VERSION=v [DRY_RUN=1]
+	@PYTHON=$(PY) bash docker/push.sh "$(REGISTRY)" "$(VERSION)" $(if $(DRY_RUN),--dry-run)

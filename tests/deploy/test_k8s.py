@@ -317,7 +317,9 @@ def test_gpu_only_in_the_gpu_overlay(renders):
                 if "nvidia.com/gpu" in str(cc.get("resources"))]
         if overlay == "gpu":
             assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
-            assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+            # The GPU request alone selects GPU nodes; a GFD-only label would leave pods Pending
+            # on clusters without GPU Feature Discovery (issue 29).
+            assert "nodeSelector" not in pod
             assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
             assert len(gpus) == 1, "only the TorchServe pod asks for a GPU"
         else:
@@ -356,7 +358,21 @@ def test_services_are_cluster_internal(renders, overlay):
         assert svc["spec"]["selector"].items() <= pod_labels.items()
         for p in svc["spec"]["ports"]:
             ports[p["port"]] = svc["metadata"]["name"]
-    assert ports == {8080: "torchserve", 8081: "torchserve-management", 8082: "torchserve-metrics"}
+    # No Service for management: it listens on the pod's loopback only (closed by default).
+    assert ports == {8080: "torchserve", 8082: "torchserve-metrics"}
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_management_api_binds_loopback_in_the_pod(renders, overlay):
+    """Closed by default (issue 29): the management API is on the pod's loopback, with no port
+    declared for a Service or policy to open; the exec probes ask it there."""
+    docs = objects(renders, overlay)
+    c = server_container(docs)
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["TS_MANAGEMENT_ADDRESS"] == "http://127.0.0.1:8081"
+    assert {p["containerPort"] for p in c["ports"]} == {8080, 8082}
+    for probe in ("startupProbe", "readinessProbe"):
+        assert c[probe]["exec"]["command"][-1] == env["TS_MANAGEMENT_ADDRESS"]
 
 
 @pytest.mark.parametrize("overlay", k8s.overlays())
@@ -371,12 +387,11 @@ def test_network_policy_closes_management_and_metrics(renders, overlay):
     for rule in policy["spec"]["ingress"]:
         for port in rule["ports"]:
             peers_by_port.setdefault(port["port"], []).extend(rule["from"])
-    assert set(peers_by_port) == {"inference", "management", "metrics"}
-    for port in ("management", "metrics"):
+    assert set(peers_by_port) == {"inference", "metrics"}, "management listens on loopback: no rule admits it"
+    for port in ("metrics",):
         for peer in peers_by_port[port]:
             # same namespace (podSelector only) or a namespace named explicitly
             assert "namespaceSelector" not in peer or peer["namespaceSelector"].get("matchLabels"), (port, peer)
-    assert {"podSelector": {}} in peers_by_port["management"]
     # Every pod of every workload has a NetworkPolicy.
     for d in docs:
         if d["kind"] in ("Deployment", "Job"):
@@ -391,7 +406,7 @@ def test_external_inference_admits_outside_traffic_to_inference_only(renders, ov
     services = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "Service"}
     assert services["torchserve"]["type"] == "LoadBalancer"
     assert services["torchserve"]["externalTrafficPolicy"] == "Local", "keeps client addresses for the ipBlock"
-    assert {services[n]["type"] for n in ("torchserve-management", "torchserve-metrics")} == {"ClusterIP"}
+    assert services["torchserve-metrics"]["type"] == "ClusterIP" and "torchserve-management" not in services
     policy = one(docs, "NetworkPolicy", "torchserve-external")
     pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
