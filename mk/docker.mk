@@ -38,5 +38,15 @@ ps: ## Show the compose stack's containers and their health
 REGISTRY ?=
 VERSION ?=
 DRY_RUN ?=
+# Every archive of model_store/ (every version) as an OCI artifact,
+# $(REGISTRY)/torchserve-stack/models/<name>:<version>; the digests go to
+# k8s/components/model-oci/models.txt (MODEL_REFS overrides), which that component's init
+# container pulls. PLAIN_HTTP=1 for a registry without TLS (a loopback test registry).
+MODEL_REFS ?= k8s/components/model-oci/models.txt
+PLAIN_HTTP ?=
+.PHONY: push-models
+push-models: models ## Push every model archive as an OCI artifact and record the digests for k8s/components/model-oci: make push-models REGISTRY=r
+	@test -n "$(REGISTRY)" || { echo "usage: make push-models REGISTRY=registry.example.com[/path]" >&2; exit 2; }
+	$(PY) -m stackctl.model_oci push --registry "$(REGISTRY)" --record "$(MODEL_REFS)" $(if $(PLAIN_HTTP),--plain-http)
 push: models ## Build and push every image (gpu, cpu, locust) and record their digests in k8s/overlays/*/release: make push REGISTRY=r VERSION=v [DRY_RUN=1]
 	@PYTHON=$(PY) bash docker/push.sh "$(REGISTRY)" "$(VERSION)" $(if $(DRY_RUN),--dry-run)
