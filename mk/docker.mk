@@ -50,3 +50,17 @@ push-models: models ## Push every model archive as an OCI artifact and record th
 	$(PY) -m stackctl.model_oci push --registry "$(REGISTRY)" --record "$(MODEL_REFS)" $(if $(PLAIN_HTTP),--plain-http)
 push: models ## Build and push every image (gpu, cpu, locust) and record their digests in k8s/overlays/*/release: make push REGISTRY=r VERSION=v [DRY_RUN=1]
 	@PYTHON=$(PY) bash docker/push.sh "$(REGISTRY)" "$(VERSION)" $(if $(DRY_RUN),--dry-run)
+
+# SBOMs: CycloneDX JSON per image in build/sbom/ (stackctl/sbom.py): the Python packages of the
+# image's /opt/venv and its Debian packages, read from the image itself. cyclonedx-bom lives in
+# its own venv (pinned in audit/sbom-requirements.txt), like checkov. SBOM_IMAGES= a subset.
+SBOM_VENV ?= .venv-sbom
+STAMP_SBOM := $(SBOM_VENV)/.installed
+SBOM_IMAGES ?=
+$(STAMP_SBOM): audit/sbom-requirements.txt
+	@test -x $(SBOM_VENV)/bin/python || python3 -m venv $(SBOM_VENV)
+	$(SBOM_VENV)/bin/python -m pip install -q --disable-pip-version-check -r audit/sbom-requirements.txt
+	@touch $@
+.PHONY: sbom
+sbom: $(STAMP_VENV) $(STAMP_SBOM) ## An SBOM per built image (CycloneDX JSON in build/sbom/): Python and Debian packages, read from the image
+	@CYCLONEDX_PY=$(SBOM_VENV)/bin/cyclonedx-py $(PY) -m stackctl.sbom $(foreach i,$(SBOM_IMAGES),--image $(i))
