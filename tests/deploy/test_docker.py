@@ -495,3 +495,17 @@ def read_properties(path: Path) -> dict[str, str]:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
     return values
+
+
+def test_base_image_build_can_point_at_a_dated_snapshot_mirror() -> None:
+    """Reproducible bases (issue 29): DEBIAN_MIRROR may be a dated snapshot; then (and only then)
+    the base's apt accepts the snapshot's expired Release files, and the mirror is recorded."""
+    script = (ROOT / "scripts" / "build-base-images.sh").read_text()
+    assert "mirror=${DEBIAN_MIRROR:-" in script and "LABEL org.torchserve-stack.debian-mirror=$mirror" in script
+    pattern = re.search(r"\[\[ \$mirror =~ (\S+) \]\]", script).group(1)
+    for mirror, dated in (("http://mirror.example/archive/debian/20250520T000000Z", True),
+                          ("http://mirror.example/archive/debian/20250520T000000Z/", True),
+                          ("http://mirror.example/debian", False)):
+        test = subprocess.run(["bash", "-c", f'mirror="$1"; [[ $mirror =~ {pattern} ]]', "-", mirror], check=False)
+        assert (test.returncode == 0) == dated, mirror
+    assert 'Check-Valid-Until "false"' in script
