@@ -29,12 +29,38 @@ logs: ## Follow the compose stack's logs
 ps: ## Show the compose stack's containers and their health
 	@$(STACK) ps
 
-# Tags (and pushes) what `make build` built: torchserve-stack/torchserve:{gpu,cpu} and
-# torchserve-stack/locust:latest become $(REGISTRY)/torchserve-stack/torchserve:$(VERSION)-{gpu,cpu}
-# and $(REGISTRY)/torchserve-stack/locust:$(VERSION), the names k8s/overlays deploy.
-# DRY_RUN=1 tags and prints the pushes without running them.
+# Builds every variant (gpu too, on any host: building needs no GPU) and pushes
+# torchserve-stack/torchserve:{gpu,cpu} and torchserve-stack/locust:latest as
+# $(REGISTRY)/torchserve-stack/torchserve:$(VERSION)-{gpu,cpu} and $(REGISTRY)/torchserve-stack/locust:$(VERSION);
+# fails if any one cannot be built or pushed. Then records the pushed digests in
+# k8s/overlays/{gpu,cpu}/release/, which `kubectl apply -k k8s/overlays/<v>` deploys as is.
+# DRY_RUN=1 builds, tags and prints the pushes without running them (records nothing).
 REGISTRY ?=
 VERSION ?=
 DRY_RUN ?=
-push: ## Tag and push the built images: make push REGISTRY=registry.example.com VERSION=0.1.0 [DRY_RUN=1]
-	@bash docker/push.sh "$(REGISTRY)" "$(VERSION)" $(if $(DRY_RUN),--dry-run)
+# Every archive of model_store/ (every version) as an OCI artifact,
+# $(REGISTRY)/torchserve-stack/models/<name>:<version>; the digests go to
+# k8s/components/model-oci/models.txt (MODEL_REFS overrides), which that component's init
+# container pulls. PLAIN_HTTP=1 for a registry without TLS (a loopback test registry).
+MODEL_REFS ?= k8s/components/model-oci/models.txt
+PLAIN_HTTP ?=
+.PHONY: push-models
+push-models: models ## Push every model archive as an OCI artifact and record the digests for k8s/components/model-oci: make push-models REGISTRY=r
+	@test -n "$(REGISTRY)" || { echo "usage: make push-models REGISTRY=registry.example.com[/path]" >&2; exit 2; }
+	$(PY) -m stackctl.model_oci push --registry "$(REGISTRY)" --record "$(MODEL_REFS)" $(if $(PLAIN_HTTP),--plain-http)
+push: models ## Build and push every image (gpu, cpu, locust) and record their digests in k8s/overlays/*/release: make push REGISTRY=r VERSION=v [DRY_RUN=1]
+	@PYTHON=$(PY) bash docker/push.sh "$(REGISTRY)" "$(VERSION)" $(if $(DRY_RUN),--dry-run)
+
+# SBOMs: CycloneDX JSON per image in build/sbom/ (stackctl/sbom.py): the Python packages of the
+# image's /opt/venv and its Debian packages, read from the image itself. cyclonedx-bom lives in
+# its own venv (pinned in audit/sbom-requirements.txt), like checkov. SBOM_IMAGES= a subset.
+SBOM_VENV ?= .venv-sbom
+STAMP_SBOM := $(SBOM_VENV)/.installed
+SBOM_IMAGES ?=
+$(STAMP_SBOM): audit/sbom-requirements.txt
+	@test -x $(SBOM_VENV)/bin/python || python3 -m venv $(SBOM_VENV)
+	$(SBOM_VENV)/bin/python -m pip install -q --disable-pip-version-check -r audit/sbom-requirements.txt
+	@touch $@
+.PHONY: sbom
+sbom: $(STAMP_VENV) $(STAMP_SBOM) ## An SBOM per built image (CycloneDX JSON in build/sbom/): Python and Debian packages, read from the image
+	@CYCLONEDX_PY=$(SBOM_VENV)/bin/cyclonedx-py $(PY) -m stackctl.sbom $(foreach i,$(SBOM_IMAGES),--image $(i))

@@ -6,6 +6,13 @@
 #   torchserve-stack/prometheus:bookworm Debian's prometheus package on that base
 # The mirror is the one this host's apt uses (DEBIAN_MIRROR overrides it), so nothing here names
 # a package host. Needs root (debootstrap) and a running engine (make engine).
+#
+# Reproducible bases: point DEBIAN_MIRROR at a dated snapshot of the archive (a URL whose path
+# holds the timestamp, e.g. <snapshot mirror>/archive/debian/20250520T000000Z) and give the image
+# its own tag (BASE_IMAGE=torchserve-stack/debian:bookworm-20250520, also passed to make build):
+# every package, in this base and in the images' apt-get steps, is then the one of that date.
+# A snapshot's Release files are past their Valid-Until, so for such a URL the base's apt is told
+# not to check it. The mirror is recorded in the image (label org.torchserve-stack.debian-mirror).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 base=${BASE_IMAGE:-torchserve-stack/debian:bookworm}
@@ -37,7 +44,11 @@ if ! have "$base"; then
   debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >/dev/null
   # Keep images small and reproducible: no apt lists or caches in the layer.
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
+  if [[ $mirror =~ /[0-9]{8}T[0-9]{6}Z/?$ ]]; then
+    echo 'Acquire::Check-Valid-Until "false";' >"$rootfs/etc/apt/apt.conf.d/10snapshot"
+  fi
   tar -C "$rootfs" -c . | docker import \
+    --change "LABEL org.torchserve-stack.debian-mirror=$mirror" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["bash"]' - "$base" >/dev/null
   echo "base-images: $base"

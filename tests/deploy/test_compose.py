@@ -30,7 +30,8 @@ SCHEMA = json.loads((Path(__file__).parent / "data" / "compose-spec.json").read_
 # The contract's ports (container side).
 CONTAINER_PORTS = {"torchserve": {8080, 8081, 8082}, "prometheus": {9090}, "grafana": {3000},
                    "locust-master": {8089}}
-PUBLIC = {("torchserve", 8080), ("grafana", 3000)}   # the only ports published beyond 127.0.0.1
+# The only ports PUBLISH_ADDRESS may open beyond 127.0.0.1 (closed by default, issue 29).
+PUBLIC = {("torchserve", 8080), ("grafana", 3000)}
 
 
 # --- reading compose files -------------------------------------------------------------------------
@@ -114,11 +115,11 @@ def interpolate(value: str, env: dict[str, str] | None = None) -> str:
     return re.sub(r"\$\{(\w+)(:-|:\?)?([^}]*)\}", one, value)
 
 
-def published_ports(service: dict[str, Any]) -> list[tuple[str, int, int]]:
+def published_ports(service: dict[str, Any], env: dict[str, str] | None = None) -> list[tuple[str, int, int]]:
     """(host IP or '' for every interface, host port, container port) per short-syntax port."""
     found = []
     for entry in service.get("ports", []):
-        parts = interpolate(str(entry)).split(":")
+        parts = interpolate(str(entry), env).split(":")
         host_ip = parts[0] if len(parts) == 3 else ""
         found.append((host_ip, int(parts[-2]), int(parts[-1].split("/")[0])))
     return found
@@ -233,20 +234,22 @@ def test_container_paths_in_commands_point_at_mounted_files(variant) -> None:
 
 
 def test_ports_match_the_server_config_and_only_inference_and_grafana_are_public(variant) -> None:
+    """Closed by default: every port on 127.0.0.1; PUBLISH_ADDRESS opens inference and Grafana only."""
     _, project = variant
     properties = read_properties(paths.SERVER_CONFIG)
     config_ports = {int(properties[f"{api}_address"].rsplit(":", 1)[1]) for api in ("inference", "management", "metrics")}
     assert CONTAINER_PORTS["torchserve"] == config_ports
+    opened = {"PUBLISH_ADDRESS": "0.0.0.0"}
     for name, service in project["services"].items():
         ports = published_ports(service)
         if name in CONTAINER_PORTS:
             assert {container for _, _, container in ports} <= CONTAINER_PORTS[name]
         for host_ip, host_port, container in ports:
             assert host_port == container, f"{name}: default host port {host_port} differs from {container}"
-            if (name, container) in PUBLIC:
-                assert host_ip == "", f"{name}:{container} is meant to be reachable from other hosts"
-            else:
-                assert host_ip == "127.0.0.1", f"{name}:{container} must be published on 127.0.0.1 only"
+            assert host_ip == "127.0.0.1", f"{name}:{container} must be published on 127.0.0.1 by default"
+        for host_ip, _, container in published_ports(service, opened):
+            expected = "0.0.0.0" if (name, container) in PUBLIC else "127.0.0.1"
+            assert host_ip == expected, f"{name}:{container} with PUBLISH_ADDRESS=0.0.0.0"
     assert {c for _, _, c in published_ports(project["services"]["torchserve"])} == config_ports
 
 
@@ -360,8 +363,9 @@ def compose(tmp_path_factory) -> Any:
     empty_env = tmp_path_factory.mktemp("compose") / "empty.env"
     empty_env.write_text("")
 
-    def run(files: list[Path], *args: str, password: str | None = "x") -> subprocess.CompletedProcess:
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(empty_env.parent)}
+    def run(files: list[Path], *args: str, password: str | None = "x",
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(empty_env.parent), **(extra_env or {})}
         if password is not None:
             env["GRAFANA_ADMIN_PASSWORD"] = password
         # --env-file: a developer's own .env must not change what is tested.
@@ -386,6 +390,20 @@ def test_docker_compose_accepts_each_variant_and_its_output_is_schema_valid(comp
     # Our own merge agrees with Compose on what matters.
     ours = VARIANTS[name]()
     assert set(active(ours, ("loadtest",))) == set(services)
+
+
+@pytest.mark.parametrize("address,public", [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0")])
+def test_docker_compose_publishes_on_loopback_unless_opened(compose, address, public) -> None:
+    """Compose itself: inference and Grafana on loopback unless PUBLISH_ADDRESS opens them;
+    management and metrics never leave loopback."""
+    extra = {"PUBLISH_ADDRESS": address} if address else {}
+    result = compose([BASE, CPU], "config", "--format", "json", extra_env=extra)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    host_ips = {(name, int(p["target"])): p.get("host_ip", "")
+                for name in ("torchserve", "grafana") for p in services[name]["ports"]}
+    assert host_ips == {("torchserve", 8080): public, ("torchserve", 8081): "127.0.0.1",
+                        ("torchserve", 8082): "127.0.0.1", ("grafana", 3000): public}
 
 
 def test_docker_compose_refuses_to_start_without_a_grafana_password(compose) -> None:

@@ -176,7 +176,12 @@ def test_the_ca_bundle_reaches_pip_only_as_an_optional_build_secret(stages) -> N
 
 def test_image_serves_the_archives_built_on_the_host_and_never_trains(stages) -> None:
     copies = [i.arguments for i in stages["serving"].all("COPY")]
-    assert "model_store/*.mar model_store/" in copies
+    # The archives the host built, if any: .gitkeep (always there) keeps the copy from matching
+    # nothing, so the image also builds without models (issue 29: clusters pull them apart).
+    assert "model_store/.gitkeep model_store/*.mar model_store/" in copies
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {"!model_store/*.mar", "!model_store/.gitkeep"} <= set(ignore)
+    assert (ROOT / "model_store" / ".gitkeep").is_file()
     assert not any("stackctl models" in i.arguments for st in stages.values() for i in st.all("RUN"))
     assert re.search(r"(?m)^build: models\b", (ROOT / "mk" / "docker.mk").read_text()), "make build runs make models"
 
@@ -376,7 +381,8 @@ def test_build_context_holds_what_copy_needs_and_nothing_secret(stages) -> None:
         for path in found:
             relative = str(path.relative_to(ROOT))
             assert not dockerignore_excludes(relative), f"COPY {source}: {relative} excluded by .dockerignore"
-    for private in (".env", ".git/config", ".venv/bin/python", "model_store/.gitkeep", "run/x", "build/x",
+    # model_store/.gitkeep is sent (empty): it lets the image build without archives.
+    for private in (".env", ".git/config", ".venv/bin/python", "run/x", "build/x",
                     "handlers/__pycache__/x.pyc", "tests/unit/test_x.py"):
         assert dockerignore_excludes(private), f"{private} would be sent to the Docker daemon"
 
@@ -386,9 +392,9 @@ def test_every_archive_in_the_store_reaches_the_image_and_nothing_beside_it(stag
     too (their weights travel inside the archive), never a weights file or the stamps and
     fingerprints stackctl keeps beside them."""
     copy = next(i.arguments.split() for i in stages["serving"].all("COPY") if "model_store" in i.arguments)
-    assert copy == ["model_store/*.mar", "model_store/"]
+    assert copy == ["model_store/.gitkeep", "model_store/*.mar", "model_store/"]
     # COPY globs as Go's filepath.Match: `*` stops at a slash (fnmatch's does not).
-    copied = re.compile(re.escape(copy[0]).replace(r"\*", "[^/]*"))
+    copied = re.compile(re.escape(copy[1]).replace(r"\*", "[^/]*"))
     for archive in ("model_store/digits.mar", "model_store/resnet18.mar", "model_store/shapes@2.0.mar"):
         assert copied.fullmatch(archive) and not dockerignore_excludes(archive), archive
     # (An archive being written sits in model_store/.partial-*/ only while `make models` runs.)
@@ -489,3 +495,17 @@ def read_properties(path: Path) -> dict[str, str]:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
     return values
+
+
+def test_base_image_build_can_point_at_a_dated_snapshot_mirror() -> None:
+    """Reproducible bases (issue 29): DEBIAN_MIRROR may be a dated snapshot; then (and only then)
+    the base's apt accepts the snapshot's expired Release files, and the mirror is recorded."""
+    script = (ROOT / "scripts" / "build-base-images.sh").read_text()
+    assert "mirror=${DEBIAN_MIRROR:-" in script and "LABEL org.torchserve-stack.debian-mirror=$mirror" in script
+    pattern = re.search(r"\[\[ \$mirror =~ (\S+) \]\]", script).group(1)
+    for mirror, dated in (("http://mirror.example/archive/debian/20250520T000000Z", True),
+                          ("http://mirror.example/archive/debian/20250520T000000Z/", True),
+                          ("http://mirror.example/debian", False)):
+        test = subprocess.run(["bash", "-c", f'mirror="$1"; [[ $mirror =~ {pattern} ]]', "-", mirror], check=False)
+        assert (test.returncode == 0) == dated, mirror
+    assert 'Check-Valid-Until "false"' in script

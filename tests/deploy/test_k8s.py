@@ -7,6 +7,7 @@ import copy
 import itertools
 import os
 import re
+import shutil
 import subprocess
 import tomllib
 from collections.abc import Iterator
@@ -317,7 +318,9 @@ def test_gpu_only_in_the_gpu_overlay(renders):
                 if "nvidia.com/gpu" in str(cc.get("resources"))]
         if overlay == "gpu":
             assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
-            assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+            # The GPU request alone selects GPU nodes; a GFD-only label would leave pods Pending
+            # on clusters without GPU Feature Discovery (issue 29).
+            assert "nodeSelector" not in pod
             assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
             assert len(gpus) == 1, "only the TorchServe pod asks for a GPU"
         else:
@@ -356,7 +359,21 @@ def test_services_are_cluster_internal(renders, overlay):
         assert svc["spec"]["selector"].items() <= pod_labels.items()
         for p in svc["spec"]["ports"]:
             ports[p["port"]] = svc["metadata"]["name"]
-    assert ports == {8080: "torchserve", 8081: "torchserve-management", 8082: "torchserve-metrics"}
+    # No Service for management: it listens on the pod's loopback only (closed by default).
+    assert ports == {8080: "torchserve", 8082: "torchserve-metrics"}
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_management_api_binds_loopback_in_the_pod(renders, overlay):
+    """Closed by default (issue 29): the management API is on the pod's loopback, with no port
+    declared for a Service or policy to open; the exec probes ask it there."""
+    docs = objects(renders, overlay)
+    c = server_container(docs)
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["TS_MANAGEMENT_ADDRESS"] == "http://127.0.0.1:8081"
+    assert {p["containerPort"] for p in c["ports"]} == {8080, 8082}
+    for probe in ("startupProbe", "readinessProbe"):
+        assert c[probe]["exec"]["command"][-1] == env["TS_MANAGEMENT_ADDRESS"]
 
 
 @pytest.mark.parametrize("overlay", k8s.overlays())
@@ -371,12 +388,11 @@ def test_network_policy_closes_management_and_metrics(renders, overlay):
     for rule in policy["spec"]["ingress"]:
         for port in rule["ports"]:
             peers_by_port.setdefault(port["port"], []).extend(rule["from"])
-    assert set(peers_by_port) == {"inference", "management", "metrics"}
-    for port in ("management", "metrics"):
+    assert set(peers_by_port) == {"inference", "metrics"}, "management listens on loopback: no rule admits it"
+    for port in ("metrics",):
         for peer in peers_by_port[port]:
             # same namespace (podSelector only) or a namespace named explicitly
             assert "namespaceSelector" not in peer or peer["namespaceSelector"].get("matchLabels"), (port, peer)
-    assert {"podSelector": {}} in peers_by_port["management"]
     # Every pod of every workload has a NetworkPolicy.
     for d in docs:
         if d["kind"] in ("Deployment", "Job"):
@@ -386,12 +402,49 @@ def test_network_policy_closes_management_and_metrics(renders, overlay):
 
 
 @pytest.mark.parametrize("overlay", k8s.overlays())
-def test_external_inference_admits_outside_traffic_to_inference_only(renders, overlay):
+def test_external_inference_puts_tls_and_authentication_in_front(renders, overlay):
+    """Closed by default (issue 29): the external component is an Ingress that terminates TLS and
+    asks for authentication, routes the inference API only, and opens no Service or CIDR."""
     docs = objects(renders, overlay, ("external-inference",))
+    services = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "Service"}
+    assert {s["type"] for s in services.values()} == {"ClusterIP"} and "torchserve-management" not in services
+    ingress = one(docs, "Ingress", "torchserve")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/auth-type"] == "basic"
+    assert annotations["nginx.ingress.kubernetes.io/auth-secret"]
+    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    hosts = {rule["host"] for rule in ingress["spec"]["rules"]}
+    assert all(t["secretName"] for t in ingress["spec"]["tls"]) and hosts <= {h for t in ingress["spec"]["tls"] for h in t["hosts"]}
+    backends = {(p["backend"]["service"]["name"], p["backend"]["service"]["port"]["name"])
+                for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
+    assert backends == {("torchserve", "inference")}
+    # No Secret ships: the user creates both (nothing secret in the repository).
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    # The body limit and timeout follow the server's own.
+    assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == str(longest_response_timeout() + 5)
+    for d in docs:
+        if d["kind"] == "NetworkPolicy":
+            assert "ipBlock" not in str(d["spec"]), d["metadata"]["name"]
+
+
+def render_with(tmp_path: Path, overlay: str, component_path: str) -> list[dict[str, Any]]:
+    """An overlay with a nested component listed (above release), as its README says to."""
+    for tree in k8s.KUSTOMIZE_TREES:
+        shutil.copytree(ROOT / tree, tmp_path / tree, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    path = tmp_path / "k8s" / "overlays" / overlay / "kustomization.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["components"] = [f"../../components/{component_path}", *doc["components"]]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return [d for d in yaml.safe_load_all(k8s.kustomize(path.parent)) if d]
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_external_loadbalancer_admits_outside_traffic_to_inference_only(tmp_path, overlay):
+    docs = render_with(tmp_path, overlay, "external-inference/loadbalancer")
     services = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "Service"}
     assert services["torchserve"]["type"] == "LoadBalancer"
     assert services["torchserve"]["externalTrafficPolicy"] == "Local", "keeps client addresses for the ipBlock"
-    assert {services[n]["type"] for n in ("torchserve-management", "torchserve-metrics")} == {"ClusterIP"}
+    assert services["torchserve-metrics"]["type"] == "ClusterIP" and "torchserve-management" not in services
     policy = one(docs, "NetworkPolicy", "torchserve-external")
     pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
@@ -399,10 +452,8 @@ def test_external_inference_admits_outside_traffic_to_inference_only(renders, ov
     for rule in policy["spec"]["ingress"]:
         assert [p["port"] for p in rule["ports"]] == ["inference"]
         assert all(set(peer) == {"ipBlock"} for peer in rule["from"])
-    # Without the component no rule admits addresses from outside the cluster.
-    for d in objects(renders, overlay, ()):
-        if d["kind"] == "NetworkPolicy":
-            assert "ipBlock" not in str(d["spec"]), d["metadata"]["name"]
+        # Closed as shipped: the documentation range (TEST-NET-1) until the user sets theirs.
+        assert [peer["ipBlock"]["cidr"] for peer in rule["from"]] == ["192.0.2.0/24"]
 
 
 def test_namespace_enforces_the_restricted_pod_security_standard(renders):
@@ -540,21 +591,41 @@ def test_dcgm_exporter_is_scraped_as_the_compose_job(renders, overlay):
     assert monitor["spec"]["namespaceSelector"]["matchNames"] == ["gpu-operator"]
 
 
-def test_model_pvc_can_be_provisioned_anywhere(renders):
-    for overlay in k8s.overlays():
-        claim = one(objects(renders, overlay), "PersistentVolumeClaim", "model-store")
-        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"], "ReadOnlyMany binds only with file storage"
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_model_oci_pulls_pinned_archives_into_a_store_the_server_only_reads(renders, overlay):
+    """Models apart from the image (issue 29): the init container runs the serving image, pulls
+    the recorded digests into an emptyDir, and the server mounts it read-only; no claim to attach."""
+    docs = objects(renders, overlay, ("model-oci",))
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["image"] == server_container(docs)["image"], "the same image: no third-party puller"
+    assert init["command"][:3] == ["python", "-m", "stackctl.model_oci"] and "pull" in init["command"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    dest = init["command"][init["command"].index("--dest") + 1]
+    store = next(m for m in init["volumeMounts"] if m["mountPath"] == dest)
+    assert "emptyDir" in volumes[store["name"]] and not store.get("readOnly")
+    served = next(m for m in server_container(docs)["volumeMounts"] if m["mountPath"] == "/app/model_store")
+    assert served["name"] == store["name"] and served["readOnly"] is True
+    refs = init["command"][init["command"].index("--refs") + 1]
+    listed = next(m for m in init["volumeMounts"] if refs.startswith(m["mountPath"] + "/"))
+    config_map = volumes[listed["name"]]["configMap"]["name"]
+    assert config_map in {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    # Egress for the pull only: HTTPS and DNS, nothing else.
+    policy = one(docs, "NetworkPolicy", "torchserve-model-pull")
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} == {443, 53}
 
 
 @pytest.mark.parametrize(("overlay", "combo"), COMBINATIONS, ids=lambda v: v if isinstance(v, str) else "+".join(v) or "-")
 def test_the_pod_serves_every_archive_of_its_model_store(renders, overlay, combo):
     """No command or args: the image's CMD (`--model-store /app/model_store --models all`) loads
-    every archive there, baked in or on the model-store volume, brought models and versions alike."""
+    every archive there, baked in or pulled by components/model-oci, brought models and versions alike."""
     deployment = one(objects(renders, overlay, combo), "Deployment", "torchserve")
     container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "torchserve")
     assert "command" not in container and "args" not in container
     mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
-    if "model-pvc" in combo:
+    if "model-oci" in combo:
         assert mounts["/app/model_store"]["readOnly"] is True
     else:
         assert "/app/model_store" not in mounts

@@ -111,17 +111,20 @@ def test_token_auth_without_a_writable_key_dir_exits_non_zero(images, container_
 
 
 def test_make_push_dry_run_tags_the_names_the_overlays_deploy(images) -> None:
-    """No registry here: DRY_RUN=1 tags and prints the pushes; the tags are checked, then removed."""
+    """DRY_RUN=1 builds every variant (gpu too: no GPU needed), tags and prints the pushes; the
+    tags are checked, then removed. The real push: tests/live/test_registry_push.py."""
     registry, version = "registry.invalid:5000/team", "0.0.0-test"
     expected = [f"{registry}/torchserve-stack/torchserve:{version}-cpu", f"{registry}/torchserve-stack/locust:{version}"]
+    gpu = f"{registry}/torchserve-stack/torchserve:{version}-gpu"
     try:
         result = subprocess.run(["make", "--no-print-directory", "push", f"REGISTRY={registry}", f"VERSION={version}",
-                                 "DRY_RUN=1"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+                                 "DRY_RUN=1"], cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
         for tag in expected:
             assert f"would push {tag}" in result.stdout
             assert inspect(tag)["Id"] == inspect(images["locust" if "locust" in tag else "torchserve"])["Id"]
+        assert f"would push {gpu}" in result.stdout
+        assert "STACK_VARIANT=gpu" in inspect(gpu)["Config"]["Env"]
     finally:
-        # A GPU image built on this host gets tagged too.
-        for tag in [*expected, f"{registry}/torchserve-stack/torchserve:{version}-gpu"]:
+        for tag in [*expected, gpu]:
             docker("rmi", tag, check=False)
