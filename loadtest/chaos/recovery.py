@@ -1,0 +1,54 @@
+"""After a fault, how long until the faulted model is whole again: every worker READY (the
+management API), readiness back (stackctl.readiness.check_ready, what `make serve` and the
+probes wait on), and the first 200 (from the request records, after the run)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from loadtest.chaos.faults import Fault, workers
+from loadtest.chaos.record import Record
+from stackctl.readiness import NotReady, check_ready
+
+
+@dataclass
+class Recovery:
+    workers_ready_s: float | None = None   # None: not within the watch
+    readiness_s: float | None = None
+    first_200_s: float | None = None
+
+
+def _all_ready(management_url: str, model: str, expected: int) -> bool:
+    states = workers(management_url, model)
+    return len(states) >= expected and all(s == "READY" for s in states.values())
+
+
+def _ready(management_url: str) -> bool:
+    try:
+        check_ready(management_url)
+        return True
+    except NotReady:
+        return False
+
+
+def watch(management_url: str, fault: Fault, expected_workers: int, limit_s: float) -> Recovery:
+    """Poll from the fault's end until every worker of its model is READY and readiness is back,
+    or `limit_s` passed (what the spec's start-up allows)."""
+    recovery = Recovery()
+    while time.time() - fault.ended < limit_s:
+        now = time.time() - fault.ended
+        if recovery.readiness_s is None and _ready(management_url):
+            recovery.readiness_s = round(now, 2)
+        if recovery.workers_ready_s is None and (not fault.model or _all_ready(management_url, fault.model, expected_workers)):
+            recovery.workers_ready_s = round(now, 2)
+        if recovery.readiness_s is not None and recovery.workers_ready_s is not None:
+            break
+        time.sleep(0.2)
+    return recovery
+
+
+def first_200(records: list[Record], fault: Fault) -> float | None:
+    """Seconds from the fault's end to the first 200 of its model answered after it."""
+    answers = [r.ended - fault.ended for r in records
+               if r.status == 200 and (not fault.model or r.model == fault.model) and r.ended >= fault.ended]
+    return round(max(0.0, min(answers)), 2) if answers else None
