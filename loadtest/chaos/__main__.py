@@ -38,7 +38,10 @@ def _own_stack(run_dir: Path) -> NativeStack:
 def _hooks(stack: NativeStack, model: str, workers: int, own: bool) -> schedule.Hooks:
     def prometheus() -> tuple[int | None, object]:
         return stack.pid("prometheus"), lambda: stack.wait_for_prometheus(stack.start_prometheus())
-    return schedule.Hooks(stack.management_url, stack.inference_url, workers,
+    server_pid = stack.pid("torchserve")
+    if server_pid is None:
+        raise SystemExit("TorchServe is not running: start it with `make serve` (or leave out --against-serve)")
+    return schedule.Hooks(stack.management_url, stack.inference_url, workers, server_pid,
                           prometheus if own else None)  # type: ignore[arg-type]
 
 

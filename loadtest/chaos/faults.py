@@ -1,5 +1,8 @@
-"""The faults, each on one model's TorchServe workers (found through the management API, which
-lists every worker's pid and status, a starting one included) or on Prometheus.
+"""The faults, each on one model's TorchServe workers or on Prometheus.
+
+A model's worker processes are found from the management API's worker ids (TorchServe names each
+worker's unix socket `.ts.sock.<id>`) among the server's descendants: the API's pid is -1 while a
+worker starts, and the kills "during start-up" need exactly those.
 
 Each returns a Fault: when it began and ended (time.time()) and what it hit, for the report.
 """
@@ -11,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psutil
 import requests
 
 
@@ -28,13 +32,42 @@ class Fault:
 
 
 def workers(management_url: str, model: str) -> dict[int, str]:
-    """pid -> status of `model`'s worker processes (a worker between processes has none)."""
+    """pid -> status of `model`'s workers as the management API lists them (READY ones have a pid)."""
+    return {pid: status for pid, (_, status) in _listed(management_url, model).items() if pid > 0}
+
+
+def _listed(management_url: str, model: str) -> dict[int, tuple[str, str]]:
+    """pid (or -n for a worker without one yet) -> (worker id, status)."""
     try:
         described = requests.get(f"{management_url}/models/{model}", timeout=5).json()
     except (requests.RequestException, ValueError):
         return {}
-    return {int(w["pid"]): str(w["status"]) for w in described[0].get("workers", [])
-            if w.get("pid") not in (None, -1, 0)}
+    listed = {}
+    for n, worker in enumerate(described[0].get("workers", []), start=1):
+        pid = worker.get("pid")
+        listed[int(pid) if isinstance(pid, int) and pid > 0 else -n] = (str(worker.get("id")), str(worker.get("status")))
+    return listed
+
+
+def worker_processes(management_url: str, model: str, server_pid: int) -> dict[int, str]:
+    """pid -> status of every process of `model`'s workers under TorchServe `server_pid`, the
+    ones still starting (status not READY, no pid in the API yet) included."""
+    by_socket = {f".ts.sock.{wid}": status for wid, status in _listed(management_url, model).values()}
+    found = {}
+    try:
+        children = psutil.Process(server_pid).children(recursive=True)
+    except psutil.Error:
+        return {}
+    for proc in children:
+        try:
+            command = proc.cmdline()
+        except psutil.Error:
+            continue
+        socket = next((part for part in command if ".ts.sock." in part), "")
+        status = next((s for suffix, s in by_socket.items() if socket.endswith(suffix)), None)
+        if "model_service_worker" in " ".join(command) and status is not None:
+            found[proc.pid] = status
+    return found
 
 
 def _signal(pid: int, sig: signal.Signals) -> bool:
@@ -45,26 +78,26 @@ def _signal(pid: int, sig: signal.Signals) -> bool:
         return False
 
 
-def kill_workers(management_url: str, model: str, fault: Fault) -> None:
-    """SIGKILL every worker process of `model` listed now, whatever its state."""
-    for pid, status in workers(management_url, model).items():
+def kill_workers(management_url: str, model: str, server_pid: int, fault: Fault) -> None:
+    """SIGKILL every worker process of `model` now, whatever its state."""
+    for pid, status in worker_processes(management_url, model, server_pid).items():
         if _signal(pid, signal.SIGKILL):
             fault.hits.append(f"{pid} {status}")
 
 
-def kill_once(management_url: str, model: str) -> Fault:
+def kill_once(management_url: str, model: str, server_pid: int) -> Fault:
     fault = Fault("kill once", model, time.time())
-    kill_workers(management_url, model, fault)
+    kill_workers(management_url, model, server_pid, fault)
     fault.ended = time.time()
     return fault
 
 
-def kill_loop(management_url: str, model: str, seconds: float, period: float) -> Fault:
+def kill_loop(management_url: str, model: str, server_pid: int, seconds: float, period: float) -> Fault:
     """SIGKILL every worker of `model` every `period` s for `seconds`: after the first round the
     kills land on the replacements while they start (their status is not READY yet)."""
     fault = Fault(f"kill loop ({period:g} s, {seconds:g} s)", model, time.time())
     while time.time() - fault.began < seconds:
-        kill_workers(management_url, model, fault)
+        kill_workers(management_url, model, server_pid, fault)
         time.sleep(period)
     fault.ended = time.time()
     return fault

@@ -51,6 +51,7 @@ class Hooks:
     management_url: str
     inference_url: str
     workers: int                                     # the faulted model's worker count
+    server_pid: int                                  # TorchServe's (its workers are its descendants)
     prometheus: Callable[[], tuple[int | None, Callable[[], None]]] | None = None  # (pid, restart)
 
 
@@ -82,9 +83,9 @@ def user_classes(specs: list[ModelSpec], bodies: dict[str, Payload], recorder: R
 
 def _fault(name: str, plan: Plan, hooks: Hooks) -> Fault | None:
     if name == "kill-once":
-        return faults.kill_once(hooks.management_url, plan.model)
+        return faults.kill_once(hooks.management_url, plan.model, hooks.server_pid)
     if name == "kill-loop":
-        return faults.kill_loop(hooks.management_url, plan.model, plan.loop_s, plan.loop_period_s)
+        return faults.kill_loop(hooks.management_url, plan.model, hooks.server_pid, plan.loop_s, plan.loop_period_s)
     if name == "stop-continue":
         return faults.stop_continue(hooks.management_url, plan.model, plan.stop_s)
     if name == "prometheus" and hooks.prometheus is not None:
