@@ -27,6 +27,8 @@ class Fault:
     hits: list[str] = field(default_factory=list)   # "<pid> <status at the hit>"
 
     def describe(self) -> str:
+        if not self.model:
+            return f"{len(self.hits)} hit(s)"
         starting = sum(not hit.endswith("READY") for hit in self.hits)
         return f"{len(self.hits)} hit(s), {starting} on a worker not READY (starting)" if self.hits else "no hit"
 

@@ -18,9 +18,11 @@ class Recovery:
     first_200_s: float | None = None
 
 
-def _all_ready(management_url: str, model: str, expected: int) -> bool:
+def _all_ready(management_url: str, model: str, expected: int, gone: set[int]) -> bool:
+    """Every worker READY, and none of them one the fault hit: right after a SIGKILL the API
+    still lists the dead worker as READY until TorchServe notices."""
     states = workers(management_url, model)
-    return len(states) >= expected and all(s == "READY" for s in states.values())
+    return len(states) >= expected and all(s == "READY" for s in states.values()) and not gone & set(states)
 
 
 def _ready(management_url: str) -> bool:
@@ -32,17 +34,21 @@ def _ready(management_url: str) -> bool:
 
 
 def watch(management_url: str, fault: Fault, expected_workers: int, limit_s: float) -> Recovery:
-    """Poll from the fault's end until every worker of its model is READY and readiness is back,
-    or `limit_s` passed (what the spec's start-up allows)."""
+    """Poll from the fault's end until every worker of its model is READY (none of them one the
+    fault hit), or `limit_s` passed (what the spec's start-up allows). Readiness counts from its
+    last return: right after a kill it still says ready until TorchServe notices the dead worker."""
     recovery = Recovery()
+    gone = {int(hit.split()[0]) for hit in fault.hits} if fault.model else set()
     while time.time() - fault.ended < limit_s:
         now = time.time() - fault.ended
-        if recovery.readiness_s is None and _ready(management_url):
+        if not _ready(management_url):
+            recovery.readiness_s = None
+        elif recovery.readiness_s is None:
             recovery.readiness_s = round(now, 2)
-        if recovery.workers_ready_s is None and (not fault.model or _all_ready(management_url, fault.model, expected_workers)):
+        if not fault.model or _all_ready(management_url, fault.model, expected_workers, gone):
             recovery.workers_ready_s = round(now, 2)
-        if recovery.readiness_s is not None and recovery.workers_ready_s is not None:
-            break
+            if recovery.readiness_s is not None:
+                break
         time.sleep(0.2)
     return recovery
 

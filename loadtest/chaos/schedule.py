@@ -9,8 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import gevent
 import requests
+from locust import task
 
 from loadtest import users
 from loadtest.chaos import faults
@@ -23,6 +26,7 @@ from stackctl.specs import ModelSpec
 
 SCENARIOS = ("kill-once", "kill-loop", "stop-continue", "prometheus")
 DRAIN_RATE = 1e-9   # req/s per user: the next start is out of reach, so the users stop sending
+MAX_OPEN_PER_USER = 256   # requests one user may have open at once (its connection pool)
 
 
 @dataclass
@@ -70,13 +74,22 @@ def reference_answers(inference_url: str, bodies: dict[str, Payload]) -> dict[st
 
 def user_classes(specs: list[ModelSpec], bodies: dict[str, Payload], recorder: Recorder,
                  bounds: dict[str, int]) -> list[type]:
-    """The load driver's user per model, sending one body and numbering its requests; its client
-    waits past the front door's bound, so an unanswered request is seen as such."""
+    """The load driver's user per model, sending one body and numbering its requests.
+
+    Truly open loop: each request runs in a greenlet of its own, so a user keeps its schedule
+    while earlier requests wait on a dead model (a Locust user otherwise holds one request at a
+    time, and an outage would stop the load it is meant to measure). The client waits past the
+    front door's bound, so an unanswered request is seen as such."""
     classes = []
     for spec in specs:
         base = users.make_user_class(spec, bodies=[bodies[spec.name]])
+
+        def predict(self: Any, _send: Callable[[Any], None] = base.predict) -> None:
+            gevent.spawn(_send, self)
+
         classes.append(type(base.__name__, (base,), {
-            "abstract": False, "network_timeout": bounds[spec.name] + 15.0, "__module__": __name__,
+            "abstract": False, "network_timeout": bounds[spec.name] + 15.0, "concurrency": MAX_OPEN_PER_USER,
+            "__module__": __name__, "predict": task(predict),
             "context": (lambda name: lambda self: recorder.context(name))(spec.name)}))
     return classes
 
