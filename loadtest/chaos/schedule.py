@@ -13,7 +13,6 @@ from typing import Any
 
 import gevent
 import requests
-from locust import task
 
 from loadtest import users
 from loadtest.chaos import faults
@@ -87,10 +86,11 @@ def user_classes(specs: list[ModelSpec], bodies: dict[str, Payload], recorder: R
         def predict(self: Any, _send: Callable[[Any], None] = base.predict) -> None:
             gevent.spawn(_send, self)
 
-        classes.append(type(base.__name__, (base,), {
+        cls: Any = type(base.__name__, (base,), {
             "abstract": False, "network_timeout": bounds[spec.name] + 15.0, "concurrency": MAX_OPEN_PER_USER,
-            "__module__": __name__, "predict": task(predict),
-            "context": (lambda name: lambda self: recorder.context(name))(spec.name)}))
+            "__module__": __name__, "context": (lambda name: lambda self: recorder.context(name))(spec.name)})
+        cls.tasks = [predict]  # instead of the inherited blocking one (Locust would add, not replace)
+        classes.append(cls)
     return classes
 
 
