@@ -9,6 +9,7 @@ from pathlib import Path
 
 import locust  # noqa: F401  (first: gevent monkey-patches sockets before anything opens one)
 
+from loadtest.chaos import plan as chaos_plan
 from loadtest.chaos import report, schedule
 from loadtest.soak import REPORTS, latest_capacity, plan_rates, require_loopback
 from stackctl import front_door, paths, wait_bounds
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.chaos", description=__doc__)
     parser.add_argument("--against-serve", action="store_true", help="fault the `make serve` stack (run/) instead of one of its own")
     parser.add_argument("--model", default="langid", help="the model whose workers are faulted (default langid)")
-    parser.add_argument("--scenarios", nargs="*", default=list(schedule.SCENARIOS), choices=schedule.SCENARIOS)
+    parser.add_argument("--scenarios", nargs="*", default=list(chaos_plan.SCENARIOS), choices=chaos_plan.SCENARIOS)
     parser.add_argument("--fraction", type=float, default=0.05, help="share of measured capacity (default 0.05)")
     parser.add_argument("--rate", type=float, default=None, help="req/s per model (default: from capacity)")
     parser.add_argument("--loop-seconds", type=float, default=20.0)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         default = front_door.default_response_timeout()
         bounds = {m: b.seconds for m, b in wait_bounds.from_store(stack.model_store, default).items()}
         rates, source = _rates([s.name for s in specs], args.fraction, args.rate)
-        plan = schedule.Plan(args.model, rates, bounds, tuple(args.scenarios), loop_s=args.loop_seconds,
+        plan = chaos_plan.Plan(args.model, rates, bounds, tuple(args.scenarios), loop_s=args.loop_seconds,
                              stop_s=float(spec.serving.get("responseTimeout", default)) + 5.0)
         workers = int(spec.serving.get("minWorkers", 1))
         records, stages = schedule.run(specs, plan, _hooks(stack, args.model, workers, own),

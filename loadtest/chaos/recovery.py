@@ -54,7 +54,7 @@ def watch(management_url: str, fault: Fault, expected_workers: int, limit_s: flo
 
 
 def first_200(records: list[Record], fault: Fault) -> float | None:
-    """Seconds from the fault's end to the first 200 of its model answered after it."""
+    """Seconds from the fault's end to the first right 200 of its model answered after it."""
     answers = [r.ended - fault.ended for r in records
-               if r.status == 200 and (not fault.model or r.model == fault.model) and r.ended >= fault.ended]
+               if r.status == 200 and not r.wrong and (not fault.model or r.model == fault.model) and r.ended >= fault.ended]
     return round(max(0.0, min(answers)), 2) if answers else None

@@ -8,9 +8,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from loadtest.chaos.plan import Plan, Stage
 from loadtest.chaos.record import Record
 from loadtest.chaos.recovery import first_200
-from loadtest.chaos.schedule import Plan, Stage
 
 
 @dataclass

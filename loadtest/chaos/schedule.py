@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -17,35 +17,15 @@ import requests
 from loadtest import users
 from loadtest.chaos import faults
 from loadtest.chaos.faults import Fault
+from loadtest.chaos.plan import Plan, Stage
 from loadtest.chaos.record import Recorder, answer_key
-from loadtest.chaos.recovery import Recovery, watch
+from loadtest.chaos.recovery import watch
 from loadtest.driver import Driver
 from loadtest.payloads import Payload, payloads_for
 from stackctl.specs import ModelSpec
 
-SCENARIOS = ("kill-once", "kill-loop", "stop-continue", "prometheus")
 DRAIN_RATE = 1e-9   # req/s per user: the next start is out of reach, so the users stop sending
 MAX_OPEN_PER_USER = 256   # requests one user may have open at once (its connection pool)
-
-
-@dataclass
-class Plan:
-    model: str                       # the faulted model
-    rates: dict[str, float]          # req/s per model
-    bounds: dict[str, int]           # the front door's bound per model (s)
-    scenarios: tuple[str, ...] = SCENARIOS
-    settle_s: float = 8.0            # quiet load before and after each fault
-    loop_s: float = 20.0             # the kill loop's length
-    loop_period_s: float = 1.0
-    stop_s: float = 35.0             # SIGSTOP length: longer than responseTimeout
-    recover_limit_s: float = 120.0   # what a worker's start-up is allowed (the spec's startupTimeout default)
-
-
-@dataclass
-class Stage:
-    fault: Fault
-    window: tuple[float, float]      # time.time(): this scenario's requests were sent within it
-    recovery: Recovery = field(default_factory=Recovery)
 
 
 @dataclass
