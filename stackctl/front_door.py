@@ -2,7 +2,8 @@
 
 Why it is there and the little it changes are in config/front-door.conf.template. This module
 renders that template into a run folder (values from the same config.properties TorchServe
-reads) and builds the nginx command line; stackctl.native and stackctl.container start it.
+reads, and each model's bound on waiting from the archives it serves: stackctl.wait_bounds) and
+builds the nginx command line; stackctl.native and stackctl.container start it.
 """
 from __future__ import annotations
 
