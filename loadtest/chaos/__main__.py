@@ -43,7 +43,7 @@ def _hooks(stack: NativeStack, model: str, workers: int, own: bool) -> schedule.
     if server_pid is None:
         raise SystemExit("TorchServe is not running: start it with `make serve` (or leave out --against-serve)")
     return schedule.Hooks(stack.management_url, stack.inference_url, workers, server_pid,
-                          prometheus if own else None)  # type: ignore[arg-type]
+                          prometheus if own else None, stack.prometheus_url)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:

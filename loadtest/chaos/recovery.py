@@ -4,7 +4,10 @@ probes wait on), and the first 200 (from the request records, after the run)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+import requests
 
 from loadtest.chaos.faults import Fault, workers
 from loadtest.chaos.record import Record
@@ -16,6 +19,7 @@ class Recovery:
     workers_ready_s: float | None = None   # None: not within the watch
     readiness_s: float | None = None
     first_200_s: float | None = None
+    series_s: float | None = None          # Prometheus faults: every model's request-rate line back
 
 
 def _all_ready(management_url: str, model: str, expected: int, gone: set[int]) -> bool:
@@ -58,3 +62,25 @@ def first_200(records: list[Record], fault: Fault) -> float | None:
     answers = [r.ended - fault.ended for r in records
                if r.status == 200 and not r.wrong and (not fault.model or r.model == fault.model) and r.ended >= fault.ended]
     return round(max(0.0, min(answers)), 2) if answers else None
+
+
+SERIES_QUERY = "sum by (model_name) (rate(ts_inference_requests_total[1m]))"
+
+
+def _series(prometheus_url: str) -> set[str]:
+    try:
+        answer = requests.get(f"{prometheus_url}/api/v1/query", params={"query": SERIES_QUERY}, timeout=5).json()
+        return {r["metric"].get("model_name", "") for r in answer["data"]["result"]}
+    except (requests.RequestException, ValueError, KeyError):
+        return set()
+
+
+def series_back(prometheus_url: str, models: Iterable[str], since: float, limit_s: float) -> float | None:
+    """Seconds from `since` until the dashboard's per-model request rate has a value for every
+    model again (no line missing after a restart of Prometheus); None if not within `limit_s`."""
+    wanted = set(models)
+    while time.time() - since < limit_s:
+        if wanted <= _series(prometheus_url):
+            return round(time.time() - since, 2)
+        time.sleep(0.5)
+    return None

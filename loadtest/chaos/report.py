@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,9 +51,10 @@ def rows(records: list[Record], stages: list[Stage], plan: Plan) -> list[Row]:
     return table
 
 
-def verdicts(table: list[Row], plan: Plan) -> list[str]:
+def verdicts(table: list[Row], plan: Plan, stages: Sequence[Stage] = ()) -> list[str]:
     """The invariant (docs/faults.md), one line per breach; empty when it held."""
-    broken = []
+    broken = [f"{s.fault.scenario}: a model's request-rate series did not come back within {plan.recover_limit_s:g} s"
+              for s in stages if s.fault.scenario.startswith("Prometheus") and s.recovery.series_s is None]
     for row in table:
         if row.unanswered:
             broken.append(f"{row.scenario}: {row.model}: {row.unanswered} request(s) unanswered at the bound")
@@ -63,6 +65,14 @@ def verdicts(table: list[Row], plan: Plan) -> list[str]:
         if row.faulted and row.readiness_s is None:
             broken.append(f"{row.scenario}: {row.model}: readiness not back within {plan.recover_limit_s:g} s")
     return broken
+
+
+def _series_note(stage: Stage) -> str:
+    if not stage.fault.scenario.startswith("Prometheus"):
+        return ""
+    back = stage.recovery.series_s
+    return (f", every model's request-rate series (`rate(ts_inference_requests_total[1m])`) back "
+            f"{back:g} s after the restart" if back is not None else ", request-rate series NOT back")
 
 
 def _cell(value: float | None) -> str:
@@ -80,7 +90,7 @@ def markdown(table: list[Row], stages: list[Stage], plan: Plan, broken: list[str
         lines.append(f"| {row.scenario} | {row.model} | {row.sent} | {row.ok} | {errors} | {row.unanswered} | {row.wrong} "
                      f"| {_cell(row.first_200_s)} | {_cell(row.workers_ready_s)} | {_cell(row.readiness_s)} |")
     lines += ["", "Recovery times count from the end of the fault (the last signal; for SIGSTOP, the SIGCONT).", "",
-              "Faults: " + "; ".join(f"{s.fault.scenario}: {s.fault.describe()}" for s in stages), "",
+              "Faults: " + "; ".join(f"{s.fault.scenario}: {s.fault.describe()}" + _series_note(s) for s in stages), "",
               "**Invariant held**" if not broken else "**Invariant broken:**\n\n" + "\n".join(f"- {b}" for b in broken), ""]
     return "\n".join(lines)
 
@@ -117,7 +127,7 @@ def timeline(records: list[Record], stages: list[Stage], plan: Plan, target: Pat
 def write(folder: Path, records: list[Record], stages: list[Stage], plan: Plan, source: str) -> tuple[Path, list[str]]:
     folder.mkdir(parents=True, exist_ok=True)
     table = rows(records, stages, plan)
-    broken = verdicts(table, plan)
+    broken = verdicts(table, plan, stages)
     (folder / "summary.md").write_text(markdown(table, stages, plan, broken, source))
     (folder / "summary.json").write_text(json.dumps({"rows": [asdict(r) for r in table], "broken": broken,
                                                      "faults": [asdict(s.fault) for s in stages]}, indent=1) + "\n")

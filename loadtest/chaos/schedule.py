@@ -19,7 +19,7 @@ from loadtest.chaos import faults
 from loadtest.chaos.faults import Fault
 from loadtest.chaos.plan import Plan, Stage
 from loadtest.chaos.record import Recorder, answer_key
-from loadtest.chaos.recovery import watch
+from loadtest.chaos.recovery import series_back, watch
 from loadtest.driver import Driver
 from loadtest.payloads import Payload, payloads_for
 from stackctl.specs import ModelSpec
@@ -36,6 +36,7 @@ class Hooks:
     workers: int                                     # the faulted model's worker count
     server_pid: int                                  # TorchServe's (its workers are its descendants)
     prometheus: Callable[[], tuple[int | None, Callable[[], None]]] | None = None  # (pid, restart)
+    prometheus_url: str = ""
 
 
 def reference_answers(inference_url: str, bodies: dict[str, Payload]) -> dict[str, tuple]:
@@ -104,6 +105,8 @@ def run(specs: list[ModelSpec], plan: Plan, hooks: Hooks, log: Callable[[str], N
                 log(f"chaos: {name}: not available here, skipped")
                 continue
             recovery = watch(hooks.management_url, fault, hooks.workers, plan.recover_limit_s)
+            if name == "prometheus":
+                recovery.series_s = series_back(hooks.prometheus_url, plan.rates, fault.ended, plan.recover_limit_s)
             log(f"chaos: {name}: {fault.describe()}; workers READY after {recovery.workers_ready_s} s, "
                 f"readiness after {recovery.readiness_s} s")
             time.sleep(plan.settle_s)
