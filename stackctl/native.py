@@ -194,7 +194,7 @@ class NativeStack:
 
     def start_front_door(self) -> subprocess.Popen:
         conf = front_door.render(self.run_dir / "front-door", f"{self.host}:{self.ports.inference}",
-                                 f"{self.host}:{self.ports.torchserve_inference}")
+                                 f"{self.host}:{self.ports.torchserve_inference}", model_store=self.model_store)
         return self._spawn("front-door", front_door.command(conf))
 
     def wait_for_torchserve(self, proc: subprocess.Popen | None = None, timeout: float = 180.0,

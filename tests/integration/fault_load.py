@@ -15,8 +15,7 @@ from typing import Self
 
 import requests
 
-REQUEST_TIMEOUT = 30.0    # = responseTimeout in config/models/*.yaml
-
+REQUEST_TIMEOUT = 30.0    # = responseTimeout in config/models/*.yaml; tests of the bound pass a longer one
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,7 @@ class Outcome:
     finished: float
     status: int         # 0: no answer (connection error, timeout)
     detail: str = ""
+    answer: str = ""    # the body of a 200 (checked against the answer outside the fault)
 
 
 class Load:
@@ -112,17 +112,19 @@ class Load:
 
     def _send(self, target: Target, body: bytes, content_type: str) -> None:
         started = time.monotonic()
-        status, detail = 0, ""
+        status, detail, answer = 0, "", ""
         try:
             response = self._session().post(target.url, data=body, timeout=self.timeout,
                                             headers={"Content-Type": content_type, **target.headers})
             status = response.status_code
             if status != 200:
                 detail = response.text[:200]
+            else:
+                answer = response.text
         except requests.RequestException as exc:
             detail = f"{type(exc).__name__}: {exc}"[:200]
         finally:
-            outcome = Outcome(target.model, started, time.monotonic(), status, detail)
+            outcome = Outcome(target.model, started, time.monotonic(), status, detail, answer)
             with self._lock:
                 self._pending[target.model] -= 1
                 self.outcomes.append(outcome)

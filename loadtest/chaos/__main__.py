@@ -1,0 +1,88 @@
+"""python -m loadtest.chaos: see the package's docstring (loadtest/chaos/__init__.py)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import locust  # noqa: F401  (first: gevent monkey-patches sockets before anything opens one)
+
+from loadtest.chaos import plan as chaos_plan
+from loadtest.chaos import report, schedule
+from loadtest.soak import REPORTS, latest_capacity, plan_rates, require_loopback
+from stackctl import front_door, paths, wait_bounds
+from stackctl.native import NativeStack, Ports
+from stackctl.specs import load_specs
+
+FALLBACK_RATE = 10.0   # req/s per model when no capacity report exists (a capacity search takes minutes)
+
+
+def _rates(models: list[str], fraction: float, rate: float | None) -> tuple[dict[str, float], str]:
+    if rate is not None:
+        return {m: rate for m in models}, f"--rate {rate:g} per model"
+    capacity = latest_capacity()
+    if capacity is None:
+        return {m: FALLBACK_RATE for m in models}, f"no capacity report (`make capacity`): {FALLBACK_RATE:g} req/s per model"
+    return plan_rates(models, fraction, capacity)
+
+
+def _own_stack(run_dir: Path) -> NativeStack:
+    stack = NativeStack(run_dir=run_dir, ports=Ports.free())
+    proc = stack.start_torchserve()
+    stack.wait_for_torchserve(proc, timeout=240)
+    stack.wait_for_prometheus(stack.start_prometheus())
+    return stack
+
+
+def _hooks(stack: NativeStack, model: str, workers: int, own: bool) -> schedule.Hooks:
+    def prometheus() -> tuple[int | None, object]:
+        return stack.pid("prometheus"), lambda: stack.wait_for_prometheus(stack.start_prometheus())
+    server_pid = stack.pid("torchserve")
+    if server_pid is None:
+        raise SystemExit("TorchServe is not running: start it with `make serve` (or leave out --against-serve)")
+    return schedule.Hooks(stack.management_url, stack.inference_url, workers, server_pid,
+                          prometheus if own else None, stack.prometheus_url)  # type: ignore[arg-type]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.chaos", description=__doc__)
+    parser.add_argument("--against-serve", action="store_true", help="fault the `make serve` stack (run/) instead of one of its own")
+    parser.add_argument("--model", default="langid", help="the model whose workers are faulted (default langid)")
+    parser.add_argument("--scenarios", nargs="*", default=list(chaos_plan.SCENARIOS), choices=chaos_plan.SCENARIOS)
+    parser.add_argument("--fraction", type=float, default=0.05, help="share of measured capacity (default 0.05)")
+    parser.add_argument("--rate", type=float, default=None, help="req/s per model (default: from capacity)")
+    parser.add_argument("--loop-seconds", type=float, default=20.0)
+    parser.add_argument("--out", type=Path, default=None, help="default reports/chaos/<timestamp>")
+    args = parser.parse_args(argv)
+
+    specs = load_specs()
+    spec = next((s for s in specs if s.name == args.model), None)
+    if spec is None:
+        parser.error(f"no spec for model {args.model!r}")
+    own = not args.against_serve
+    stack = _own_stack(Path(tempfile.mkdtemp(prefix="chaos-"))) if own else NativeStack.from_run_dir(paths.RUN)
+    try:
+        require_loopback(stack.inference_url)
+        default = front_door.default_response_timeout()
+        bounds = {m: b.seconds for m, b in wait_bounds.from_store(stack.model_store, default).items()}
+        rates, source = _rates([s.name for s in specs], args.fraction, args.rate)
+        plan = chaos_plan.Plan(args.model, rates, bounds, tuple(args.scenarios), loop_s=args.loop_seconds,
+                             stop_s=float(spec.serving.get("responseTimeout", default)) + 5.0)
+        workers = int(spec.serving.get("minWorkers", 1))
+        records, stages = schedule.run(specs, plan, _hooks(stack, args.model, workers, own),
+                                       log=lambda line: print(line, flush=True))
+    finally:
+        if own:
+            stack.stop_all()
+    everything = records.records + records.unanswered()
+    folder, broken = report.write(args.out or REPORTS / "chaos" / time.strftime("%Y%m%d-%H%M%S"),
+                                  everything, stages, plan, source)
+    print((folder / "summary.md").read_text())
+    print(f"report: {folder}")
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

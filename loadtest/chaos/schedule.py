@@ -1,0 +1,127 @@
+"""The chaos schedule: steady open-loop load on every model, the faults one after another on one
+model (the others are the control), each followed by a watch for its recovery and a quiet spell.
+
+Runs inside a Locust (gevent) process: the faults and polls below sleep cooperatively while the
+load driver's users keep sending.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+import requests
+
+from loadtest import users
+from loadtest.chaos import faults
+from loadtest.chaos.faults import Fault
+from loadtest.chaos.plan import Plan, Stage
+from loadtest.chaos.record import Recorder, answer_key
+from loadtest.chaos.recovery import series_back, watch
+from loadtest.driver import Driver
+from loadtest.payloads import Payload, payloads_for
+from stackctl.specs import ModelSpec
+
+DRAIN_RATE = 1e-9   # req/s per user: the next start is out of reach, so the users stop sending
+MAX_OPEN_PER_USER = 256   # requests one user may have open at once (its connection pool)
+
+
+@dataclass
+class Hooks:
+    """What the schedule needs of the stack under test."""
+    management_url: str
+    inference_url: str
+    workers: int                                     # the faulted model's worker count
+    server_pid: int                                  # TorchServe's (its workers are its descendants)
+    prometheus: Callable[[], tuple[int | None, Callable[[], None]]] | None = None  # (pid, restart)
+    prometheus_url: str = ""
+
+
+def reference_answers(inference_url: str, bodies: dict[str, Payload]) -> dict[str, tuple]:
+    """Each body's answer before any fault: what every later 200 must repeat."""
+    refs = {}
+    for model, item in bodies.items():
+        answer = requests.post(f"{inference_url}/predictions/{model}", data=item.body, timeout=60,
+                               headers={"Content-Type": item.content_type})
+        key = answer_key(answer.text) if answer.status_code == 200 else None
+        if key is None:
+            raise RuntimeError(f"{model}: no valid answer before the faults: {answer.status_code} {answer.text[:200]}")
+        refs[model] = key
+    return refs
+
+
+def user_classes(specs: list[ModelSpec], bodies: dict[str, Payload], recorder: Recorder,
+                 bounds: dict[str, int]) -> list[type]:
+    """The load driver's user per model, sending one body and numbering its requests.
+
+    Truly open loop: each request runs in a greenlet of its own, so a user keeps its schedule
+    while earlier requests wait on a dead model (a Locust user otherwise holds one request at a
+    time, and an outage would stop the load it is meant to measure). The client waits past the
+    front door's bound, so an unanswered request is seen as such."""
+    classes = []
+    for spec in specs:
+        base = users.make_user_class(spec, bodies=[bodies[spec.name]])
+
+        def predict(self: Any, _send: Callable[[Any], None] = base.predict) -> None:
+            gevent.spawn(_send, self)
+
+        cls: Any = type(base.__name__, (base,), {
+            "abstract": False, "network_timeout": bounds[spec.name] + 15.0, "concurrency": MAX_OPEN_PER_USER,
+            "__module__": __name__, "context": (lambda name: lambda self: recorder.context(name))(spec.name)})
+        cls.tasks = [predict]  # instead of the inherited blocking one (Locust would add, not replace)
+        classes.append(cls)
+    return classes
+
+
+def _fault(name: str, plan: Plan, hooks: Hooks) -> Fault | None:
+    if name == "kill-once":
+        return faults.kill_once(hooks.management_url, plan.model, hooks.server_pid)
+    if name == "kill-loop":
+        return faults.kill_loop(hooks.management_url, plan.model, hooks.server_pid, plan.loop_s, plan.loop_period_s)
+    if name == "stop-continue":
+        return faults.stop_continue(hooks.management_url, plan.model, plan.stop_s)
+    if name == "prometheus" and hooks.prometheus is not None:
+        pid, restart = hooks.prometheus()
+        return faults.kill_and_restart("Prometheus", pid, restart, down_s=5.0)
+    return None
+
+
+def run(specs: list[ModelSpec], plan: Plan, hooks: Hooks, log: Callable[[str], None] = print) -> tuple[Recorder, list[Stage]]:
+    bodies = {spec.name: payloads_for(spec).good[0] for spec in specs}
+    recorder = Recorder(reference_answers(hooks.inference_url, bodies))
+    stages: list[Stage] = []
+    classes = user_classes(specs, bodies, recorder, plan.bounds)
+    with Driver(classes, hooks.inference_url) as driver:
+        driver.env.events.request.add_listener(recorder.on_request)
+        driver.open(plan.rates)
+        for name in plan.scenarios:
+            began = time.time()
+            time.sleep(plan.settle_s)
+            log(f"chaos: {name} on {plan.model}")
+            fault = _fault(name, plan, hooks)
+            if fault is None:
+                log(f"chaos: {name}: not available here, skipped")
+                continue
+            recovery = watch(hooks.management_url, fault, hooks.workers, plan.recover_limit_s)
+            if name == "prometheus":
+                recovery.series_s = series_back(hooks.prometheus_url, plan.rates, fault.ended, plan.recover_limit_s)
+            log(f"chaos: {name}: {fault.describe()}; workers READY after {recovery.workers_ready_s} s, "
+                f"readiness after {recovery.readiness_s} s")
+            time.sleep(plan.settle_s)
+            stages.append(Stage(fault, (began, time.time()), recovery))
+        _drain(driver, recorder, max(plan.bounds.values()) + 10.0)
+    return recorder, stages
+
+
+def _drain(driver: Driver, recorder: Recorder, limit_s: float) -> None:
+    """Stop sending, then wait for the answers still owed (at most a bound)."""
+    for cls in driver.classes.values():
+        cls.user_rate = DRAIN_RATE
+    # A user asleep on its old schedule sends once more when it wakes (within 1/user rate <= 2 s,
+    # pacing.per_user_rate), then waits on the new one: only then is "nothing in flight" final.
+    time.sleep(2.5)
+    deadline = time.time() + limit_s
+    while recorder.in_flight() > 0 and time.time() < deadline:
+        time.sleep(0.2)
