@@ -45,6 +45,10 @@ DISABLE_FLAG = "--disable-token-auth"
 RELATIVE_SETTINGS = {"TS_METRICS_CONFIG": "config/metrics.yaml", "LOG_LOCATION": "logs",
                      "METRICS_LOCATION": "logs"}
 FRONT_DOOR = "STACK_FRONT_DOOR"
+# Logs as JSON lines on stdout, none on disk (config/log4j2-stdout.xml says why); "files" keeps
+# TorchServe's own rotating files under LOG_LOCATION.
+LOGS_ENV = "STACK_LOGS"
+JSON_LOG_CONFIG = paths.CONFIG / "log4j2-stdout.xml"
 UPSTREAM_PORT = "STACK_TORCHSERVE_INFERENCE_PORT"
 DEFAULT_UPSTREAM_PORT = "8079"
 FRONT_DOOR_STOP_S = 10.0   # a graceful nginx stop waits for the answers it holds; TorchServe still serves them
@@ -111,9 +115,9 @@ def jvms(launcher: psutil.Process) -> list[psutil.Process]:
 
 def prepare_start(command: list[str], env: dict[str, str]) -> list[str]:
     """Before TorchServe starts: the default versions named by the load order (stackctl.versions:
-    set at load time, before readiness, the same on every replica), and no "was ready once"
-    marker left from an earlier server in this container (stackctl.readiness: this one must
-    load every model before it is ready)."""
+    set at load time, before readiness, the same on every replica), no "was ready once" marker
+    left from an earlier server in this container (stackctl.readiness: this one must load every
+    model before it is ready), and the JSON-lines log config unless one is given."""
     from stackctl import readiness, versions
 
     ordered = versions.ordered_models(command)
@@ -123,6 +127,8 @@ def prepare_start(command: list[str], env: dict[str, str]) -> list[str]:
               + " (registered first)", file=sys.stderr, flush=True)
     port = urlparse(env.get("TS_MANAGEMENT_ADDRESS", "http://127.0.0.1:8081")).port or 8081
     readiness.clear_marker(f"http://127.0.0.1:{port}", env)
+    if env.get(LOGS_ENV, "json").lower() == "json" and "--log-config" not in ordered:
+        ordered = [*ordered, "--log-config", str(JSON_LOG_CONFIG)]
     return ordered
 
 
