@@ -80,7 +80,7 @@ def broken(stack: NativeStack) -> Iterator[NativeStack]:
         assert time.monotonic() - started < 120, "Prometheus never saw digits answering"
         time.sleep(1)
     scaled = requests.put(f"{stack.management_url}/models/digits",
-                          params={"min_worker": 0, "max_worker": 0, "synchronous": "true"}, timeout=120)
+                          params={"min_worker": "0", "max_worker": "0", "synchronous": "true"}, timeout=120)
     assert scaled.status_code == 200, scaled.text
     stop = threading.Event()
 
