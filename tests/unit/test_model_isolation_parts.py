@@ -95,3 +95,17 @@ def test_a_gpu_deployment_without_cuda_refuses_to_start_with_one_line(module: st
 def test_without_the_variable_there_is_no_check() -> None:
     assert device_check.check({}) is None
     assert device_check.check({device_check.REQUIRE_ENV: "0"}) is None
+
+
+def test_a_worker_refuses_the_cpu_when_cuda_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler's own check (a worker started some other way than the entry point)."""
+    import torch
+
+    from handlers.runtime import select_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has a usable CUDA device")
+    assert select_device({"gpu_id": 0}) == torch.device("cpu"), "without the variable: the CPU, as before"
+    monkeypatch.setenv(device_check.REQUIRE_ENV, "1")
+    with pytest.raises(RuntimeError, match="STACK_REQUIRE_CUDA=1 but CUDA is not usable"):
+        select_device({"gpu_id": 0})
