@@ -56,6 +56,7 @@ def test_nginx_accepts_the_rendered_config(tmp_path: Path) -> None:
 TORCHSERVE_503 = (b'{"code": 503, "type": "ServiceUnavailableException", "message": "Model \\"digits\\" has no '
                   b'worker to serve inference request. Please use scale workers API to add workers."}')
 HANDLER_500 = b'{"error": {"code": 500, "type": "internal_error", "message": "from the handler"}}'
+HANDLER_413 = b'{"error": {"code": 413, "type": "text_too_long", "message": "from the handler"}}'
 
 
 class _Echo(BaseHTTPRequestHandler):
@@ -64,7 +65,7 @@ class _Echo(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        for code, shape in ((503, TORCHSERVE_503), (500, HANDLER_500), (507, b'"Worker died."')):
+        for code, shape in ((503, TORCHSERVE_503), (500, HANDLER_500), (507, b'"Worker died."'), (413, HANDLER_413)):
             if self.path.endswith(f"/{code}"):   # TorchServe's own answers, as it gives them
                 self.send_response(code)
                 self.send_header("Content-Length", str(len(shape)))
@@ -168,7 +169,7 @@ def test_a_url_cannot_inject_into_the_503_body(door: str) -> None:
 
 
 @needs_nginx
-@pytest.mark.parametrize("code, body", [(500, HANDLER_500), (507, b'"Worker died."')])
+@pytest.mark.parametrize("code, body", [(500, HANDLER_500), (507, b'"Worker died."'), (413, HANDLER_413)])
 def test_other_error_answers_pass_through_untouched(door: str, code: int, body: bytes) -> None:
     response = requests.post(f"{door}/predictions/digits/{code}", data=b"{}", timeout=10)
     assert (response.status_code, response.content) == (code, body)
