@@ -173,3 +173,23 @@ def test_a_url_cannot_inject_into_the_503_body(door: str) -> None:
 def test_other_error_answers_pass_through_untouched(door: str, code: int, body: bytes) -> None:
     response = requests.post(f"{door}/predictions/digits/{code}", data=b"{}", timeout=10)
     assert (response.status_code, response.content) == (code, body)
+
+
+@needs_nginx
+def test_no_model_server_behind_it_gets_502_in_our_error_shape(tmp_path: Path) -> None:
+    port = free_port()
+    conf = front_door.render(tmp_path, f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}", env={})
+    nginx = subprocess.Popen(front_door.command(conf), stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                response = requests.post(f"http://127.0.0.1:{port}/predictions/digits", data=b"{}", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and nginx.poll() is None, "nginx did not listen"
+                time.sleep(0.05)
+        assert response.status_code == 502 and response.json()["error"]["type"] == "bad_gateway"
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
