@@ -13,7 +13,13 @@ logger = logging.getLogger(__name__)
 
 
 def select_device(properties: dict[str, Any]) -> torch.device:
-    """TorchServe assigns `gpu_id` when the host has GPUs; use it only if CUDA really works."""
+    """TorchServe assigns `gpu_id` when the host has GPUs; use it only if CUDA really works. A
+    GPU deployment (STACK_REQUIRE_CUDA=1) without CUDA fails the load instead (device_check)."""
+    from handlers.device_check import check
+
+    refused = check()
+    if refused:
+        raise RuntimeError(refused)
     gpu_id = properties.get("gpu_id")
     if gpu_id is not None and torch.cuda.is_available():
         return torch.device(f"cuda:{int(gpu_id)}")

@@ -96,15 +96,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ready(args: argparse.Namespace) -> int:
-    from stackctl.readiness import NotReady, check_ready
+    from stackctl.readiness import NotReady, probe
     from stackctl.token_auth import management_token
 
     try:
-        status = check_ready(args.management, set(args.model or []) or None, management_token(), args.timeout)
+        status, degraded = probe(args.management, set(args.model or []) or None, management_token(), args.timeout)
     except NotReady as exc:
         print(f"not ready: {exc}", file=sys.stderr)
         return 1
-    if not args.quiet:
+    if degraded:
+        # Ready for the others: these answer 503 until a worker is back (alert TorchServeModelNoReadyWorker).
+        print("ready, but no READY worker for: " + ", ".join(degraded), file=sys.stderr)
+    elif not args.quiet:
         print("ready: " + ", ".join(sorted(status)))
     return 0
 
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("stop", help="stop what `serve` started").set_defaults(func=cmd_stop)
     sub.add_parser("status", help="processes and worker status").set_defaults(func=cmd_status)
 
-    p = sub.add_parser("ready", help="exit 0 iff every model has a READY worker (probes, healthchecks)")
+    p = sub.add_parser("ready", help="exit 0 iff every model has had a READY worker since the server started and the API answers (probes, healthchecks)")
     p.add_argument("--management", default="http://127.0.0.1:8081")
     p.add_argument("--model", action="append", help="also require this model to be registered")
     p.add_argument("--timeout", type=float, default=3.0)

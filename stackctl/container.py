@@ -42,11 +42,13 @@ from stackctl import front_door, paths
 
 DISABLE_FLAG = "--disable-token-auth"
 # Settings TorchServe resolves against its working directory (config.properties, log4j).
-# As long as a cold GPU start may take (the image's health check allows 120 s, k8s' startupProbe more).
-DEFAULTS_TIMEOUT_S = 600.0
 RELATIVE_SETTINGS = {"TS_METRICS_CONFIG": "config/metrics.yaml", "LOG_LOCATION": "logs",
                      "METRICS_LOCATION": "logs"}
 FRONT_DOOR = "STACK_FRONT_DOOR"
+# Logs as JSON lines on stdout, none on disk (config/log4j2-stdout.xml says why); "files" keeps
+# TorchServe's own rotating files under LOG_LOCATION.
+LOGS_ENV = "STACK_LOGS"
+JSON_LOG_CONFIG = paths.CONFIG / "log4j2-stdout.xml"
 UPSTREAM_PORT = "STACK_TORCHSERVE_INFERENCE_PORT"
 DEFAULT_UPSTREAM_PORT = "8079"
 FRONT_DOOR_STOP_S = 10.0   # a graceful nginx stop waits for the answers it holds; TorchServe still serves them
@@ -111,31 +113,23 @@ def jvms(launcher: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def name_default_versions(command: list[str], env: dict[str, str]) -> threading.Thread | None:
-    """When the store holds several versions of a model, name <name>.mar's version the default
-    once the server is ready (stackctl.versions: TorchServe would pick by file-system order).
-    A thread, so that this process stays free to pass on the stop signal; None when no model has
-    several versions."""
+def prepare_start(command: list[str], env: dict[str, str]) -> list[str]:
+    """Before TorchServe starts: the default versions named by the load order (stackctl.versions:
+    set at load time, before readiness, the same on every replica), no "was ready once" marker
+    left from an earlier server in this container (stackctl.readiness: this one must load every
+    model before it is ready), and the JSON-lines log config unless one is given."""
     from stackctl import readiness, versions
-    from stackctl.token_auth import management_token
 
-    store = Path(command[command.index("--model-store") + 1]) if "--model-store" in command else None
-    if store is None or not versions.default_versions(store):
-        return None
+    ordered = versions.ordered_models(command)
+    if ordered != command:
+        store = Path(command[command.index("--model-store") + 1])
+        print("default versions: " + ", ".join(f"{n} {v}" for n, v in versions.default_versions(store).items())
+              + " (registered first)", file=sys.stderr, flush=True)
     port = urlparse(env.get("TS_MANAGEMENT_ADDRESS", "http://127.0.0.1:8081")).port or 8081
-    url = f"http://127.0.0.1:{port}"
-
-    def run() -> None:
-        try:
-            readiness.wait_until_ready(url, timeout=DEFAULTS_TIMEOUT_S)
-            applied = versions.apply_default_versions(url, store, management_token())
-            print("default versions: " + ", ".join(f"{n} {v}" for n, v in applied.items()), file=sys.stderr, flush=True)
-        except Exception as exc:  # noqa: BLE001 (a server that never got ready says why in its own log)
-            print(f"default versions not set: {exc}", file=sys.stderr, flush=True)
-
-    thread = threading.Thread(target=run, name="default-versions", daemon=True)
-    thread.start()
-    return thread
+    readiness.clear_marker(f"http://127.0.0.1:{port}", env)
+    if env.get(LOGS_ENV, "json").lower() == "json" and "--log-config" not in ordered:
+        ordered = [*ordered, "--log-config", str(JSON_LOG_CONFIG)]
+    return ordered
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,7 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         print("usage: python -m stackctl.container torchserve --foreground ...", file=sys.stderr)
         return 2
+    from handlers.device_check import check as cuda_problem
+
+    refused = cuda_problem()
+    if refused:   # a GPU deployment without CUDA: one line, and no start (never ready on the CPU)
+        print(refused, file=sys.stderr, flush=True)
+        return 1
     workdir, env = server_workdir(command, dict(os.environ))
+    command = prepare_start(command, env)
     plan = front_door_plan(command, env)
     launcher: subprocess.Popen | None = None
     door: subprocess.Popen | None = None
@@ -176,7 +177,6 @@ def main(argv: list[str] | None = None) -> int:
         env, conf = plan
         door = subprocess.Popen(front_door.command(conf), env=env)
     launcher = subprocess.Popen(command, cwd=workdir, env=env)
-    name_default_versions(command, env)
     if stopping:
         stop(signal.SIGTERM, None)
     if door is not None and first_to_exit([launcher, door]) is door:

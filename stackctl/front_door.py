@@ -54,16 +54,23 @@ def _user_line() -> str:
 
 
 # One model's requests (/predictions/<model>[/<version>], /explanations/...): its own bound, and
-# answers that name it. error_page lines are not inherited by a location that has its own, so the
-# 413 of the server level is repeated. A 502 after the request reached TorchServe (bytes sent) is
-# a connection TorchServe dropped mid-request: 503 worker_lost; before that, the 502 of the server.
+# answers that name it, in the two steps of `location /` (the template says why). A 502 after the
+# request reached TorchServe (bytes sent) is a connection TorchServe dropped mid-request: 503
+# worker_lost; before that, the 502 of the server.
 MODEL_LOCATION = """
         location ~ ^/(predictions|explanations)/{pattern}(/|$) {{
+            error_page 413 @too_large;
+            error_page 418 = @torchserve_{name};
+            recursive_error_pages on;
+            return 418;
+        }}
+        location @torchserve_{name} {{
             proxy_pass http://torchserve;
             proxy_send_timeout {seconds}s;
             proxy_read_timeout {seconds}s;
-            error_page 413 @too_large;
+            proxy_intercept_errors on;
             error_page 502 = @lost_{name};  # "=": the status the named location returns
+            error_page 503 @model_unavailable;
             error_page 504 @timeout_{name};
         }}
         location @lost_{name} {{

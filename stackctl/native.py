@@ -185,7 +185,10 @@ class NativeStack:
         archives = sorted(self.model_store.glob("*.mar"))
         if not archives:
             raise RuntimeError(f"no archives in {self.model_store}: run `make models` first")
-        cmd = command or torchserve_command(self.model_store)
+        # Defaults by load order (stackctl.versions); a new server must load every model again
+        # before it is ready (stackctl.readiness).
+        cmd = versions.ordered_models(command or torchserve_command(self.model_store))
+        readiness.clear_marker(self.management_url)
         proc = self._spawn("torchserve", cmd, self.torchserve_env(extra_env))
         if self.front_door and not door_up:
             self.start_front_door()
@@ -209,7 +212,6 @@ class NativeStack:
             # key is a 400); only the door's own 502 means it does not reach TorchServe yet.
             readiness.wait_for_http(f"{self.inference_url}/ping", max(5.0, timeout - (time.monotonic() - started)),
                                     lambda: self.running("front-door"), accepted=lambda status: status != 502)
-        versions.apply_default_versions(self.management_url, self.model_store, token)
         return status
 
     # --- Prometheus -------------------------------------------------------------------------------

@@ -2,16 +2,31 @@
 
 Used by `make serve`, the test fixtures, the container HEALTHCHECK and the Kubernetes probes
 (`python -m stackctl ready`), so "ready" means the same thing everywhere.
+
+Start versus later (`probe`, what `stackctl ready` runs): until every model has had a READY
+worker once, the server is not ready, so a bad rollout stops at its first pod while the old pods
+serve. The first time every model is READY, a marker file is written (`ready_marker`); from then
+on ready only needs the management API to answer with the same models registered. A model that
+later loses its workers then fails only its own requests (503 from the front door) instead of
+taking every replica out of the Service, since every replica carries it. The launchers
+(stackctl.container, stackctl.native) remove the marker before they start TorchServe, so a
+restarted server must load every model again.
 """
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+MARKER_ENV = "STACK_READY_MARKER"
 
 
 class NotReady(RuntimeError):
@@ -57,6 +72,47 @@ def check_ready(management_url: str, expected: set[str] | None = None, token: st
     if not_ready:
         raise NotReady("no READY worker for: " + ", ".join(f"{n} {status[n]}" for n in not_ready))
     return status
+
+
+def ready_marker(management_url: str, env: dict[str, str] | None = None) -> Path:
+    """Where "every model was READY once" is recorded for the server at `management_url`:
+    $STACK_READY_MARKER, else a file named after the management port in the temp dir (the probe
+    and the entry point share both, in one container)."""
+    env = dict(os.environ) if env is None else env
+    if env.get(MARKER_ENV):
+        return Path(env[MARKER_ENV])
+    port = urlparse(management_url).port or 8081
+    return Path(env.get("TMPDIR") or tempfile.gettempdir()) / f"stackctl-ready-{port}.json"
+
+
+def clear_marker(management_url: str, env: dict[str, str] | None = None) -> None:
+    ready_marker(management_url, env).unlink(missing_ok=True)
+
+
+def probe(management_url: str, expected: set[str] | None = None, token: str | None = None,
+          timeout: float = 2.0, marker: Path | None = None) -> tuple[dict[str, list[str]], list[str]]:
+    """(status, models without a READY worker). Before the marker exists this is check_ready,
+    which writes the marker when it passes; after, the API must answer with every model the
+    marker lists still registered, and models without a READY worker are reported, not fatal."""
+    marker = marker or ready_marker(management_url)
+    try:
+        registered = set(json.loads(marker.read_text())["models"])
+    except (OSError, ValueError, KeyError, TypeError):
+        status = check_ready(management_url, expected, token, timeout)
+        models = sorted({key.split("/")[0] for key in status})
+        try:
+            marker.write_text(json.dumps({"models": models}) + "\n")
+        except OSError as exc:   # read-only: stays strict, which is safe
+            print(f"ready marker {marker} not written: {exc}", flush=True)
+        return status, []
+    try:
+        status = model_status(management_url, token, timeout)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise NotReady(f"management API at {management_url} not answering: {exc}") from None
+    missing = sorted((registered | (expected or set())) - {key.split("/")[0] for key in status})
+    if missing:
+        raise NotReady(f"models no longer registered: {', '.join(missing)}")
+    return status, sorted(name for name, workers in status.items() if "READY" not in workers)
 
 
 def wait_until_ready(management_url: str, expected: set[str] | None = None, timeout: float = 180.0,

@@ -54,8 +54,8 @@ def model_rules(spec: ModelSpec) -> list[dict[str, Any]]:
             "alert": "TorchServeModelNoReadyWorker",
             "expr": (
                 f'absent(WorkerLoadTime{{WorkerName=~"{_worker_regex(name)}"}})'
-                f" or on() (model:ts_inference_requests:rate5m{sel} > 0"
-                f" unless model:ts_inference_answered_latency:rate5m{sel} > 0)"
+                f" or on() (model:ts_inference_requests:rate1m{sel} > 0"
+                f" unless model:ts_inference_answered_latency:rate1m{sel} > 0)"
             ),
             "for": "3m",
             "labels": {"severity": "critical", "model": name},
@@ -63,9 +63,11 @@ def model_rules(spec: ModelSpec) -> list[dict[str, Any]]:
                 "summary": f"Model {name} has no worker that answers",
                 "description": (
                     f"No worker of {name} has loaded the model, or requests arrive but no worker "
-                    "answers them. Run `python -m stackctl status` (or GET /models/"
-                    f"{name} on the management API) and read model_log.log for the load or crash "
-                    "error; fix the archive or the resources, then restart TorchServe."
+                    f"answers them: {name}'s requests get 503 model_unavailable, the other models "
+                    "keep serving and the pod stays ready. Run `python -m stackctl status` (or GET "
+                    f"/models/{name} on the management API) and read the model log (MODEL_LOG lines "
+                    "on stdout, model_log.log natively) for the load or crash error; fix the archive "
+                    "or the resources, then roll out or restart."
                 ),
             },
         },

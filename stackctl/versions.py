@@ -37,6 +37,24 @@ def default_versions(store: Path) -> dict[str, str]:
             if (Path(store) / f"{name}.mar").is_file()}
 
 
+def load_order(store: Path) -> list[str]:
+    """The archives of `store` in the order TorchServe must register them: defaults first."""
+    archives = sorted(Path(store).glob("*.mar"))
+    return [a.name for a in archives if SEPARATOR not in a.stem] + [a.name for a in archives if SEPARATOR in a.stem]
+
+
+def ordered_models(command: list[str]) -> list[str]:
+    """`command` with `--models all` replaced by the store's archives in load_order, when the
+    store holds several versions of a model (otherwise the order does not matter)."""
+    if "--model-store" not in command or "--models" not in command:
+        return command
+    at = command.index("--models") + 1
+    store = Path(command[command.index("--model-store") + 1])
+    if at >= len(command) or command[at].lower() != "all" or not default_versions(store):
+        return command
+    return [*command[:at], *load_order(store), *command[at + 1:]]
+
+
 def set_default(management_url: str, name: str, version: str, token: str | None = None,
                 timeout: float = 10.0) -> None:
     request = urllib.request.Request(f"{management_url.rstrip('/')}/models/{name}/{version}/set-default",

@@ -410,3 +410,14 @@ def test_docker_compose_refuses_to_start_without_a_grafana_password(compose) -> 
     result = compose([BASE], "config", password=None)
     assert result.returncode != 0
     assert "GRAFANA_ADMIN_PASSWORD" in result.stderr
+
+
+def test_every_service_rotates_its_logs(variant) -> None:
+    """Docker's json-file driver keeps a container's output forever unless told otherwise: every
+    service (TorchServe's JSON-lines logs included) is capped by size and file count."""
+    _, project = variant
+    for name, service in active(project, ("loadtest",)).items():
+        logging = service.get("logging") or {}
+        options = logging.get("options") or {}
+        assert logging.get("driver") == "json-file", name
+        assert options.get("max-size") and int(options.get("max-file", 0)) >= 1, name

@@ -164,9 +164,10 @@ def test_valid_items_in_a_batch_with_hostile_neighbours_still_get_200(torchserve
 
 def test_queue_overflow_answers_503_from_the_frontend(tmp_path: Path) -> None:
     """job_queue_size exceeded: TorchServe 0.12 refuses in the frontend with 503
-    ServiceUnavailableException and a misleading "has no worker" message and no Retry-After
-    (documented in docs/hostile-inputs.md; no handler or config setting changes the text). Own
-    server with a 2-deep queue and only langid, so the shared one is untouched."""
+    ServiceUnavailableException and a misleading "has no worker" message and no Retry-After;
+    the front door answers it in our error shape, naming the model (documented in
+    docs/hostile-inputs.md). Own server with a 2-deep queue and only langid, so the shared one
+    is untouched."""
     store = tmp_path / "store"
     store.mkdir()
     (store / "langid.mar").symlink_to(get_spec("langid").archive_path)
@@ -180,8 +181,9 @@ def test_queue_overflow_answers_503_from_the_frontend(tmp_path: Path) -> None:
         statuses = Counter(r.status_code for r in responses)
         assert set(statuses) <= {200, 503} and statuses[503] > 0 and statuses[200] > 0, statuses
         refused = next(r for r in responses if r.status_code == 503)
-        assert refused.json()["type"] == "ServiceUnavailableException"
-        assert "has no worker" in refused.json()["message"]
+        error = refused.json()["error"]
+        assert error["code"] == 503 and error["type"] == "model_unavailable"
+        assert "model langid " in error["message"] and "queue is full" in error["message"]
         assert "Retry-After" not in refused.headers
         # Overload is transient: the next request is served.
         assert requests.post(url, json={"text": "hallo welt"}, timeout=30).status_code == 200

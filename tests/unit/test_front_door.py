@@ -53,12 +53,25 @@ def test_nginx_accepts_the_rendered_config(tmp_path: Path) -> None:
     assert check.returncode == 0, check.stderr
 
 
+TORCHSERVE_503 = (b'{"code": 503, "type": "ServiceUnavailableException", "message": "Model \\"digits\\" has no '
+                  b'worker to serve inference request. Please use scale workers API to add workers."}')
+HANDLER_500 = b'{"error": {"code": 500, "type": "internal_error", "message": "from the handler"}}'
+HANDLER_413 = b'{"error": {"code": 413, "type": "text_too_long", "message": "from the handler"}}'
+
+
 class _Echo(BaseHTTPRequestHandler):
     """Answers with the headers and body that reached it."""
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        for code, shape in ((503, TORCHSERVE_503), (500, HANDLER_500), (507, b'"Worker died."'), (413, HANDLER_413)):
+            if self.path.endswith(f"/{code}"):   # TorchServe's own answers, as it gives them
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(shape)))
+                self.end_headers()
+                self.wfile.write(shape)
+                return
         answer = json.dumps({"headers": {k.lower(): v for k, v in self.headers.items()},
                              "body": body.decode("latin-1")}).encode()
         self.send_response(200)
@@ -137,3 +150,46 @@ def test_a_body_over_the_limit_gets_413_in_our_error_shape(door: str) -> None:
                              headers={"Content-Type": "application/octet-stream"})
     assert response.status_code == 413
     assert response.json()["error"]["code"] == 413 and "65536" in response.json()["error"]["message"]
+
+
+@needs_nginx
+def test_torchserves_503_becomes_our_error_shape_naming_the_model(door: str) -> None:
+    """TorchServe answers 503 in its own shape for a model with no worker or a full queue."""
+    response = requests.post(f"{door}/predictions/digits/503", data=b"{}", timeout=10)
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == 503 and error["type"] == "model_unavailable"
+    assert error["message"].startswith("model digits cannot take this request now: it has no READY worker")
+
+
+@needs_nginx
+def test_a_url_cannot_inject_into_the_503_body(door: str) -> None:
+    response = requests.post(f'{door}/predictions/a"b/503', data=b"{}", timeout=10)
+    assert response.status_code == 503 and response.json()["error"]["message"].startswith("model (none) ")
+
+
+@needs_nginx
+@pytest.mark.parametrize("code, body", [(500, HANDLER_500), (507, b'"Worker died."'), (413, HANDLER_413)])
+def test_other_error_answers_pass_through_untouched(door: str, code: int, body: bytes) -> None:
+    response = requests.post(f"{door}/predictions/digits/{code}", data=b"{}", timeout=10)
+    assert (response.status_code, response.content) == (code, body)
+
+
+@needs_nginx
+def test_no_model_server_behind_it_gets_502_in_our_error_shape(tmp_path: Path) -> None:
+    port = free_port()
+    conf = front_door.render(tmp_path, f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}", env={})
+    nginx = subprocess.Popen(front_door.command(conf), stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                response = requests.post(f"http://127.0.0.1:{port}/predictions/digits", data=b"{}", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and nginx.poll() is None, "nginx did not listen"
+                time.sleep(0.05)
+        assert response.status_code == 502 and response.json()["error"]["type"] == "bad_gateway"
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
