@@ -55,7 +55,11 @@ def test_each_spec_gets_its_own_bound_in_its_own_location(tmp_path: Path) -> Non
         block = re.search(r"location ~ \^/\(predictions\|explanations\)/" + re.escape(re.escape(spec.name))
                           + r"\(/\|\$\) \{(.*?)\}", conf, re.DOTALL)
         assert block, f"no location for {spec.name}"
-        assert f"proxy_read_timeout {seconds}s;" in block.group(1)
+        # The location checks the body's size, then hands the request to its named proxy location.
+        named = re.search(r"error_page 418 = (@\w+);", block.group(1))
+        assert named, f"{spec.name}'s location hands over to no named location"
+        proxy = re.search(r"location " + named.group(1) + r" \{(.*?)\}", conf, re.DOTALL)
+        assert proxy and f"proxy_read_timeout {seconds}s;" in proxy.group(1)
         assert f"model {spec.name} gave no answer within {seconds} s" in conf
     longest = max(wait_bounds.from_serving(s.name, s.serving, DEFAULT_TIMEOUT).seconds for s in specs)
     assert f"        proxy_read_timeout {max(longest, wait_bounds.longest({}, DEFAULT_TIMEOUT))}s;" in conf
