@@ -78,15 +78,16 @@ class HandlerSettings:
 class ServingSettings:
     """TorchServe's per-model keys: a spec's `serving:` section, the top of model-config.yaml.
 
-    The defaults are what TorchServe 0.12 does when a key is absent (the archive carries only the
-    keys the spec writes); `minWorkers` 1 is what this stack assumes of a model that names none.
+    The defaults are what this stack's TorchServe 0.12 does when a key is absent (the archive
+    carries only the keys the spec writes): its own, or config/config.properties' default_* where
+    that sets one (a unit test checks that they agree).
     """
 
-    min_workers: int = field(default=1, metadata={"key": "minWorkers"})
+    min_workers: int = field(default=1, metadata={"key": "minWorkers"})             # default_workers_per_model
     max_workers: int | None = field(default=None, metadata={"key": "maxWorkers"})  # None: minWorkers
     batch_size: int = field(default=1, metadata={"key": "batchSize"})
     max_batch_delay: int = field(default=100, metadata={"key": "maxBatchDelay"})     # ms
-    response_timeout: int = field(default=120, metadata={"key": "responseTimeout"})  # s
+    response_timeout: int = field(default=30, metadata={"key": "responseTimeout"})   # s; default_response_timeout
     startup_timeout: int = field(default=120, metadata={"key": "startupTimeout"})    # s
     device_type: str | None = field(default=None, metadata={"key": "deviceType"})
     device_ids: tuple[int, ...] | None = field(default=None, metadata={"key": "deviceIds"})

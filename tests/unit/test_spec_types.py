@@ -78,6 +78,13 @@ def test_max_workers_falls_back_to_min_workers() -> None:
     assert ServingSettings().workers == ServingSettings().min_workers
 
 
+def test_serving_defaults_are_what_config_properties_sets() -> None:
+    props = dict(line.split("=", 1) for line in (paths.CONFIG / "config.properties").read_text().splitlines()
+                 if "=" in line and not line.lstrip().startswith("#"))
+    assert ServingSettings().min_workers == int(props["default_workers_per_model"])
+    assert ServingSettings().response_timeout == int(props["default_response_timeout"])
+
+
 def _spec_key_names() -> dict[str, set[str]]:
     """Every spec key (and field name) -> the dataclasses allowed to give it a default."""
     owners: dict[str, set[str]] = {}
