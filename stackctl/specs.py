@@ -5,6 +5,11 @@ serving settings, its handler settings, its SLOs and its share of the load test.
 JSON Schema in model_spec.schema.json (every key we own, nothing else); what a schema cannot say
 (the file name, the handler file, p95 <= p99) is checked here; the files it names and the model
 itself are checked by stackctl.model_check before archives are written.
+
+Each section is typed, with its defaults written once: `serving:` and `handler:` by the classes
+the workers read from their archive (handlers.settings: ServingSettings, HandlerSettings), `load:`
+and `slo:` here. Everyone reads the typed spec; tests/unit/test_spec_types.py checks that the
+schema and the classes name the same keys and that no reader writes a default of its own.
 """
 from __future__ import annotations
 
