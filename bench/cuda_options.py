@@ -22,6 +22,7 @@ import torch
 
 from bench import limit, report, servers
 from bench.workloads import ensure_bench_archive, photo_payloads, run_folder, tidy_run_folder, workloads
+from handlers.sections import override
 from stackctl import paths
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -37,7 +38,7 @@ def precision_sweep(seconds: float, store: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     reference: list[str] | None = None
     for precision in PRECISIONS:
-        archive = servers.variant(w.spec, base, store, f"mobilenet-{precision}", handler={"precision": precision})
+        archive = servers.variant(w.spec, base, store, f"mobilenet-{precision}", handler=override(w.spec.handler, precision=precision))
         result = limit.measure(archive, bodies, seconds, configs=((1, 1),))
         model = InProcessModel(archive, gpu_id=0)
         answers = model.predict([Request(body, kind) for body, kind in bodies])
@@ -54,10 +55,10 @@ def decode_comparison(seconds: float) -> dict[str, Any]:
     from torchvision.io import decode_jpeg
     from torchvision.transforms.v2 import functional as F
 
-    from handlers.image import ImageSettings, decode_image_pixels
+    from handlers.image import decode_image_pixels
 
     spec = workloads(["mobilenet"])[0].spec
-    settings = ImageSettings.from_config(spec.handler_config["image"])
+    settings = spec.handler.image
     photos = [p.body for p in photo_payloads()]
     encoded = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in photos]
 

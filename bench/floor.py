@@ -18,9 +18,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench import archives
+from handlers.sections import override, written
+from handlers.settings import ServingSettings
 from loadtest.checks import answer_shape
 from loadtest.server_metrics import metric_total
+from stackctl.archive import write_variant
 from stackctl.specs import ModelSpec
 
 NOOP_HANDLER = Path(__file__).with_name("noop_handler.py")
@@ -37,9 +39,9 @@ def noop_answer(spec: ModelSpec) -> list[dict[str, Any]]:
 
 def noop_variant(spec: ModelSpec, archive: Path, store: Path, name: str) -> Path:
     """store/<name>-noop.mar: the workload's archive answering through the no-op handler, batch 1, no delay."""
-    return archives.write_variant(archive, store, f"{name}-noop",
-                                  {"batchSize": 1, "maxBatchDelay": 0, "minWorkers": 1, "maxWorkers": 1},
-                                  {"answer_as": name, "answer": noop_answer(spec)}, entry=NOOP_HANDLER)
+    serving = override(ServingSettings(), batch_size=1, max_batch_delay=0, min_workers=1, max_workers=1)
+    return write_variant(archive, store, f"{name}-noop", written(serving),
+                         {"answer_as": name, "answer": noop_answer(spec)}, entry=NOOP_HANDLER)
 
 
 def counters(metrics_url: str, model: str) -> dict[str, float]:

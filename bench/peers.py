@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from handlers.settings import ServingSettings
 from stackctl import paths
 
 BENTOML_PYTHON = paths.ROOT / ".venv-bentoml" / "bin" / "python"
@@ -47,14 +48,13 @@ class Peer:
             return None if check.returncode == 0 else f"{self.name} does not import: {check.stderr.strip()[-200:]}"
         return None if importlib.util.find_spec(self.name) else f"{self.name} is not installed"
 
-    def describe(self, serving: dict[str, Any]) -> dict[str, Any]:
-        workers = int(serving.get("maxWorkers", 1))
-        batching = {"max_batch_size": int(serving.get("batchSize", 1)),
-                    "batch_timeout_ms": float(serving.get("maxBatchDelay", 0)) if self.fixed_window else None,
+    def describe(self, serving: ServingSettings) -> dict[str, Any]:
+        batching = {"max_batch_size": serving.batch_size,
+                    "batch_timeout_ms": float(serving.max_batch_delay) if self.fixed_window else None,
                     } if self.batching else None
-        return {"label": self.label, "processes": workers, "batching": batching}
+        return {"label": self.label, "processes": serving.workers, "batching": batching}
 
-    def command(self, archive: Path, name: str, serving: dict[str, Any]) -> list[str]:
+    def command(self, archive: Path, name: str, serving: ServingSettings) -> list[str]:
         d = self.describe(serving)
         command = [self.module, "--archive", str(archive), "--name", name, "--workers", str(d["processes"])]
         if d["batching"]:

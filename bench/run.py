@@ -42,7 +42,10 @@ from bench.workloads import (
     workloads,
 )
 from handlers.runtime import usable_cores
+from handlers.sections import override, written
+from handlers.settings import HandlerSettings, ServingSettings
 from stackctl import paths
+from stackctl.archive import read_config
 
 RESULTS = paths.ROOT / "bench" / "results"
 LEVELS = [1, 2, 4, 8, 16, 32, 64, 128]  # closed-loop users; TorchServe's job_queue_size is 200
@@ -87,24 +90,25 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
     folder = work / w.name
     store = archives.fresh_store(folder)
     tuned = servers.variant(w.spec, w.archive, store, w.name)
-    servers.variant(w.spec, w.archive, store, f"{w.name}-b1", serving={"batchSize": 1})
+    servers.variant(w.spec, w.archive, store, f"{w.name}-b1", serving=override(w.spec.serving, batch_size=1))
     floor.noop_variant(w.spec, w.archive, store, w.name)
     bodies = w.payloads()
     payload_file = folder / "payloads.pkl"
     payload_file.write_bytes(pickle.dumps([(p.body, p.content_type) for p in bodies]))
-    serving = archives.read_config(tuned)
+    config = read_config(tuned)
+    serving = ServingSettings.from_config(config)
     result: dict[str, Any] = {
         "kind": w.kind, "note": w.note, "spec": str(paths.shown(w.spec.source)),
-        "serving": {k: v for k, v in serving.items() if k != "handler"},
-        "torch_threads_per_worker": serving["handler"]["torch_threads"],
+        "serving": written(serving),
+        "torch_threads_per_worker": HandlerSettings.from_config(config["handler"]).torch_threads,
         "payloads": {"count": len(bodies), "digest": payload_digest(bodies)},
         "slo": {"p95_ms": w.spec.slo.p95_ms, "p99_ms": w.spec.slo.p99_ms},
     }
 
-    workers = int(serving.get("maxWorkers", 1))
+    workers = serving.workers
     threads = result["torch_threads_per_worker"]
     configs = plan.limit_configs(workers, threads)
-    sizes = sorted({*plan.batch_sizes, int(serving.get("batchSize", 1))})
+    sizes = sorted({*plan.batch_sizes, serving.batch_size})
     log(f"[{w.name}] 1/3 in-process limit (processes x threads {configs}, batch sizes {sizes})")
     servers.run_limit(tuned, payload_file, folder / "limit.json", plan.limit_seconds, sizes, configs)
     result["limit"] = json.loads((folder / "limit.json").read_text())
@@ -156,7 +160,7 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
     return result
 
 
-def run_peer(peer: peers.Peer, w: Workload, archive: Path, serving: dict[str, Any], bodies: list[Any], plan: Plan,
+def run_peer(peer: peers.Peer, w: Workload, archive: Path, serving: ServingSettings, bodies: list[Any], plan: Plan,
              folder: Path, log=print) -> dict[str, Any]:
     """One peer's closed-loop sweep on the same bodies, or why it did not run here."""
     described = peer.describe(serving)
@@ -183,7 +187,7 @@ def cold_start(selected: list[Workload], work: Path, log=print) -> dict[str, Any
     workers = 0
     for w in selected:
         servers.variant(w.spec, w.archive, store, w.name)
-        workers += int(w.spec.serving.get("maxWorkers", 1))
+        workers += w.spec.serving.workers
     with servers.torchserve(store, work / "cold-start" / "torchserve", workers) as (_stack, ready_s):
         pass
     log(f"[cold start] {', '.join(w.name for w in selected)}: every model READY after {ready_s:.1f} s")

@@ -11,11 +11,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from bench import archives
 from handlers.runtime import usable_cores
+from handlers.sections import override, written
+from handlers.settings import HandlerSettings, ServingSettings
 from stackctl import paths, readiness
+from stackctl.archive import write_variant
 from stackctl.native import NativeStack, Ports, free_port
 from stackctl.specs import ModelSpec
 
@@ -25,19 +26,20 @@ from stackctl.specs import ModelSpec
 RUNTIME_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def threads_for(spec: ModelSpec, workers: int) -> int:
+def threads_for(handler: HandlerSettings, workers: int) -> int:
     """`torch_threads: auto` for a model alone on this host: its workers share the cores."""
-    setting = spec.handler_config.get("torch_threads", "auto")
+    setting = handler.torch_threads
     return int(setting) if isinstance(setting, int) and setting > 0 else max(1, usable_cores() // workers)
 
 
-def variant(spec: ModelSpec, archive: Path, store: Path, name: str, serving: dict[str, Any] | None = None,
-            handler: dict[str, Any] | None = None) -> Path:
-    """The archive with the spec's current serving and handler settings (+ overrides) under `name`."""
-    settings = {**spec.serving, **(serving or {})}
-    workers = int(settings.get("maxWorkers", settings.get("minWorkers", 1)))
-    handler_settings = {**spec.handler_config, "torch_threads": threads_for(spec, workers), **(handler or {})}
-    return archives.write_variant(archive, store, name, settings, handler_settings)
+def variant(spec: ModelSpec, archive: Path, store: Path, name: str, serving: ServingSettings | None = None,
+            handler: HandlerSettings | None = None) -> Path:
+    """The archive under `name` with the spec's current serving and handler settings, or these
+    (the spec's, overridden: handlers.sections.override); `torch_threads: auto` made a number."""
+    serving = serving or spec.serving
+    handler = handler or spec.handler
+    handler = override(handler, torch_threads=threads_for(handler, serving.workers))
+    return write_variant(archive, store, name, written(serving), written(handler))
 
 
 @contextlib.contextmanager

@@ -28,28 +28,35 @@ from bench.report import write_json
 from bench.settings import parallelism_options, write_back
 from bench.workloads import BENCH_BUILD, Workload, ensure_archives, run_folder, tidy_run_folder, workloads
 from handlers.runtime import usable_cores
+from handlers.sections import override, written
+from handlers.settings import HandlerSettings, ServingSettings
 from stackctl import paths
+from stackctl.archive import write_variant
+from stackctl.specs import ModelSpec
+
+Candidate = tuple[str, ServingSettings, HandlerSettings]  # (label, its serving and handler settings)
 
 BATCH_SIZES = (1, 4, 8, 16, 32)
 DELAYS_MS = (1, 3, 10, 20)  # >= 1: TorchServe reads 0 as "unset" (100 ms)
 LEVELS = [2, 4, 8, 16, 32, 64]
 
 
-def candidate_settings(spec_serving: dict[str, Any], workers: int, threads: int, **serving: Any) -> tuple[dict, dict]:
-    settings = {**spec_serving, "minWorkers": workers, "maxWorkers": workers, **serving}
-    return settings, {"torch_threads": threads}
+def candidate_settings(spec: ModelSpec, workers: int, threads: int, batch_size: int,
+                       max_batch_delay: int) -> tuple[ServingSettings, HandlerSettings]:
+    serving = override(spec.serving, min_workers=workers, max_workers=workers, batch_size=batch_size,
+                       max_batch_delay=max_batch_delay)
+    return serving, override(spec.handler, torch_threads=threads)
 
 
-def measure_stage(w: Workload, candidates: list[tuple[str, dict, dict]], window: float, warmup: float,
+def measure_stage(w: Workload, candidates: list[Candidate], window: float, warmup: float,
                   work: Path, log=print) -> dict[str, dict[str, Any]]:
     """One TorchServe with every candidate; each swept in turn. {label: {score, steps}}."""
     store = archives.fresh_store(work / "stage")
     names = {}
     for i, (label, serving, handler) in enumerate(candidates):
         names[label] = f"{w.name}-c{i}"
-        archives.write_variant(w.archive, store, names[label], {**w.spec.serving, **serving},
-                               {**w.spec.handler_config, **handler})
-    busy_workers = max(int(s.get("maxWorkers", 1)) for _, s, _ in candidates)
+        write_variant(w.archive, store, names[label], written(serving), written(handler))
+    busy_workers = max(s.workers for _, s, _ in candidates)
     bodies = w.payloads()
     out = {}
     with servers.torchserve(store, work / "stage" / "torchserve", busy_workers) as (stack, _ready):
@@ -67,31 +74,31 @@ def measure_stage(w: Workload, candidates: list[tuple[str, dict, dict]], window:
 
 def tune(w: Workload, window: float, warmup: float, work: Path, log=print) -> dict[str, Any]:
     cores = usable_cores()
-    serving = dict(w.spec.serving)
-    batch, delay = int(serving.get("batchSize", 1)), int(serving.get("maxBatchDelay", 5))
+    spec = w.spec
+    batch, delay = spec.serving.batch_size, spec.serving.max_batch_delay
     history = []
 
-    def stage(name: str, candidates: list[tuple[str, dict, dict]]) -> tuple[str, dict, dict]:
+    def stage(name: str, candidates: list[Candidate]) -> Candidate:
         log(f"[{w.name}] stage {name}: {', '.join(c[0] for c in candidates)}")
         scores = measure_stage(w, candidates, window, warmup, work, log)
         history.append({"stage": name, "scores": {k: v["score"] for k, v in scores.items()},
                         "detail": scores})
         return max(candidates, key=lambda c: scores[c[0]]["score"])
 
-    par = [(f"workers={wk} threads={th}", *candidate_settings(serving, wk, th, batchSize=batch, maxBatchDelay=delay))
-           for wk, th in parallelism_options(cores)]
+    par: list[Candidate] = [(f"workers={wk} threads={th}", *candidate_settings(spec, wk, th, batch, delay))
+                            for wk, th in parallelism_options(cores)]
     _, best_serving, best_handler = stage("workers x threads", par)
-    workers, threads = best_serving["maxWorkers"], best_handler["torch_threads"]
-    sizes = [(f"batchSize={b}", *candidate_settings(serving, workers, threads, batchSize=b, maxBatchDelay=delay))
-             for b in BATCH_SIZES]
+    workers, threads = best_serving.workers, best_handler.torch_threads
+    sizes: list[Candidate] = [(f"batchSize={b}", *candidate_settings(spec, workers, int(threads), b, delay))
+                              for b in BATCH_SIZES]
     _, best_serving, _ = stage("batchSize", sizes)
-    batch = best_serving["batchSize"]
-    delays = [(f"maxBatchDelay={d}", *candidate_settings(serving, workers, threads, batchSize=batch, maxBatchDelay=d))
-              for d in DELAYS_MS] if batch > 1 else []
+    batch = best_serving.batch_size
+    delays: list[Candidate] = [(f"maxBatchDelay={d}", *candidate_settings(spec, workers, int(threads), batch, d))
+                               for d in DELAYS_MS] if batch > 1 else []
     if delays:
         _, best_serving, _ = stage("maxBatchDelay", delays)
     winner = {"minWorkers": workers, "maxWorkers": workers, "batchSize": batch,
-              "maxBatchDelay": best_serving["maxBatchDelay"]}
+              "maxBatchDelay": best_serving.max_batch_delay}
     score = max(history[-1]["scores"].values())  # the winner, measured in the last stage
     return {"winner": winner, "torch_threads": threads, "score_rps": score, "history": history}
 
@@ -117,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{w.name}] winner: {result['winner']}, torch_threads {result['torch_threads']} "
               f"({result['score_rps']:.1f} req/s within p95 {w.spec.slo.p95_ms:g} ms)", flush=True)
         if not args.dry_run:
-            write_back(w.spec.source, result)
+            write_back(w.spec, result)
             print(f"[{w.name}] written to {w.spec.source.relative_to(paths.ROOT)}", flush=True)
     tidy_run_folder(work)
     write_json(args.out, report)

@@ -26,7 +26,8 @@ import numpy as np
 
 from loadtest.payloads import Payload, payloads_for, synthetic_picture
 from stackctl import paths
-from stackctl.archive import archive_inputs, fingerprint, write_archive
+from stackctl.archive import Contents
+from stackctl.archive import archive as build_archive
 from stackctl.specs import ModelSpec, load_spec, load_specs
 
 BENCH = paths.ROOT / "bench"
@@ -121,21 +122,13 @@ def random_init_weights(spec: ModelSpec) -> None:
 
 
 def ensure_bench_archive(spec: ModelSpec, store: Path = BENCH_STORE) -> Path:
-    """store/<name>.mar for a bench-only spec; skipped when its inputs have not changed."""
+    """store/<name>.mar for a bench-only spec (stackctl.archive skips it when its inputs have not changed)."""
     random_init_weights(spec)
-    config = spec.model_config()
-    value = fingerprint(archive_inputs(spec) + [spec.source], {"config": config, "version": spec.version})
-    target = store / f"{spec.name}.mar"
-    stamp = BENCH_BUILD / spec.name / "archive.fingerprint"
-    if target.is_file() and stamp.is_file() and stamp.read_text() == value:
-        return target
-    print(f"[{spec.name}] archiving -> {target.relative_to(paths.ROOT)} ({RANDOM_INIT_NOTE})", flush=True)
-    write_archive(spec, config, store, BENCH_BUILD / spec.name / "archive",
-                  {"labels.json": spec.labels_path, "metadata.json": json.dumps({"weights": RANDOM_INIT_NOTE}) + "\n"},
-                  f"Generated from {spec.source.relative_to(paths.ROOT)} by bench; {RANDOM_INIT_NOTE}.")
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(value)
-    return target
+    contents = Contents(
+        spec.model_config(),
+        {"labels.json": spec.labels_path, "metadata.json": json.dumps({"weights": RANDOM_INIT_NOTE}) + "\n"},
+        f"Generated from {spec.source.relative_to(paths.ROOT)} by bench; {RANDOM_INIT_NOTE}.", RANDOM_INIT_NOTE)
+    return build_archive(spec, store, contents)
 
 
 def ensure_archives(selected: list[Workload]) -> None:

@@ -25,7 +25,7 @@ from handlers.metrics import (
     REQUEST_SECONDS,
     HandlerMetrics,
 )
-from handlers.settings import HandlerSettings
+from handlers.settings import HandlerSettings, ServingSettings
 from handlers.topk import answer, top_k
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class ClassifierHandler(BaseHandler):
         self.name = settings.name or self.manifest["model"]["modelName"]
         self.device = runtime.select_device(properties)
         self.threads = runtime.configure_threads(settings.torch_threads,
-                                                 int(self.model_yaml_config.get("maxWorkers", 1)),
+                                                 ServingSettings.from_config(self.model_yaml_config).workers,
                                                  settings.workers_on_host)
         model_dir = Path(properties["model_dir"])
         # stackctl writes labels.json into every archive, whatever form the user's labels had.

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from handlers.sections import read
+
 
 @dataclass(frozen=True)
 class ImageSettings:
@@ -33,18 +35,13 @@ class ImageSettings:
     # in-process limit, but served throughput at batchSize 4 stayed where the CPU decode had it,
     # most likely because the two workers take turns on the one GPU. Measure before turning on.
     gpu_decode: bool = False
+    given: tuple[str, ...] = field(default=(), repr=False)  # the keys the file wrote (handlers.sections)
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any] | None) -> ImageSettings:
         cfg = dict(cfg or {})
-        for key in ("size", "mean", "std"):
-            if cfg.get(key) is not None:
-                cfg[key] = tuple(cfg[key])
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(cfg) - known
-        if unknown:
-            raise ValueError(f"unknown image settings: {sorted(unknown)}")
-        return cls(**cfg)
+        tuples = {key: tuple(cfg[key]) for key in ("size", "mean", "std") if cfg.get(key) is not None}
+        return read(cls, cfg, "image settings", **tuples)
 
     @property
     def channels(self) -> int:

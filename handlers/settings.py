@@ -1,19 +1,23 @@
-"""The typed `handler:` section of a model spec (and of the archive's model-config.yaml).
+"""The typed sections of the archive's model-config.yaml (and of a model spec): TorchServe's
+per-model keys (`serving:` in a spec, ServingSettings) and ours under `handler:` (HandlerSettings).
 
-Every handler setting and its default is written here once; the handlers, stackctl (archives,
-checks), the load test and the bench read these classes instead of the raw dict. The JSON Schema
-(stackctl/model_spec.schema.json) says which keys a spec may carry; a unit test checks that the
-schema and these fields agree.
+Every setting and its default is written here once; the handlers, stackctl (archives, checks),
+the load test and the bench read these classes instead of the raw dict. They live in handlers/
+because a worker reads them from its archive, which ships handlers/ and models/ alone. The JSON
+Schema (stackctl/model_spec.schema.json) says which keys a spec may carry; a unit test checks
+that the schema and these fields agree.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from handlers.image_settings import ImageSettings
+from handlers.sections import read
 
 Config = dict[str, Any]
 BACKENDS = ("torch", "onnxruntime")
+ADDED = {"spec": False}  # a field stackctl adds to the archive's copy; not a key of the spec
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -23,10 +27,11 @@ class TextSettings:
 
     max_chars: int = 256
     max_bytes: int = 65536
+    given: tuple[str, ...] = field(default=(), repr=False)  # the keys the file wrote (handlers.sections)
 
     @classmethod
     def from_config(cls, cfg: Config | None) -> TextSettings:
-        return cls(**_known(cls, cfg, "text settings"))
+        return read(cls, cfg, "text settings")
 
 
 @dataclass(frozen=True)
@@ -49,11 +54,12 @@ class HandlerSettings:
     image: ImageSettings = field(default_factory=ImageSettings)
     text: TextSettings = field(default_factory=TextSettings)
     # Added by stackctl to the archive's copy (not spec keys):
-    name: str | None = None
-    architecture: str | None = None
-    arguments: Config = field(default_factory=dict)
-    workers_on_host: int | None = None
-    training: Config = field(default_factory=dict)
+    name: str | None = field(default=None, metadata=ADDED)
+    architecture: str | None = field(default=None, metadata=ADDED)
+    arguments: Config = field(default_factory=dict, metadata=ADDED)
+    workers_on_host: int | None = field(default=None, metadata=ADDED)
+    training: Config = field(default_factory=dict, metadata=ADDED)
+    given: tuple[str, ...] = field(default=(), repr=False)  # the keys the file wrote (handlers.sections)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -63,17 +69,40 @@ class HandlerSettings:
 
     @classmethod
     def from_config(cls, cfg: Config | None) -> HandlerSettings:
-        values = _known(cls, cfg, "handler settings")
-        values["image"] = ImageSettings.from_config(values.get("image"))
-        values["text"] = TextSettings.from_config(values.get("text"))
-        values["arguments"] = dict(values.get("arguments") or {})
-        return cls(**values)
+        cfg = dict(cfg or {})
+        return read(cls, cfg, "handler settings", image=ImageSettings.from_config(cfg.get("image")),
+                    text=TextSettings.from_config(cfg.get("text")), arguments=dict(cfg.get("arguments") or {}))
 
 
-def _known(cls: type, cfg: Config | None, what: str) -> Config:
-    """`cfg` as keyword arguments of `cls`; an unknown key is an error, never silently dropped."""
-    values = dict(cfg or {})
-    unknown = set(values) - {f.name for f in fields(cls)}
-    if unknown:
-        raise ValueError(f"unknown {what}: {sorted(unknown)}")
-    return values
+@dataclass(frozen=True)
+class ServingSettings:
+    """TorchServe's per-model keys: a spec's `serving:` section, the top of model-config.yaml.
+
+    The defaults are what this stack's TorchServe 0.12 does when a key is absent (the archive
+    carries only the keys the spec writes): its own, or config/config.properties' default_* where
+    that sets one (a unit test checks that they agree).
+    """
+
+    min_workers: int = field(default=1, metadata={"key": "minWorkers"})             # default_workers_per_model
+    max_workers: int | None = field(default=None, metadata={"key": "maxWorkers"})  # None: minWorkers
+    batch_size: int = field(default=1, metadata={"key": "batchSize"})
+    max_batch_delay: int = field(default=100, metadata={"key": "maxBatchDelay"})     # ms
+    response_timeout: int = field(default=30, metadata={"key": "responseTimeout"})   # s; default_response_timeout
+    startup_timeout: int = field(default=120, metadata={"key": "startupTimeout"})    # s
+    device_type: str | None = field(default=None, metadata={"key": "deviceType"})
+    device_ids: tuple[int, ...] | None = field(default=None, metadata={"key": "deviceIds"})
+    parallel_type: str | None = field(default=None, metadata={"key": "parallelType"})
+    max_sequence_job_queue_size: int | None = field(default=None, metadata={"key": "maxSequenceJobQueueSize"})
+    given: tuple[str, ...] = field(default=(), repr=False)  # the keys the file wrote (handlers.sections)
+
+    @property
+    def workers(self) -> int:
+        """The most workers TorchServe runs for the model: maxWorkers, else minWorkers."""
+        return self.max_workers if self.max_workers is not None else self.min_workers
+
+    @classmethod
+    def from_config(cls, cfg: Config | None) -> ServingSettings:
+        """From a spec's `serving:` section, or a whole model-config.yaml (its `handler:` aside)."""
+        cfg = {k: v for k, v in (cfg or {}).items() if k != "handler"}
+        ids = {"deviceIds": tuple(cfg["deviceIds"])} if cfg.get("deviceIds") is not None else {}
+        return read(cls, cfg, "serving settings", **ids)

@@ -24,7 +24,7 @@ class AnswerShape:
 
 
 def answer_shape(spec: ModelSpec) -> AnswerShape:
-    """From the spec: its name, `handler.top_k` (default 3, as the handler) and its labels file.
+    """From the spec: its name, `handler.top_k` (as the handler reads it) and its labels file.
 
     A load generator that mounts only loadtest/, config/, stackctl/, models/ and handlers/ (compose,
     Kubernetes) has no build/ folder: its answers are then checked without the label set."""
@@ -34,7 +34,7 @@ def answer_shape(spec: ModelSpec) -> AnswerShape:
     except (OSError, ValueError) as exc:
         log.warning("%s: labels not readable (%s): answers are checked without the label set", spec.name, exc)
         return AnswerShape(spec.name)
-    return AnswerShape(spec.name, min(int(spec.handler_config.get("top_k", 3)), len(labels)), labels)
+    return AnswerShape(spec.name, min(spec.handler.top_k, len(labels)), labels)
 
 
 def check_prediction(shape: AnswerShape, status: int, text: str | None) -> str | None:

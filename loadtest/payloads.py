@@ -48,7 +48,6 @@ TEXTS_PER_PROCESS = 2000
 DEFAULT_TEXT_WORDS: tuple[tuple[int, int, float], ...] = (
     (1, 1, 0.45), (2, 4, 0.25), (5, 12, 0.17), (13, 30, 0.09), (31, 80, 0.04))
 IMAGE_VARIANTS = 4            # images per (size, format), and per polarity for digits
-DEFAULT_IMAGE_FORMATS = ("png", "jpeg")
 # Image models whose training module holds out real inputs with labels the model knows.
 HELD_OUT_DIGITS_TRAINING = "models.digits"
 JSON_EVERY = 4                # every 4th body is a JSON envelope instead of raw bytes / text
@@ -89,9 +88,8 @@ class Payload:
 
 def kind_of(spec: ModelSpec) -> str:
     """'image' or 'text': which payload generator a model needs, from its handler settings."""
-    for kind in ("image", "text"):
-        if kind in spec.handler_config:
-            return kind
+    if spec.input_kinds:
+        return spec.input_kinds[0]
     raise ValueError(f"model {spec.name!r}: its spec has neither handler.image nor handler.text, "
                      "so the load test cannot build payloads for it")
 
@@ -167,18 +165,17 @@ def renders_held_out_digits(spec: ModelSpec) -> bool:
 def default_image_sizes(spec: ModelSpec) -> list[int]:
     """The side the model's preprocessing ends at (`size`, else `center_crop`, else `resize`) and
     twice it, so that resizing is exercised; never below the spec's `min_side`."""
-    image = spec.handler_config.get("image", {})
-    side = max(image["size"]) if image.get("size") else image.get("center_crop") or image.get("resize") or 224
-    side = max(int(side), int(image.get("min_side", 1)))
+    image = spec.handler.image
+    side = max(image.size) if image.size else image.center_crop or image.resize or 224
+    side = max(int(side), image.min_side)
     return [side, 2 * side]
 
 
 def image_sizes(spec: ModelSpec) -> list[tuple[int, float]]:
     """`load.image_sizes` (a list, or a mapping size -> weight) checked against the handler's limits."""
-    sizes = [(int(size), weight) for size, weight in _weighted(spec.load.get("image_sizes") or default_image_sizes(spec))]
-    image = spec.handler_config.get("image", {})
-    min_side, max_pixels = int(image.get("min_side", 1)), image.get("max_pixels")
-    refused = [size for size, _ in sizes if size < min_side or (max_pixels and size * size > int(max_pixels))]
+    sizes = [(int(size), weight) for size, weight in _weighted(spec.load.image_sizes or default_image_sizes(spec))]
+    min_side, max_pixels = spec.handler.image.min_side, spec.handler.image.max_pixels
+    refused = [size for size, _ in sizes if size < min_side or size * size > max_pixels]
     if refused:
         # Every such body would be a 4xx: the run would measure rejections, not the model.
         raise ValueError(f"model {spec.name!r}: load.image_sizes {refused} are outside handler.image limits "
@@ -200,7 +197,7 @@ def image_payloads(spec: ModelSpec, variants: int = IMAGE_VARIANTS) -> list[Payl
     Sizes may be weighted (`image_sizes: {8: 4, 1024: 1}`): a size with weight w appears
     round(w * variants) times per format (and polarity).
     """
-    formats = list(spec.load.get("image_formats") or DEFAULT_IMAGE_FORMATS)
+    formats = list(spec.load.image_formats)
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f"model {spec.name!r}: unsupported load.image_formats {sorted(unknown)}")
@@ -238,7 +235,7 @@ def _picture_draws() -> Draws:
 
 
 def bad_image_payloads(spec: ModelSpec) -> list[Payload]:
-    side = max(28, int(spec.handler_config.get("image", {}).get("min_side", 1)))  # bad for its content, not its size
+    side = max(28, spec.handler.image.min_side)  # bad for its content, not its size
     png, _ = encode_image(synthetic_picture(np.random.default_rng(SEED), side, side), "png")
     b64 = base64.b64encode(png).decode("ascii")
     return [
@@ -255,7 +252,7 @@ def bad_image_payloads(spec: ModelSpec) -> list[Payload]:
 
 def samples_folder(spec: ModelSpec) -> Path | None:
     """`load.samples`, relative to the repository root unless absolute (as `model.weights` is)."""
-    value = spec.load.get("samples")
+    value = spec.load.samples
     if not value:
         return None
     folder = Path(value)
@@ -268,7 +265,7 @@ def sample_payloads(spec: ModelSpec, folder: Path) -> list[Payload]:
     if not folder.is_dir():
         raise ValueError(f"model {spec.name!r}: load.samples folder {folder} does not exist")
     kind = kind_of(spec)
-    max_chars = int(spec.handler_config.get("text", {}).get("max_chars", 0)) or None
+    max_chars = spec.handler.text.max_chars if kind == "text" else None
     out = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
         content_type = SAMPLE_TYPES.get(path.suffix.lower())
@@ -318,7 +315,7 @@ def wordlist(language: str, count: int = WORDS_PER_LANGUAGE) -> tuple[str, ...]:
 
 
 def text_length_mix(spec: ModelSpec) -> list[tuple[int, int, float]]:
-    mix = spec.load.get("text_words")
+    mix = spec.load.text_words
     if not mix:
         return list(DEFAULT_TEXT_WORDS)
     out = []
@@ -343,7 +340,7 @@ def make_text(words: Sequence[str], n: int, max_chars: int, rng: random.Random) 
 
 
 def text_payloads(spec: ModelSpec, count: int = TEXTS_PER_PROCESS) -> list[Payload]:
-    max_chars = int(spec.handler_config.get("text", {}).get("max_chars", 256))
+    max_chars = spec.handler.text.max_chars
     mix = text_length_mix(spec)
     languages = sorted(word_lists())
     rng = random.Random(SEED)
@@ -362,7 +359,7 @@ def text_payloads(spec: ModelSpec, count: int = TEXTS_PER_PROCESS) -> list[Paylo
 
 
 def bad_text_payloads(spec: ModelSpec) -> list[Payload]:
-    max_chars = int(spec.handler_config.get("text", {}).get("max_chars", 256))
+    max_chars = spec.handler.text.max_chars
     return [
         Payload(json.dumps({"text": "x" * (max_chars + 50)}).encode(), "application/json", "too_long", 413,
                 "text_too_long"),

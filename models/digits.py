@@ -105,11 +105,10 @@ def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> fl
 
 
 def train(spec: Any, out_dir: Path) -> dict[str, Any]:
-    from handlers.image import ImageSettings
     from models.training import Stopwatch, fit, save_artifacts, seed_everything
 
     seed_everything(SEED)
-    settings = ImageSettings.from_config(spec.handler_config.get("image"))
+    settings = spec.handler.image
     with Stopwatch() as clock:
         train_images, train_labels, test_images, test_labels = split()
         rng = np.random.default_rng(SEED)

@@ -1,7 +1,9 @@
-"""Build model archives: train (when the spec names a training module), then torch-model-archiver.
+"""Model archives, built and read here only: train (when the spec names a training module), then
+torch-model-archiver, into any store (model_store/, the bench's, a test's); an archive's manifest
+and model-config.yaml; serving variants of an archive (the bench's).
 
-Both steps are skipped when their inputs have not changed (a fingerprint of the files and
-settings they read), so `make models` on an up-to-date tree does no work.
+Both build steps are skipped when their inputs have not changed (a fingerprint of the files and
+settings they read, in a stamp beside the output), so `make models` on an up-to-date tree does no work.
 """
 from __future__ import annotations
 
@@ -13,18 +15,33 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from handlers.labels import labels_json
+from handlers.sections import written
 from stackctl import model_check, paths
 from stackctl.specs import ModelSpec, all_specs, workers_on_host
 
 # Packages copied into every archive root so `import handlers.x` / `import models.x` work in a worker.
 ARCHIVE_PACKAGES = ("handlers", "models")
+MANIFEST = "MAR-INF/MANIFEST.json"
+CONFIG_FILE = "model-config.yaml"
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What an archive holds besides the packages, the handler and the weights."""
+
+    config: dict[str, Any]                  # its model-config.yaml
+    data_files: dict[str, Path | str]       # archive name -> a file to copy, or text
+    header: str                             # the comment atop model-config.yaml
+    note: str = ""                          # said when it is built
 
 
 def _python_files(package: str) -> list[Path]:
@@ -53,12 +70,12 @@ def training_fingerprint(spec: ModelSpec) -> str:
     # packages its data comes from (word lists, manual pages, message catalogues).
     inputs += sorted(module_file.parent.glob(f"{module_file.stem}_*.py"))
     inputs += [paths.ROOT / "scripts" / "install-system-deps.sh"]
-    preprocessing = {k: spec.handler_config[k] for k in ("image", "text") if k in spec.handler_config}
+    preprocessing = {k: v for k, v in written(spec.handler).items() if k in spec.input_kinds}
     # handlers/image.py and the image_* modules it joins (settings, decoding, transforms); the
     # handler classes (*_classifier.py) are serving glue, not preprocessing.
     inputs += [f for kind in preprocessing for f in sorted((paths.ROOT / "handlers").glob(f"{kind}*.py"))
                if not f.stem.endswith("_classifier")]
-    inputs += [paths.ROOT / "handlers" / f for f in ("errors.py", "payload.py")]
+    inputs += [paths.ROOT / "handlers" / f for f in ("errors.py", "payload.py", "sections.py")]
     return fingerprint(inputs, {"model": [spec.architecture, spec.arguments, spec.train_module],
                                 "preprocessing": preprocessing})
 
@@ -129,32 +146,49 @@ def archive_inputs(spec: ModelSpec) -> list[Path]:
             + [spec.weights_path, spec.labels_path, *spec.extra_files])
 
 
-def _archive_stamp(spec: ModelSpec) -> Path:
-    # Beside the archive, hidden: each store (model_store/, a test's temporary one) has its own.
-    return spec.archive_path.with_name(f".{spec.archive_path.name}.fingerprint")
+def _archive_stamp(target: Path) -> Path:
+    # Beside the archive, hidden: each store (model_store/, the bench's, a test's) has its own.
+    return target.with_name(f".{target.name}.fingerprint")
+
+
+def _config_fingerprint(spec: ModelSpec, config: dict[str, Any]) -> str:
+    return fingerprint(archive_inputs(spec), {"config": config, "version": spec.version,
+                                              "handler": str(spec.handler_file)})
 
 
 def archive_fingerprint(spec: ModelSpec) -> tuple[dict[str, Any], str]:
     config = model_config(spec)
-    return config, fingerprint(archive_inputs(spec), {"config": config, "version": spec.version,
-                                                      "handler": str(spec.handler_file)})
+    return config, _config_fingerprint(spec, config)
 
 
 def archive_needed(spec: ModelSpec, force: bool = False) -> bool:
-    return force or not _stamp_matches(_archive_stamp(spec), archive_fingerprint(spec)[1], spec.archive_path)
+    return force or not _stamp_matches(_archive_stamp(spec.archive_path), archive_fingerprint(spec)[1],
+                                       spec.archive_path)
 
 
-def archive(spec: ModelSpec) -> Path:
-    """The spec's archive in the store (checked first: see build)."""
-    config, value = archive_fingerprint(spec)
+def served_contents(spec: ModelSpec) -> Contents:
+    """A served model's archive: its model-config.yaml with the trained arguments, workers on the
+    host and the held-out accuracy; its labels as labels.json; its extra files."""
     data_files: dict[str, Path | str] = {"labels.json": labels_json(model_check.labels(spec))}
     data_files.update({p.name: p for p in spec.extra_files})
-    print(f"[{spec.key}] archiving -> {paths.shown(spec.archive_path)}", flush=True)
+    return Contents(model_config(spec), data_files, f"Generated from {paths.shown(spec.source)} by stackctl; do not edit.")
+
+
+def archive(spec: ModelSpec, store: Path | None = None, contents: Contents | None = None, force: bool = False) -> Path:
+    """store/<key>.mar (default: the spec's place in model_store/, with `served_contents`), unless
+    the stamp beside it says its inputs have not changed. A served model is checked first (see build)."""
+    target = store / f"{spec.key}.mar" if store is not None else spec.archive_path
+    contents = contents or served_contents(spec)
+    value = _config_fingerprint(spec, contents.config)
+    if not force and _stamp_matches(_archive_stamp(target), value, target):
+        return target
+    note = f" ({contents.note})" if contents.note else ""
+    print(f"[{spec.key}] archiving -> {paths.shown(target)}{note}", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"archive-{spec.key}-") as stage:
-        write_archive(spec, config, spec.archive_path.parent, Path(stage) / "files", data_files,
-                      f"Generated from {paths.shown(spec.source)} by stackctl; do not edit.", spec.archive_path)
-    _archive_stamp(spec).write_text(value)
-    return spec.archive_path
+        write_archive(spec, contents.config, target.parent, Path(stage) / "files", contents.data_files,
+                      contents.header, target)
+    _archive_stamp(target).write_text(value)
+    return target
 
 
 def build(specs: list[ModelSpec], force: bool = False) -> list[str]:
@@ -170,8 +204,64 @@ def build(specs: list[ModelSpec], force: bool = False) -> list[str]:
     for spec in todo:
         model_check.check(spec)
     for spec in todo:
-        archive(spec)
+        archive(spec, force=True)
     for spec in specs:
         if spec not in todo:
             print(f"[{spec.key}] up to date: {paths.shown(spec.archive_path)}")
     return [spec.key for spec in todo]
+
+
+# --- reading an archive, and serving variants of it -----------------------------------------------
+
+def read_manifest(archive_file: Path) -> dict[str, Any]:
+    with zipfile.ZipFile(archive_file) as z:
+        return dict(json.loads(z.read(MANIFEST)))
+
+
+def read_config(archive_file: Path) -> dict[str, Any]:
+    """The archive's model-config.yaml, as written: TorchServe's keys on top (ServingSettings),
+    ours under `handler:` (HandlerSettings) — read them with those classes' from_config."""
+    with zipfile.ZipFile(archive_file) as z:
+        name = json.loads(z.read(MANIFEST))["model"].get("configFile", CONFIG_FILE)
+        return yaml.safe_load(z.read(name)) or {}
+
+
+def unpack(archive_file: Path, into: Path | None = None) -> Path:
+    """The archive's files in `into` (default: a new temporary folder), as TorchServe unpacks them."""
+    target = Path(into or tempfile.mkdtemp(prefix=f"{archive_file.stem}-"))
+    with zipfile.ZipFile(archive_file) as z:
+        z.extractall(target)
+    return target
+
+
+def write_variant(archive_file: Path, store: Path, name: str, serving: dict[str, Any],
+                  handler: dict[str, Any] | None = None, entry: Path | None = None) -> Path:
+    """store/<name>.mar: `archive_file` with `serving` keys (and `handler` keys) replaced; `entry`, a
+    handler file added to the archive and named as its handler instead of the archive's own.
+
+    TorchServe reads batchSize, maxBatchDelay and workers from the archive's own model-config.yaml,
+    which wins over config.properties, and our config.properties closes the management API that
+    could change them at run time: so a setting under test is a copy of the archive with that file
+    (and the model name in the manifest) rewritten; code and weights are unchanged."""
+    store.mkdir(parents=True, exist_ok=True)
+    target = store / f"{name}.mar"
+    with zipfile.ZipFile(archive_file) as src, zipfile.ZipFile(target, "w") as dst:
+        manifest = json.loads(src.read(MANIFEST))
+        config_name = manifest["model"].get("configFile", CONFIG_FILE)
+        config = yaml.safe_load(src.read(config_name)) or {}
+        config.update(serving)
+        # The answers keep the workload's name: handlers answer with handler.name, set at build time.
+        config["handler"] = {**config.get("handler", {}), **(handler or {})}
+        manifest["model"]["modelName"] = name
+        if entry is not None:
+            manifest["model"]["handler"] = entry.name
+            dst.write(entry, entry.name)
+        for item in src.infolist():
+            if item.filename == MANIFEST:
+                dst.writestr(item, json.dumps(manifest, indent=2))
+            elif item.filename == config_name:
+                dst.writestr(item, "# bench variant\n" + yaml.safe_dump(config, sort_keys=False))
+            else:
+                with src.open(item) as data, dst.open(item, "w") as out:
+                    shutil.copyfileobj(data, out, 1 << 20)
+    return target

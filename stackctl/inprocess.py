@@ -6,10 +6,7 @@ Used by the unit tests (handlers without a server) and by the benchmark's in-pro
 from __future__ import annotations
 
 import importlib
-import json
 import sys
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesParser
@@ -17,11 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-import yaml
 from ts.context import Context, RequestProcessor
 from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
 from stackctl import paths
+from stackctl.archive import ARCHIVE_PACKAGES, read_config, read_manifest, unpack
 
 
 @dataclass
@@ -32,25 +29,14 @@ class Request:
     content_type: str | None = None
 
 
-def unpack(archive: Path, into: Path | None = None) -> Path:
-    target = Path(into or tempfile.mkdtemp(prefix=f"{archive.stem}-"))
-    with zipfile.ZipFile(archive) as z:
-        z.extractall(target)
-    return target
-
-
-ARCHIVE_PACKAGES = ("handlers", "models")
-
-
 class InProcessModel:
     """A handler initialised from an unpacked archive; `predict` runs one batch like a worker."""
 
     def __init__(self, archive: Path, gpu_id: int | None = None):
         self.model_dir = unpack(archive)
-        self.manifest = json.loads((self.model_dir / "MAR-INF" / "MANIFEST.json").read_text())
+        self.manifest = read_manifest(archive)
         self.name = self.manifest["model"]["modelName"]
-        config_name = self.manifest["model"].get("configFile", "model-config.yaml")
-        self.model_yaml_config = yaml.safe_load((self.model_dir / config_name).read_text())
+        self.model_yaml_config = read_config(archive)
         self.metrics = MetricsCacheYamlImpl(str(paths.METRICS_CONFIG))
         self.metrics.initialize_cache()
         self.gpu_id = gpu_id

@@ -51,12 +51,10 @@ def dummy_inputs(spec: ModelSpec) -> tuple[Any, ...]:
     vocabulary) with their lengths."""
     import torch
 
-    from handlers.image_settings import ImageSettings
-
-    if "image" not in spec.handler_config and "text_classifier" in spec.handler_file.name:
+    if "image" not in spec.input_kinds and "text_classifier" in spec.handler_file.name:
         ids = torch.ones(DUMMY_BATCH, 4, dtype=torch.long)
         return ids, torch.tensor([4, 3])
-    settings = ImageSettings.from_config(spec.handler_config.get("image"))
+    settings = spec.handler.image
     side = settings.center_crop or settings.resize or 224
     height, width = settings.size or (side, side)
     return (torch.zeros(DUMMY_BATCH, settings.channels, height, width),)

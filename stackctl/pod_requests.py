@@ -13,14 +13,14 @@ from stackctl.specs import ModelSpec
 
 def sample_request(spec: ModelSpec) -> tuple[bytes, str]:
     """One valid request body for a model, by the kind of input its handler settings declare."""
-    if "image" in spec.handler_config:
+    if "image" in spec.input_kinds:
         from PIL import Image, ImageDraw  # only image models need Pillow
         image = Image.new("L", (28, 28), 255)
         ImageDraw.Draw(image).line([(14, 4), (14, 24)], fill=0, width=3)
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         return buf.getvalue(), "image/png"
-    if "text" in spec.handler_config:
+    if "text" in spec.input_kinds:
         return json.dumps({"text": "guten morgen"}).encode(), "application/json"
     raise PodRunError(f"model {spec.name}: its spec declares neither handler.image nor handler.text")
 

@@ -5,6 +5,11 @@ serving settings, its handler settings, its SLOs and its share of the load test.
 JSON Schema in model_spec.schema.json (every key we own, nothing else); what a schema cannot say
 (the file name, the handler file, p95 <= p99) is checked here; the files it names and the model
 itself are checked by stackctl.model_check before archives are written.
+
+Each section is typed, with its defaults written once: `serving:` and `handler:` by the classes
+the workers read from their archive (handlers.settings: ServingSettings, HandlerSettings), `load:`
+and `slo:` here. Everyone reads the typed spec; tests/unit/test_spec_types.py checks that the
+schema and the classes name the same keys and that no reader writes a default of its own.
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from handlers.sections import read, written
+from handlers.settings import HandlerSettings, ServingSettings
 from stackctl import paths
 from stackctl.versions import SEPARATOR as VERSION_SEPARATOR  # <name>@<version>.yaml: another version
 
@@ -28,9 +35,33 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class Slo:
+    """The `slo:` section: every key is required, so none has a default."""
+
     p95_ms: float
     p99_ms: float
     max_error_ratio: float
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """The `load:` section: the model's part in the load test (loadtest/) and the bench."""
+
+    weight: int = 1                                   # its share of the load test's users
+    samples: str | None = None                        # a folder of sample inputs
+    # Image sides (a list, or a mapping side -> weight); None: what the preprocessing ends at and
+    # twice it (loadtest.payloads.default_image_sizes follows the handler's settings).
+    image_sizes: tuple[int, ...] | dict[int, float] | None = None
+    image_formats: tuple[str, ...] = ("png", "jpeg")
+    # Rows {words: [lo, hi], share: s}; None: the load test's mix (loadtest.payloads).
+    text_words: tuple[dict[str, Any], ...] | None = None
+    given: tuple[str, ...] = field(default=(), repr=False)  # the keys the file wrote (handlers.sections)
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any] | None) -> LoadSettings:
+        cfg = dict(cfg or {})
+        lists = {k: tuple(cfg[k]) for k in ("image_sizes", "image_formats", "text_words")
+                 if isinstance(cfg.get(k), list)}
+        return read(cls, cfg, "load settings", **lists)
 
 
 @dataclass(frozen=True)
@@ -44,10 +75,10 @@ class ModelSpec:
     train_module: str | None
     weights: Path | None
     labels: Path | None
-    serving: dict[str, Any]
-    handler_config: dict[str, Any]
+    serving: ServingSettings
+    handler: HandlerSettings
     slo: Slo
-    load: dict[str, Any]
+    load: LoadSettings
     source: Path = field(compare=False)
     extra_files: tuple[Path, ...] = ()
 
@@ -83,15 +114,21 @@ class ModelSpec:
         return paths.MODEL_STORE / f"{self.key}.mar"
 
     @property
+    def input_kinds(self) -> tuple[str, ...]:
+        """The input sections the spec's handler settings write ("image", "text"): what it takes."""
+        return tuple(kind for kind in ("image", "text") if kind in self.handler.given)
+
+    @property
     def load_weight(self) -> int:
-        return int(self.load.get("weight", 1))
+        return self.load.weight
 
     def model_config(self, extra_handler: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The archive's model-config.yaml: TorchServe keys on top, our settings under `handler:`."""
+        """The archive's model-config.yaml: TorchServe keys on top, our settings under `handler:`;
+        only the keys the spec wrote (TorchServe and the handlers apply the defaults)."""
         handler = {"name": self.name, "architecture": self.architecture,
-                   "arguments": dict(self.arguments), **self.handler_config}
+                   "arguments": dict(self.arguments), **written(self.handler)}
         handler.update(extra_handler or {})
-        return {**self.serving, "handler": handler}
+        return {**written(self.serving), "handler": handler}
 
 
 def _schema() -> dict[str, Any]:
@@ -184,11 +221,11 @@ def load_spec(path: Path) -> ModelSpec:
         train_module=model.get("train"),
         weights=_data_path(model.get("weights"), base),
         labels=_data_path(model.get("labels"), base),
-        serving=dict(doc["serving"]),
-        handler_config=dict(doc.get("handler") or {}),
+        serving=ServingSettings.from_config(doc["serving"]),
+        handler=HandlerSettings.from_config(doc.get("handler")),
         slo=Slo(p95_ms=float(slo["p95_ms"]), p99_ms=float(slo["p99_ms"]),
                 max_error_ratio=float(slo["max_error_ratio"])),
-        load=dict(doc.get("load") or {}),
+        load=LoadSettings.from_config(doc.get("load")),
         source=path,
         extra_files=tuple(p for p in (_data_path(f, base) for f in model.get("extra_files", [])) if p),
     )
@@ -225,4 +262,4 @@ def get_spec(name: str, spec_dir: Path | None = None) -> ModelSpec:
 
 def workers_on_host(specs: list[ModelSpec]) -> int:
     """Workers on one host when these models are served together (sizes per-worker thread pools)."""
-    return sum(int(s.serving.get("maxWorkers", s.serving.get("minWorkers", 1))) for s in specs)
+    return sum(s.serving.workers for s in specs)

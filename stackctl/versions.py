@@ -25,6 +25,9 @@ def model_name(archive: Path) -> str:
 
 
 def archive_version(archive: Path) -> str:
+    # Read here, not through stackctl.archive (which reads archives everywhere else): the serving
+    # image's entry point calls this, and stackctl.archive imports the spec loader (jsonschema),
+    # which that image does not install.
     with zipfile.ZipFile(archive) as z:
         return str(json.loads(z.read("MAR-INF/MANIFEST.json"))["model"]["modelVersion"])
 

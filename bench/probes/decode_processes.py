@@ -10,12 +10,12 @@ def work(kind: str, seconds: float, start, out) -> None:
     import torch
 
     from bench.workloads import MOBILENET_SPEC, photo_payloads
-    from handlers.image import ImageSettings, decode_image_pixels
+    from handlers.image import decode_image_pixels
+    from handlers.sections import override
     from stackctl.specs import load_spec
 
     torch.set_num_threads(1)
-    config = dict(load_spec(MOBILENET_SPEC).handler_config["image"], gpu_decode=True)
-    settings = ImageSettings.from_config(config)
+    settings = override(load_spec(MOBILENET_SPEC).handler.image, gpu_decode=True)
     photos = [p.body for p in photo_payloads()]
     gpu = torch.device("cuda", 0)
 

@@ -28,7 +28,7 @@ SETTINGS: dict[str, dict[str, str]] = {
 
 
 def measure(env: dict[str, str], store: Path, run_dir: Path, w, bodies, warmup: float, window: float) -> dict:
-    workers = int(w.spec.serving.get("maxWorkers", 1)) + 1
+    workers = w.spec.serving.workers + 1
     with servers.torchserve(store, run_dir, workers, env=env) as (stack, _ready):
         pid = stack.proc.pid  # type: ignore[attr-defined]
         out = {}

@@ -73,7 +73,7 @@ def longest_response_timeout() -> int:
     props = dict(line.split("=", 1) for line in (ROOT / "config" / "config.properties").read_text().splitlines()
                  if "=" in line and not line.lstrip().startswith("#"))
     timeouts = [int(props.get("default_response_timeout", 120))]
-    timeouts += [int(s.serving["responseTimeout"]) for s in load_specs() if "responseTimeout" in s.serving]
+    timeouts += [s.serving.response_timeout for s in load_specs() if "responseTimeout" in s.serving.given]
     return max(timeouts)
 
 

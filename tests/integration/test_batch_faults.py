@@ -17,6 +17,8 @@ import pytest
 import requests
 import torch
 
+from handlers.sections import override
+from handlers.settings import ServingSettings
 from stackctl.archive import write_archive
 from stackctl.native import NativeStack, Ports
 from stackctl.specs import get_spec
@@ -56,9 +58,9 @@ def faulty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeSt
     # Batches of up to 8 with a long delay, so concurrent requests share one forward pass.
     spec = replace(digits, name="faulty", architecture="faulty_model:BlankRefusingNet", arguments={},
                    train_module=None, weights=work / "weights.pt", labels=work / "labels.json",
-                   serving={"minWorkers": 1, "maxWorkers": 1, "batchSize": 8, "maxBatchDelay": 200,
-                            "responseTimeout": 30},
-                   handler_config={**digits.handler_config, "channels_last": False, "fuse_conv_bn": False})
+                   serving=ServingSettings.from_config({"minWorkers": 1, "maxWorkers": 1, "batchSize": 8,
+                                                        "maxBatchDelay": 200, "responseTimeout": 30}),
+                   handler=override(digits.handler, channels_last=False, fuse_conv_bn=False))
     store = work / "store"
     write_archive(spec, spec.model_config({"workers_on_host": 1}), store, work / "stage",
                   {"labels.json": work / "labels.json", "faulty_model.py": work / "faulty_model.py"},

@@ -31,7 +31,7 @@ def test_serve_is_ready_when_it_returns_rerun_is_harmless_and_stop_stops(tmp_pat
         ready = re.search(r"Ready: digits \((\d+) READY\), langid \((\d+) READY\)", first.stdout)
         assert ready, first.stdout
         for name, count in zip(("digits", "langid"), ready.groups()):
-            assert 1 <= int(count) <= int(get_spec(name).serving["minWorkers"])
+            assert 1 <= int(count) <= get_spec(name).serving.min_workers
         assert f"http://127.0.0.1:{ports.inference}/predictions/<model>" in first.stdout
         # ready means ready: the first request after `serve` returns is answered
         answer = requests.post(f"http://127.0.0.1:{ports.inference}/predictions/langid", json={"text": "ciao"}, timeout=30)

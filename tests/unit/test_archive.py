@@ -8,6 +8,7 @@ import zipfile
 
 import yaml
 
+from handlers.sections import override, written
 from stackctl import paths
 from stackctl.archive import training_fingerprint
 from stackctl.specs import get_spec, load_specs
@@ -15,11 +16,11 @@ from stackctl.specs import get_spec, load_specs
 
 def test_serving_knobs_do_not_change_the_training_fingerprint_but_preprocessing_does() -> None:
     spec = get_spec("digits")
-    tuned = dataclasses.replace(spec, serving={**spec.serving, "batchSize": 64, "maxBatchDelay": 50},
-                                handler_config={**spec.handler_config, "top_k": 5, "torch_threads": 2})
+    tuned = dataclasses.replace(spec, serving=override(spec.serving, batch_size=64, max_batch_delay=50),
+                                handler=override(spec.handler, top_k=5, torch_threads=2))
     assert training_fingerprint(tuned) == training_fingerprint(spec)
-    image = {**spec.handler_config["image"], "size": [16, 16]}
-    changed = dataclasses.replace(spec, handler_config={**spec.handler_config, "image": image})
+    image = override(spec.handler.image, size=(16, 16))
+    changed = dataclasses.replace(spec, handler=override(spec.handler, image=image))
     assert training_fingerprint(changed) != training_fingerprint(spec)
 
 
@@ -40,7 +41,7 @@ def test_archive_carries_the_spec_settings_and_the_held_out_accuracy() -> None:
             names = set(archive.namelist())
             config = yaml.safe_load(archive.read("model-config.yaml"))
         assert {"handlers/base.py", "models/training.py", "labels.json", "MAR-INF/MANIFEST.json"} <= names
-        for key, value in spec.serving.items():
+        for key, value in written(spec.serving).items():
             assert config[key] == value
-        assert config["handler"]["top_k"] == spec.handler_config["top_k"]
+        assert config["handler"]["top_k"] == spec.handler.top_k
         assert config["handler"]["training"]["held_out_accuracy"] > 0.5

@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
-from bench.archives import MANIFEST, read_config, write_variant
 from bench.workloads import photo_payloads
+from stackctl.archive import MANIFEST, read_config, write_variant
 
 
 def _archive(path: Path) -> Path:

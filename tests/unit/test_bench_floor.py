@@ -8,8 +8,8 @@ from pathlib import Path
 from ts.context import Context
 
 from bench import floor, noop_handler
-from bench.archives import MANIFEST, read_config
 from loadtest.checks import answer_shape, check_prediction
+from stackctl.archive import MANIFEST, read_config
 from stackctl.specs import get_spec
 
 

@@ -11,10 +11,11 @@ from PIL import Image
 
 from bench.peer_model import load_handler, predict_batch, rejection
 from bench.peers import PEERS, Peer
+from handlers.settings import ServingSettings
 from loadtest.checks import AnswerShape, check_prediction
 from stackctl.specs import get_spec
 
-SERVING = {"minWorkers": 2, "maxWorkers": 2, "batchSize": 8, "maxBatchDelay": 2}
+SERVING = ServingSettings.from_config({"minWorkers": 2, "maxWorkers": 2, "batchSize": 8, "maxBatchDelay": 2})
 
 
 def test_each_peer_gets_torchserves_workers_and_the_batchers_its_batching() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from bench.settings import parallelism_options, set_values
+from bench.settings import parallelism_options
+from stackctl.spec_edit import set_values
 
 SPEC = """\
 # header comment

@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 
 from handlers import errors, payload
 from handlers.errors import InputError
-from handlers.image import ImageSettings, decode_image_request
-from handlers.text import TextSettings, decode_text_request
+from handlers.image import decode_image_request
+from handlers.text import decode_text_request
 from stackctl.inprocess import InProcessModel, Request
 from stackctl.specs import get_spec
 from tests.hostile import CASES, digit
 
-IMAGE = ImageSettings.from_config(get_spec("digits").handler_config.get("image"))
-TEXT = TextSettings.from_config(get_spec("langid").handler_config.get("text"))
+IMAGE = get_spec("digits").handler.image
+TEXT = get_spec("langid").handler.text
 VOCAB = {ch: i + 2 for i, ch in enumerate("abcdefghijklmnopqrstuvwxyzäöüßéèêàâçñ' -")}
 PNG = digit(28)  # made once, outside any strategy (it draws from numpy's RNG)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

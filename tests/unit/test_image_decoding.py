@@ -17,7 +17,7 @@ from handlers.image_transforms import normalize_ink
 from stackctl.specs import get_spec
 from tests.imagegen import FORMAT_MODES, digit_image, encode, held_out
 
-DIGITS = ImageSettings.from_config(get_spec("digits").handler_config["image"])
+DIGITS = get_spec("digits").handler.image
 
 
 @pytest.mark.parametrize("fmt,mode", [(f, m) for f, modes in FORMAT_MODES.items() for m in modes])

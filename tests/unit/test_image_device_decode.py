@@ -8,6 +8,7 @@ the lent-GPU runs in bench/results/gpu/ exercise them.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -73,7 +74,7 @@ def test_only_complete_rgb_and_grey_jpegs_for_the_torchvision_family_go_to_the_d
     png = io.BytesIO()
     _photo().save(png, "PNG")
     assert not decodes_on_device(read_header(png.getvalue(), PHOTO), png.getvalue(), PHOTO)
-    off = ImageSettings.from_config({**PHOTO.__dict__, "gpu_decode": False})
+    off = replace(PHOTO, gpu_decode=False)
     assert not decodes_on_device(read_header(good, off), good, off)
     ink = ImageSettings(color_mode="L", size=(8, 8), ink={"margin": 0.1})
     assert not decodes_on_device(read_header(good, ink), good, ink)
@@ -110,7 +111,7 @@ def test_on_a_gpu_jpegs_decode_there_and_everything_else_as_before() -> None:
     with pytest.raises(InputError) as err:
         decode_image_pixels(truncated, "image/jpeg", PHOTO, gpu)
     assert err.value.code == 400
-    huge = ImageSettings.from_config({**PHOTO.__dict__, "max_pixels": 1000})
+    huge = replace(PHOTO, max_pixels=1000)
     with pytest.raises(InputError) as err:
         decode_image_pixels(photos[0], "image/jpeg", huge, gpu)
     assert err.value.code == 413

@@ -18,13 +18,14 @@ from PIL import Image
 from loadtest import checks, payloads
 from stackctl import paths
 from stackctl.inprocess import InProcessModel, Request
-from stackctl.specs import ModelSpec, get_spec, load_spec
+from stackctl.specs import LoadSettings, ModelSpec, get_spec, load_spec
 
 
 def own_model(base: str, name: str, **load) -> ModelSpec:
     """A spec like `base`'s but not trained here (no `train:`): what a user's own spec looks like."""
     spec = get_spec(base)
-    return replace(spec, name=name, train_module=None, weights=spec.weights_path, labels=spec.labels_path, load=load)
+    return replace(spec, name=name, train_module=None, weights=spec.weights_path, labels=spec.labels_path,
+                   load=LoadSettings.from_config(load))
 
 
 def picture(size: int, fmt: str) -> bytes:
@@ -129,10 +130,10 @@ def test_generated_sizes_default_to_the_model_input_and_respect_its_limits():
     mobilenet = load_spec(paths.ROOT / "bench" / "models" / "mobilenet.yaml")  # resize 256, crop 224, min_side 16
     assert payloads.default_image_sizes(mobilenet) == [224, 448]
     assert payloads.default_image_sizes(own_model("digits", "own-default")) == [8, 16]  # handler.image.size [8, 8]
-    small = replace(mobilenet, load={"image_sizes": [8, 224]})
+    small = replace(mobilenet, load=LoadSettings.from_config({"image_sizes": [8, 224]}))
     with pytest.raises(ValueError, match=r"\[8\] are outside handler.image limits \(min_side 16"):
         payloads.image_payloads(small)
-    got = payloads.image_payloads(replace(mobilenet, load={}), variants=1)
+    got = payloads.image_payloads(replace(mobilenet, load=LoadSettings()), variants=1)
     assert sorted({(p.content_type, Image.open(io.BytesIO(p.body)).size[0]) for p in got if
                    p.content_type != "application/json"}) == [("image/jpeg", 224), ("image/png", 224),
                                                               ("image/png", 448)]

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from handlers.sections import override
+from handlers.settings import HandlerSettings
 from loadtest import payloads
-from stackctl.specs import get_spec
+from stackctl.specs import LoadSettings, get_spec
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +48,11 @@ def decode(p: payloads.Payload) -> Image.Image:
 def test_payload_kind_follows_the_handler_settings(digits_spec, langid_spec):
     assert payloads.kind_of(digits_spec) == "image" and payloads.kind_of(langid_spec) == "text"
     with pytest.raises(ValueError, match="neither"):
-        payloads.kind_of(replace(digits_spec, handler_config={}))
+        payloads.kind_of(replace(digits_spec, handler=HandlerSettings()))
 
 
 def test_every_size_and_format_of_the_spec_is_a_decodable_image(digits_spec, digit_payloads):
-    sizes, formats = set(digits_spec.load["image_sizes"]), set(digits_spec.load["image_formats"])
+    sizes, formats = set(digits_spec.load.image_sizes), set(digits_spec.load.image_formats)
     seen = collections.Counter()
     for p in digit_payloads.good:
         image = decode(p)
@@ -87,7 +89,7 @@ def test_payloads_are_built_once_per_process(digits_spec, digit_payloads):
 
 
 def test_texts_fit_the_limit_and_have_a_long_tail(langid_spec, text_payloads):
-    max_chars = langid_spec.handler_config["text"]["max_chars"]
+    max_chars = langid_spec.handler.text.max_chars
     texts = []
     for p in text_payloads.good:
         text = json.loads(p.body)["text"] if p.content_type == "application/json" else p.body.decode("utf-8")
@@ -107,13 +109,13 @@ def test_every_language_is_sent(text_payloads):
 
 
 def test_text_length_mix_can_come_from_the_spec(langid_spec):
-    spec = replace(langid_spec, load={**langid_spec.load, "text_words": [{"words": 3, "share": 1}]})
+    spec = replace(langid_spec, load=override(langid_spec.load, text_words=({"words": 3, "share": 1},)))
     assert payloads.text_length_mix(spec) == [(3, 3, 1.0)]
     got = payloads.text_payloads(spec, count=50)
     assert all(len((json.loads(p.body)["text"] if p.content_type == "application/json"
                     else p.body.decode()).split()) == 3 for p in got)
     with pytest.raises(ValueError):
-        payloads.text_length_mix(replace(spec, load={"text_words": [{"words": [5, 2], "share": 1}]}))
+        payloads.text_length_mix(replace(spec, load=LoadSettings.from_config({"text_words": [{"words": [5, 2], "share": 1}]})))
 
 
 def test_make_text_cuts_at_a_word_boundary():
@@ -130,12 +132,12 @@ def test_bad_payloads_name_the_4xx_they_expect(model):
 
 def test_too_long_text_is_longer_than_the_spec_limit(langid_spec, text_payloads):
     (too_long,) = [p for p in text_payloads.bad if p.expect_error == "text_too_long"]
-    assert len(json.loads(too_long.body)["text"]) > langid_spec.handler_config["text"]["max_chars"]
+    assert len(json.loads(too_long.body)["text"]) > langid_spec.handler.text.max_chars
 
 
 def test_image_sizes_may_be_weighted(digits_spec):
-    spec = replace(digits_spec, load={"image_sizes": {8: 2, 28: 1}, "image_formats": ["png"]})
+    spec = replace(digits_spec, load=LoadSettings.from_config({"image_sizes": {8: 2, 28: 1}, "image_formats": ["png"]}))
     sizes = collections.Counter(decode(p).size[0] for p in payloads.image_payloads(spec, variants=2))
     assert sizes == {8: 8, 28: 4}  # weight x variants x 2 polarities
     with pytest.raises(ValueError, match="tiff"):
-        payloads.image_payloads(replace(spec, load={"image_formats": ["tiff"]}))
+        payloads.image_payloads(replace(spec, load=LoadSettings.from_config({"image_formats": ["tiff"]})))

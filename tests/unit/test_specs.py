@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from handlers.sections import written
 from stackctl import paths
 from stackctl.specs import SpecError, all_specs, get_spec, load_spec, load_specs
 
@@ -93,7 +94,7 @@ def test_the_load_section_accepts_exactly_its_documented_keys(tmp_path: Path) ->
     load = {"weight": 3, "samples": "/data/samples", "image_sizes": [8, 64], "image_formats": ["png", "jpg", "gif"],
             "text_words": [{"words": [1, 1], "share": 0.5}, {"words": [2, 8], "share": 0.5}]}
     spec = load_spec(_write(tmp_path, dict(_digits(), load=load)))
-    assert spec.load == load and spec.load_weight == 3
+    assert written(spec.load) == load and spec.load_weight == 3
 
 
 def test_the_file_is_named_after_the_model_or_its_version(tmp_path: Path) -> None:
