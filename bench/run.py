@@ -45,7 +45,7 @@ from handlers.runtime import usable_cores
 from handlers.sections import override, written
 from handlers.settings import HandlerSettings, ServingSettings
 from stackctl import paths
-from stackctl.archive import read_config
+from stackctl.archive_files import read_config
 
 RESULTS = paths.ROOT / "bench" / "results"
 LEVELS = [1, 2, 4, 8, 16, 32, 64, 128]  # closed-loop users; TorchServe's job_queue_size is 200

@@ -26,12 +26,11 @@ import yaml
 from handlers.labels import labels_json
 from handlers.sections import written
 from stackctl import model_check, paths
+from stackctl.archive_files import CONFIG_FILE, MANIFEST
 from stackctl.specs import ModelSpec, all_specs, workers_on_host
 
 # Packages copied into every archive root so `import handlers.x` / `import models.x` work in a worker.
 ARCHIVE_PACKAGES = ("handlers", "models")
-MANIFEST = "MAR-INF/MANIFEST.json"
-CONFIG_FILE = "model-config.yaml"
 
 
 @dataclass(frozen=True)
@@ -212,27 +211,6 @@ def build(specs: list[ModelSpec], force: bool = False) -> list[str]:
 
 
 # --- reading an archive, and serving variants of it -----------------------------------------------
-
-def read_manifest(archive_file: Path) -> dict[str, Any]:
-    with zipfile.ZipFile(archive_file) as z:
-        return dict(json.loads(z.read(MANIFEST)))
-
-
-def read_config(archive_file: Path) -> dict[str, Any]:
-    """The archive's model-config.yaml, as written: TorchServe's keys on top (ServingSettings),
-    ours under `handler:` (HandlerSettings) — read them with those classes' from_config."""
-    with zipfile.ZipFile(archive_file) as z:
-        name = json.loads(z.read(MANIFEST))["model"].get("configFile", CONFIG_FILE)
-        return yaml.safe_load(z.read(name)) or {}
-
-
-def unpack(archive_file: Path, into: Path | None = None) -> Path:
-    """The archive's files in `into` (default: a new temporary folder), as TorchServe unpacks them."""
-    target = Path(into or tempfile.mkdtemp(prefix=f"{archive_file.stem}-"))
-    with zipfile.ZipFile(archive_file) as z:
-        z.extractall(target)
-    return target
-
 
 def write_variant(archive_file: Path, store: Path, name: str, serving: dict[str, Any],
                   handler: dict[str, Any] | None = None, entry: Path | None = None) -> Path:

@@ -18,7 +18,8 @@ from ts.context import Context, RequestProcessor
 from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
 from stackctl import paths
-from stackctl.archive import ARCHIVE_PACKAGES, read_config, read_manifest, unpack
+from stackctl.archive import ARCHIVE_PACKAGES
+from stackctl.archive_files import read_config, read_manifest, unpack
 
 
 @dataclass

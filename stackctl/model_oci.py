@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import shutil
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 from stackctl import paths
+from stackctl.archive_files import NotAnArchive, read_manifest
 
 MEDIA_TYPE = "application/vnd.torchserve.mar"
 REPOSITORY = "torchserve-stack/models"
@@ -54,11 +53,10 @@ def client(plain_http: bool) -> Any:
 def archive_identity(mar: Path) -> tuple[str, str]:
     """(model name, version) from the archive's own MAR-INF/MANIFEST.json."""
     try:
-        with zipfile.ZipFile(mar) as z:
-            model = json.loads(z.read("MAR-INF/MANIFEST.json"))["model"]
+        model = read_manifest(mar)["model"]
         return model["modelName"], str(model.get("modelVersion") or "1.0")
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
-        raise ModelOciError(f"{mar} is not a TorchServe archive with a manifest: {exc}") from None
+    except (NotAnArchive, KeyError) as exc:
+        raise ModelOciError(str(exc)) from None
 
 
 def tag_for(version: str) -> str:

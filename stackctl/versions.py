@@ -11,10 +11,10 @@ closed (enable_model_api=false guards registering and deleting only).
 """
 from __future__ import annotations
 
-import json
 import urllib.request
-import zipfile
 from pathlib import Path
+
+from stackctl.archive_files import read_manifest
 
 SEPARATOR = "@"
 
@@ -25,11 +25,7 @@ def model_name(archive: Path) -> str:
 
 
 def archive_version(archive: Path) -> str:
-    # Read here, not through stackctl.archive (which reads archives everywhere else): the serving
-    # image's entry point calls this, and stackctl.archive imports the spec loader (jsonschema),
-    # which that image does not install.
-    with zipfile.ZipFile(archive) as z:
-        return str(json.loads(z.read("MAR-INF/MANIFEST.json"))["model"]["modelVersion"])
+    return str(read_manifest(archive)["model"]["modelVersion"])
 
 
 def default_versions(store: Path) -> dict[str, str]:

@@ -21,19 +21,15 @@ from __future__ import annotations
 
 import math
 import re
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from handlers.settings import ServingSettings
 from stackctl import versions
+from stackctl.archive_files import read_config
 
 MARGIN_S = 5.0
-# TorchServe 0.12's defaults when model-config.yaml has no value (ModelConfig / config.properties).
-DEFAULT_BATCH_DELAY_MS = 100
 # Names the front door may put in a location regex and a quoted message as they are.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -54,20 +50,11 @@ class WaitBound:
         return math.ceil(exact)
 
 
-def from_serving(model: str, serving: Mapping[str, Any], default_response_timeout_s: float) -> WaitBound:
+def from_serving(model: str, serving: ServingSettings, default_response_timeout_s: float) -> WaitBound:
     """The bound of one model from its serving settings (a spec's `serving:` or an archive's
-    model-config.yaml)."""
-    return WaitBound(model, float(serving.get("responseTimeout", default_response_timeout_s)),
-                     float(serving.get("maxBatchDelay", DEFAULT_BATCH_DELAY_MS)))
-
-
-def _archive_config(archive: Path) -> dict[str, Any]:
-    with zipfile.ZipFile(archive) as z:
-        names = set(z.namelist())
-        if "model-config.yaml" not in names:
-            return {}
-        loaded = yaml.safe_load(z.read("model-config.yaml"))
-    return loaded if isinstance(loaded, dict) else {}
+    model-config.yaml); without a responseTimeout of its own, the server's default_response_timeout."""
+    timeout = serving.response_timeout if "responseTimeout" in serving.given else default_response_timeout_s
+    return WaitBound(model, float(timeout), float(serving.max_batch_delay))
 
 
 def merged(bounds: Iterable[WaitBound]) -> dict[str, WaitBound]:
@@ -81,12 +68,13 @@ def merged(bounds: Iterable[WaitBound]) -> dict[str, WaitBound]:
 
 def from_store(store: Path, default_response_timeout_s: float) -> dict[str, WaitBound]:
     """{model: bound} for every archive in `store` (what TorchServe serves from it)."""
-    return merged(from_serving(versions.model_name(archive), _archive_config(archive), default_response_timeout_s)
+    return merged(from_serving(versions.model_name(archive), ServingSettings.from_config(read_config(archive)),
+                                  default_response_timeout_s)
                   for archive in sorted(Path(store).glob("*.mar")))
 
 
 def longest(bounds: Mapping[str, WaitBound], default_response_timeout_s: float) -> int:
     """The bound for any other request (a model not listed, /ping): the longest one, or what a
     model with every default would get."""
-    fallback = WaitBound("", default_response_timeout_s, DEFAULT_BATCH_DELAY_MS).seconds
+    fallback = from_serving("", ServingSettings(), default_response_timeout_s).seconds
     return max([fallback, *(b.seconds for b in bounds.values())])

@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         bounds = {m: b.seconds for m, b in wait_bounds.from_store(stack.model_store, default).items()}
         rates, source = _rates([s.name for s in specs], args.fraction, args.rate)
         plan = chaos_plan.Plan(args.model, rates, bounds, tuple(args.scenarios), loop_s=args.loop_seconds,
-                             stop_s=float(spec.serving.get("responseTimeout", default)) + 5.0)
-        workers = int(spec.serving.get("minWorkers", 1))
+                             stop_s=wait_bounds.from_serving(spec.name, spec.serving, default).response_timeout_s + 5.0)
+        workers = spec.serving.min_workers
         records, stages = schedule.run(specs, plan, _hooks(stack, args.model, workers, own),
                                        log=lambda line: print(line, flush=True))
     finally:

@@ -9,7 +9,7 @@ from ts.context import Context
 
 from bench import floor, noop_handler
 from loadtest.checks import answer_shape, check_prediction
-from stackctl.archive import MANIFEST, read_config
+from stackctl.archive_files import MANIFEST, read_config
 from stackctl.specs import get_spec
 
 

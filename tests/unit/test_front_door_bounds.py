@@ -20,7 +20,10 @@ import pytest
 import requests
 import yaml
 
+from handlers.sections import written
+from handlers.settings import ServingSettings
 from stackctl import front_door, wait_bounds
+from stackctl.archive_files import CONFIG_FILE, MANIFEST
 from stackctl.native import free_port
 from stackctl.specs import load_specs
 from tests.unit.test_front_door import needs_nginx
@@ -28,19 +31,21 @@ from tests.unit.test_front_door import needs_nginx
 DEFAULT_TIMEOUT = front_door.default_response_timeout()
 
 
-def _fake_archive(store: Path, model: str, serving: dict) -> None:
-    """An archive as far as the front door reads one: its model-config.yaml."""
+def _fake_archive(store: Path, model: str, serving: dict | ServingSettings) -> None:
+    """An archive as far as the front door reads one: its manifest and model-config.yaml."""
     store.mkdir(parents=True, exist_ok=True)
+    keys = written(serving) if isinstance(serving, ServingSettings) else serving
     with zipfile.ZipFile(store / f"{model}.mar", "w") as z:
-        z.writestr("model-config.yaml", yaml.safe_dump({**serving, "handler": {"name": model}}))
+        z.writestr(MANIFEST, json.dumps({"model": {"modelName": model, "configFile": CONFIG_FILE}}))
+        z.writestr(CONFIG_FILE, yaml.safe_dump({**keys, "handler": {"name": model}}))
 
 
 def test_the_bound_is_queue_wait_plus_batch_delay_plus_response_timeout_plus_margin() -> None:
-    bound = wait_bounds.from_serving("m", {"responseTimeout": 7, "maxBatchDelay": 250}, DEFAULT_TIMEOUT)
+    bound = wait_bounds.from_serving("m", ServingSettings.from_config({"responseTimeout": 7, "maxBatchDelay": 250}), DEFAULT_TIMEOUT)
     assert bound.queue_wait_s == 7
     assert bound.seconds == math.ceil(7 + 0.25 + 7 + wait_bounds.MARGIN_S)
     # Without settings, TorchServe's defaults: config.properties' default_response_timeout, 100 ms.
-    default = wait_bounds.from_serving("m", {}, DEFAULT_TIMEOUT)
+    default = wait_bounds.from_serving("m", ServingSettings.from_config({}), DEFAULT_TIMEOUT)
     assert default.seconds == math.ceil(2 * DEFAULT_TIMEOUT + 0.1 + wait_bounds.MARGIN_S)
 
 
