@@ -32,6 +32,12 @@ COMMANDS: tuple[Command, ...] = (
             "generate the Kubernetes monitoring objects from the Prometheus rules", "make k8s-generate"),
     Command("podrun", "stackctl.podrun", "run the Kubernetes pod as a Docker container, as a kubelet would",
             "make k8s-pod"),
+    Command("gpu-check", "stackctl.gpu_check", "refuse to start without a usable CUDA device when STACK_REQUIRE_CUDA=1"),
+    Command("k8s-release", "stackctl.k8s_release", "record the digests make push pushed where kubectl apply -k reads them",
+            "make push"),
+    Command("model-oci", "stackctl.model_oci", "push every archive to a registry as an OCI artifact, or pull them by digest",
+            "make push-models"),
+    Command("sbom", "stackctl.sbom", "a CycloneDX SBOM per built image (Python and Debian packages)", "make sbom"),
     Command("dockerfile", "stackctl.dockerfile", "print each docker/Dockerfile stage's runtime settings"),
     Command("audit", "stackctl.audit", "checkov on the deploy files, pip-audit on the requirements", "make audit"),
     # bench: the stack against its in-process limit and its peers
@@ -54,6 +60,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("probe-langid-backends", "bench.probes.langid_backends",
             "langid per handler call on CUDA GRUs and ONNX Runtime"),
     # loadtest: load against a running stack
+    Command("chaos", "loadtest.chaos", "faults on a schedule under steady load; every request answered, recovery times",
+            "make chaos"),
     Command("loadtest", "loadtest.run", "one headless Locust run into reports/loadtest/<timestamp>/, then the report",
             "make loadtest"),
     Command("loadtest-report", "loadtest.report", "read a Locust run's CSV files: chart and SLO summary"),

@@ -137,11 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         print("usage: python -m stackctl.container torchserve --foreground ...", file=sys.stderr)
         return 2
-    from handlers.device_check import check as cuda_problem
-
-    refused = cuda_problem()
-    if refused:   # a GPU deployment without CUDA: one line, and no start (never ready on the CPU)
-        print(refused, file=sys.stderr, flush=True)
+    if refused_cpu():
         return 1
     workdir, env = server_workdir(command, dict(os.environ))
     command = prepare_start(command, env)
@@ -192,6 +188,21 @@ def main(argv: list[str] | None = None) -> int:
         drain_server(signal.SIGTERM)
     status = launcher.wait()
     stop_front_door(door)
+    return exit_status(status, stopping)
+
+
+def refused_cpu() -> bool:
+    """A GPU deployment without a usable CUDA device: one line, and no start (never ready on the CPU)."""
+    from handlers.device_check import check as cuda_problem
+
+    refused = cuda_problem()
+    if refused:
+        print(refused, file=sys.stderr, flush=True)
+    return bool(refused)
+
+
+def exit_status(status: int, stopping: bool) -> int:
+    """0 for a server that stopped because it was told to; its own status (never 0) otherwise."""
     if stopping:
         return 0 if status in (0, -signal.SIGTERM, 128 + signal.SIGTERM, 143) else status
     print(f"torchserve stopped on its own (exit status {status}); see the log above",

@@ -23,8 +23,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
+
+T = TypeVar("T")
 
 MARKER_ENV = "STACK_READY_MARKER"
 
@@ -115,43 +117,48 @@ def probe(management_url: str, expected: set[str] | None = None, token: str | No
     return status, sorted(name for name, workers in status.items() if "READY" not in workers)
 
 
-def wait_until_ready(management_url: str, expected: set[str] | None = None, timeout: float = 180.0,
-                     alive: Callable[[], bool] | None = None, token: str | None = None,
-                     interval: float = 0.5) -> dict[str, list[str]]:
-    """Poll until ready; fail fast if `alive()` says the server process died (Triton's pattern)."""
+def poll(attempt: Callable[[], T], timeout: float, interval: float, alive: Callable[[], bool] | None,
+         died: str, gave_up: str) -> T:
+    """`attempt()` until it returns instead of raising NotReady; fail fast when `alive()` says the
+    server process died (Triton's pattern), else after `timeout` s, with the last reason."""
     deadline = time.monotonic() + timeout
     last = "not polled yet"
     while time.monotonic() < deadline:
         if alive is not None and not alive():
-            raise NotReady(f"server process exited while waiting for readiness ({last})")
+            raise NotReady(f"{died} ({last})")
         try:
-            return check_ready(management_url, expected, token)
+            return attempt()
         except NotReady as exc:
             last = str(exc)
         time.sleep(interval)
-    raise NotReady(f"not ready after {timeout:.0f} s: {last}")
+    raise NotReady(f"{gave_up} after {timeout:.0f} s: {last}")
+
+
+def wait_until_ready(management_url: str, expected: set[str] | None = None, timeout: float = 180.0,
+                     alive: Callable[[], bool] | None = None, token: str | None = None,
+                     interval: float = 0.5) -> dict[str, list[str]]:
+    """Poll until ready (check_ready)."""
+    return poll(lambda: check_ready(management_url, expected, token), timeout, interval, alive,
+                "server process exited while waiting for readiness", "not ready")
 
 
 def wait_for_http(url: str, timeout: float = 60.0, alive: Callable[[], bool] | None = None,
                   interval: float = 0.25, accepted: Callable[[int], bool] | None = None) -> None:
     """Poll a URL until it answers 2xx (e.g. Prometheus's /-/ready), or a status `accepted` takes."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        if alive is not None and not alive():
-            raise NotReady(f"process serving {url} exited ({last})")
+    def answered() -> None:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
                 if 200 <= response.status < 300:
                     return
+                raise NotReady(f"HTTP {response.status}")
         except urllib.error.HTTPError as exc:
             if accepted is not None and accepted(exc.code):
                 return
-            last = str(exc)
+            raise NotReady(str(exc)) from None
         except (urllib.error.URLError, OSError) as exc:
-            last = str(exc)
-        time.sleep(interval)
-    raise NotReady(f"{url} not answering after {timeout:.0f} s: {last}")
+            raise NotReady(str(exc)) from None
+
+    poll(answered, timeout, interval, alive, f"process serving {url} exited", f"{url} not answering")
 
 
 def process_alive(proc: subprocess.Popen) -> Callable[[], bool]:
