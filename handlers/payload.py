@@ -41,12 +41,6 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def is_json(content_type: str | None, body: Any) -> bool:
-    if isinstance(body, (dict, list)):
-        return True
-    return media_type(content_type) in JSON_TYPES
-
-
 def decode_utf8(body: bytes | bytearray, what: str) -> str:
     """UTF-8 bytes -> str, or a 400 invalid_encoding naming the first bad byte."""
     try:
