@@ -1,4 +1,4 @@
-"""The BentoML peer: BentoML's adaptive batching around the same handler code (run from .venv-bentoml).
+"""The BentoML peer: BentoML's adaptive batching around the same model core (run from .venv-bentoml).
 
     .venv-bentoml/bin/python -m bench.bentoml_peer --archive X.mar --name digits --port 8000 --workers 2 \
         --max-batch-size 8 --batch-timeout-ms 10
@@ -6,9 +6,9 @@
 BentoML's HTTP server takes each request's raw body and Content-Type (a custom input type: BentoML
 would otherwise parse JSON), its cork dispatcher groups requests into batches of up to TorchServe's
 batchSize, adaptively (BentoML has no fixed batch window: `max_latency_ms` is its budget before a
-request is refused, set like TorchServe's responseTimeout), and the worker runs the handler's decode
-per item and `peer_model.predict_batch` per batch. `--workers` BentoML worker processes, each with
-the archive's torch threads per worker. BentoML serves a service by import path, so the settings
+request is refused, set like TorchServe's responseTimeout), and the worker runs the core's decode
+per item and one forward pass per batch (`peer_model.answer_uploads`). `--workers` BentoML worker
+processes, each with the archive's torch threads per worker. BentoML serves a service by import path, so the settings
 travel in the environment to its worker processes.
 """
 import argparse
@@ -57,27 +57,16 @@ class Answers(bentoml.IODescriptor):
 @bentoml.service(workers=SETTINGS["workers"], traffic={"timeout": 30})
 class HandlerService:
     def __init__(self) -> None:
-        from bench.peer_model import load_handler
+        from bench.peer_model import load_core
 
-        self.handler = load_handler(Path(SETTINGS["archive"]))
+        self.core = load_core(Path(SETTINGS["archive"]))
 
     @bentoml.api(route=f"/predictions/{SETTINGS['name']}", batchable=True, max_batch_size=max(2, SETTINGS["max_batch_size"]),
                  max_latency_ms=30_000, input_spec=Uploads, output_spec=Answers)
     def predict(self, uploads: list[tuple[bytes, str | None]]) -> list[tuple[int, dict[str, t.Any]]]:
-        from bench.peer_model import predict_batch, rejection
+        from bench.peer_model import answer_uploads
 
-        samples, answers = [], []
-        for body, content_type in uploads:
-            try:
-                samples.append(self.handler.decode(body, content_type))
-                answers.append(None)
-            except Exception as err:
-                rejected = rejection(err)
-                if rejected is None:
-                    raise
-                answers.append(rejected)
-        results = iter(predict_batch(self.handler, samples) if samples else [])
-        return [answer or (200, next(results)) for answer in answers]
+        return answer_uploads(self.core, uploads)
 
 
 def main(argv: list[str] | None = None) -> int:

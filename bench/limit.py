@@ -1,4 +1,4 @@
-"""The limit: the archive's own handler (decode -> preprocess -> forward -> postprocess) in-process,
+"""The limit: the archive's own handler and model core (decode -> collate -> forward -> top-k) in-process,
 at every split of this host's cores into processes x torch threads.
 
     python -m bench.limit --archive X.mar --payloads bodies.pkl --seconds 2 --configs 1x2,2x1 --out limit.json
@@ -48,7 +48,7 @@ def _load(archive: Path, bodies: list[tuple[bytes, str]], threads: int | None) -
     from stackctl.inprocess import InProcessModel, Request
 
     model = InProcessModel(archive, gpu_id=0 if torch.cuda.is_available() else None)  # as TorchServe assigns gpu_id
-    if threads and model.handler.device.type == "cpu":
+    if threads and model.handler.core.device.type == "cpu":
         torch.set_num_threads(threads)
     requests = [Request(body, content_type) for body, content_type in bodies]
     position = [0]
@@ -117,9 +117,7 @@ def config_sweep(archive: Path, bodies: list[tuple[bytes, str]], processes: int,
 def measure(archive: Path, bodies: list[tuple[bytes, str]], seconds: float,
             batch_sizes: tuple[int, ...] = BATCH_SIZES, configs: tuple[tuple[int, int], ...] = ((1, 1),),
             ) -> dict[str, Any]:
-    import torch
-
-    from handlers.topk import top_k
+    from handlers.inputs import Request
 
     by_config = []
     for processes, threads in configs:
@@ -130,16 +128,15 @@ def measure(archive: Path, bodies: list[tuple[bytes, str]], seconds: float,
     best = max(by_config, key=lambda c: c["items_per_s"])
 
     # Where the time goes, in this process at the best configuration's threads: the per-item decode
-    # alone, then collate + forward + top-k alone.
+    # alone, then collate + forward + top-k alone (the core's `decode` and `predict`).
     model, run = _load(archive, bodies, best["threads"])
-    handler = model.handler
-    decode_rate, _ = timed(lambda: _decode_all(handler, bodies[:32]), seconds)
-    samples = [handler.decode(body, ctype) for body, ctype in bodies[:best["best_batch_size"]]]
+    core = model.handler.core
+    requests = [Request(body, content_type) for body, content_type in bodies]
+    decode_rate, _ = timed(lambda: _decode_all(core, requests[:32]), seconds)
+    samples = [core.decode(request) for request in requests[:best["best_batch_size"]]]
 
     def forward_only() -> int:
-        with torch.inference_mode(), handler._autocast():
-            logits = handler.forward(handler.collate(samples))
-        top_k(logits, handler.labels, handler.k)
+        core.predict(samples)
         return len(samples)
 
     forward_rate, _ = timed(forward_only, seconds)
@@ -148,14 +145,14 @@ def measure(archive: Path, bodies: list[tuple[bytes, str]], seconds: float,
         "best_processes": best["processes"], "best_threads": best["threads"], "by_config": by_config,
         "decode_items_per_s": round(decode_rate, 2),
         "forward_items_per_s_at_best_batch": round(forward_rate, 2),
-        "device": str(handler.device),
+        "device": str(core.device),
     }
 
 
-def _decode_all(handler: Any, bodies: list[tuple[bytes, str]]) -> int:
-    for body, content_type in bodies:
-        handler.decode(body, content_type)
-    return len(bodies)
+def _decode_all(core: Any, requests: list[Any]) -> int:
+    for request in requests:
+        core.decode(request)
+    return len(requests)
 
 
 def core_splits(cores: int, workers: int, threads_per_worker: int) -> list[tuple[int, int]]:

@@ -1,11 +1,11 @@
-"""The LitServe peer: LitServe's dynamic batching around the same handler code.
+"""The LitServe peer: LitServe's dynamic batching around the same model core.
 
     python -m bench.litserve_peer --archive X.mar --port 8000 --workers 2 --max-batch-size 8 --batch-timeout-ms 10
 
 LitServe, like TorchServe, runs an HTTP frontend (uvicorn) and worker processes fed through queues,
 and batches requests per worker up to `max_batch_size` or `batch_timeout`. Here it gets TorchServe's
 own settings for the model (workers, batchSize, maxBatchDelay) and the archive's threads per worker;
-each worker runs the handler's decode per request and `peer_model.predict_batch` per batch, so only the
+each worker runs the core's decode per request (`peer_model.decode_or_reject`) and its `predict` per batch, so only the
 serving layer differs. The route is TorchServe's (`/predictions/<name>`), the bodies are the raw
 uploads the load generator sends to every server.
 """
@@ -19,7 +19,7 @@ import litserve as ls
 import torch
 from fastapi import Depends, HTTPException, Request
 
-from bench.peer_model import load_handler, predict_batch, rejection
+from bench.peer_model import decode_or_reject, load_core
 
 
 async def raw_upload(request: Request) -> tuple[bytes, str | None]:
@@ -36,23 +36,19 @@ class HandlerAPI(ls.LitAPI):
         self.archive = archive
 
     def setup(self, device: str) -> None:
-        self.handler = load_handler(self.archive)
+        self.core = load_core(self.archive)
 
     def decode_request(self, request: Upload) -> Any:
-        body, content_type = request
-        try:
-            return self.handler.decode(body, content_type)
-        except Exception as err:
-            rejected = rejection(err)
-            if rejected is None:
-                raise
-            raise HTTPException(rejected[0], detail=rejected[1]) from None
+        sample, rejected = decode_or_reject(self.core, *request)
+        if rejected is not None:
+            raise HTTPException(rejected[0], detail=rejected[1])
+        return sample
 
     def batch(self, inputs: list[Any]) -> list[Any]:
-        return inputs  # the handler's collate runs in predict, as in every other server
+        return inputs  # the core's collate runs in predict, as in every other server
 
     def predict(self, samples: list[Any]) -> list[dict[str, Any]]:
-        return predict_batch(self.handler, samples)
+        return self.core.predict(samples)
 
     def unbatch(self, output: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return output

@@ -1,5 +1,6 @@
-"""What every peer runs: the archive's handler, loaded as a TorchServe worker loads it, and one batch
-through it. Imports no web framework, so each peer's own venv needs only torch and the handler's needs.
+"""What every peer runs: the archive's model core, loaded as a TorchServe worker loads it, and the
+one decode-and-reject step every peer shares. Imports no web framework, so each peer's own venv
+needs only torch and the handlers' needs.
 """
 from __future__ import annotations
 
@@ -8,27 +9,24 @@ from typing import Any
 
 import torch
 
-from handlers.topk import answer, top_k
+from handlers.core import ModelCore
+from handlers.inputs import Request
 from stackctl.inprocess import InProcessModel
 
-
-def load_handler(archive: Path) -> Any:
-    """The archive's handler, initialised as a TorchServe worker would (device, threads, warm-up)."""
-    return InProcessModel(archive, gpu_id=0 if torch.cuda.is_available() else None).handler
+Answer = tuple[int, dict[str, Any]]  # (HTTP status, JSON body), as TorchServe answers
 
 
-def predict_batch(handler: Any, samples: list[Any]) -> list[dict[str, Any]]:
-    """The answers for decoded samples, run as one batch: collate -> forward -> top-k."""
-    with torch.inference_mode(), handler._autocast():
-        logits = handler.forward(handler.collate(samples))
-    return [answer(handler.name, item) for item in top_k(logits, handler.labels, handler.k)]
+def load_core(archive: Path) -> ModelCore:
+    """The archive's model core, initialised as a TorchServe worker would (device, threads, warm-up)."""
+    return InProcessModel(archive, gpu_id=0 if torch.cuda.is_available() else None).handler.core
 
 
-def rejection(err: Exception) -> tuple[int, dict[str, Any]] | None:
-    """(4xx status, error body) when `err` is the handler's InputError, else None. Matched by shape:
-    the handler raises its archive's own copy of `handlers.errors.InputError` (InProcessModel imports
-    the archive's packages), a different class from the repository's."""
-    code, body = getattr(err, "code", None), getattr(err, "body", None)
-    if isinstance(code, int) and 400 <= code < 500 and callable(body):
-        return code, body()
-    return None
+def decode_or_reject(core: ModelCore, body: bytes, content_type: str | None) -> tuple[Any, Answer | None]:
+    """(sample, None), or (None, the 4xx/500 answer TorchServe would give this upload)."""
+    sample, result = core.decode_or_answer(Request(body, content_type))
+    return sample, None if result is None else (result.status, result.body)
+
+
+def answer_uploads(core: ModelCore, uploads: list[tuple[bytes, str | None]]) -> list[Answer]:
+    """One answer per (body, Content-Type), the decoded ones run as one batch."""
+    return [(result.status, result.body) for result in core.answer([Request(body, ctype) for body, ctype in uploads])]

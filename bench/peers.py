@@ -2,7 +2,7 @@
 (decode, forward, top-k) with TorchServe's worker count and threads per worker for the model, on
 the same bodies and the same load generator, so only the serving layer differs.
 
-* fastapi: FastAPI + uvicorn, one request at a time per process (peer.py);
+* fastapi: FastAPI + uvicorn, one request at a time per process (fastapi_peer.py);
 * litserve: LitServe's dynamic batching with TorchServe's batchSize and maxBatchDelay (litserve_peer.py);
 * bentoml: BentoML's adaptive batching (bentoml_peer.py), from its own venv (`.venv-bentoml`,
   `make bench-peers`): its pins do not fit beside ours.
@@ -65,7 +65,7 @@ class Peer:
 
 
 PEERS = [
-    Peer("fastapi", "FastAPI peer", "bench.peer", batching=False),
+    Peer("fastapi", "FastAPI peer", "bench.fastapi_peer", batching=False),
     Peer("litserve", "LitServe peer", "bench.litserve_peer", batching=True, health="/health"),
     Peer("bentoml", "BentoML peer", "bench.bentoml_peer", batching=True, health="/readyz",
          venv_python=BENTOML_PYTHON, fixed_window=False),

@@ -1,7 +1,7 @@
-"""Handler metrics through TorchServe's metrics API (declared in config/metrics.yaml).
+"""The model core's metrics through TorchServe's metrics API (declared in config/metrics.yaml).
 
-Latencies are in seconds: TorchServe's Prometheus histograms use the client's default buckets.
-A metric missing from the declaration must not fail a request, so emission errors are logged once.
+TorchServe's Prometheus histograms use the client's default buckets. A metric missing from the
+declaration must not fail a request, so emission errors are logged once.
 """
 from __future__ import annotations
 
@@ -10,15 +10,9 @@ from typing import Any
 
 from ts.metrics.metric_type_enum import MetricTypes
 
-logger = logging.getLogger(__name__)
+from handlers.reporting import FAILED_BATCHES, REJECTED_ITEMS
 
-PREPROCESS_SECONDS = "handler_preprocess_seconds"
-INFERENCE_SECONDS = "handler_inference_seconds"
-POSTPROCESS_SECONDS = "handler_postprocess_seconds"
-REQUEST_SECONDS = "handler_request_seconds"
-BATCH_SIZE = "handler_batch_size"
-REJECTED_ITEMS = "handler_rejected_items_total"
-FAILED_BATCHES = "handler_failed_batches_total"
+logger = logging.getLogger(__name__)
 
 
 class HandlerMetrics:
@@ -26,17 +20,11 @@ class HandlerMetrics:
         self.model_name = model_name
         self._warned: set[str] = set()
 
-    def observe(self, context: Any, name: str, value: float) -> None:
-        self._emit(context, name, MetricTypes.HISTOGRAM, value, [self.model_name])
+    def for_batch(self, context: Any) -> BatchMetrics:
+        """The `handlers.reporting.Metrics` the core reports one batch through."""
+        return BatchMetrics(self, context)
 
-    def rejected(self, context: Any, error_type: str) -> None:
-        self._emit(context, REJECTED_ITEMS, MetricTypes.COUNTER, 1, [self.model_name, error_type])
-
-    def failed_batch(self, context: Any) -> None:
-        """A batch whose collate or forward raised (its items are also counted as internal_error)."""
-        self._emit(context, FAILED_BATCHES, MetricTypes.COUNTER, 1, [self.model_name])
-
-    def _emit(self, context: Any, name: str, kind: MetricTypes, value: float, dims: list[str]) -> None:
+    def emit(self, context: Any, name: str, kind: MetricTypes, value: float, dims: list[str]) -> None:
         cache = getattr(context, "metrics", None)
         if cache is None:
             return
@@ -46,3 +34,19 @@ class HandlerMetrics:
             if name not in self._warned:
                 self._warned.add(name)
                 logger.warning("cannot emit metric %s: %s", name, exc)
+
+
+class BatchMetrics:
+    """`handlers.reporting.Metrics` bound to one batch's TorchServe context."""
+
+    def __init__(self, owner: HandlerMetrics, context: Any):
+        self.owner, self.context = owner, context
+
+    def observe(self, name: str, value: float) -> None:
+        self.owner.emit(self.context, name, MetricTypes.HISTOGRAM, value, [self.owner.model_name])
+
+    def rejected(self, error_type: str) -> None:
+        self.owner.emit(self.context, REJECTED_ITEMS, MetricTypes.COUNTER, 1, [self.owner.model_name, error_type])
+
+    def failed_batch(self) -> None:
+        self.owner.emit(self.context, FAILED_BATCHES, MetricTypes.COUNTER, 1, [self.owner.model_name])

@@ -116,3 +116,12 @@ def fuse_conv_bn(model: torch.nn.Module) -> torch.nn.Module:
     except Exception as err:  # noqa: BLE001  (any tracing failure: serve the model as it is)
         logger.warning("conv-bn fusion skipped, %s cannot be traced: %s", type(model).__name__, err)
         return model
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`tensor` on `device`; to CUDA through pinned memory, so the copy does not block the host."""
+    if tensor.device == device:
+        return tensor
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor

@@ -1,4 +1,4 @@
-"""Text input: request body -> normalised text -> character ids -> a packed batch for the RNN."""
+"""Text input: judged request -> normalised text -> character ids -> a packed batch for the RNN."""
 from __future__ import annotations
 
 import unicodedata
@@ -10,41 +10,26 @@ from torch.nn.utils.rnn import pad_sequence
 
 from handlers import errors, payload
 from handlers.errors import InputError
+from handlers.inputs import Input, read_body, text_accepts
 from handlers.settings import TextSettings
 
 PAD_ID = 0
 UNKNOWN_ID = 1
 
 
+def text_of(request: Input) -> str:
+    """The text of a judged request: JSON {"text": "..."}, or the body (a text/plain body or a
+    form's text field) as UTF-8."""
+    if request.kind == "json":
+        return payload.json_field(payload.parse_json(request.body), "text", str, '{"text": "..."}')
+    if isinstance(request.body, (bytes, bytearray)):
+        return payload.decode_utf8(request.body, "text")
+    return request.body
+
+
 def read_text(body: Any, content_type: str | None, settings: TextSettings) -> str:
-    """The text of one request: JSON {"text": "..."}, a text/plain body, or a form's text field."""
-    if body is None or (isinstance(body, (bytes, bytearray, str)) and len(body) == 0):
-        raise InputError(400, errors.EMPTY_INPUT, 'request body is empty; send JSON {"text": "..."} or text/plain')
-    if isinstance(body, (bytes, bytearray)) and len(body) > settings.max_bytes:
-        raise InputError(413, errors.PAYLOAD_TOO_LARGE,
-                         f"body is {len(body)} bytes; the limit is {settings.max_bytes}")
-    mt = payload.media_type(content_type)
-    if payload.is_json(content_type, body):
-        text = payload.json_field(payload.parse_json(body), "text", str, '{"text": "..."}')
-    elif mt.startswith("image/") or mt in ("application/octet-stream",) and _is_binary(body):
-        raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE,
-                         f"content type {mt!r} is not text; send JSON {{\"text\": ...}} or text/plain")
-    elif mt == payload.FORM_URLENCODED:
-        raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE, payload.FORM_URLENCODED_HINT)
-    elif mt and not (mt.startswith("text/") or mt in ("application/octet-stream", payload.MULTIPART_FORM)):
-        raise InputError(415, errors.UNSUPPORTED_MEDIA_TYPE,
-                         f"content type {mt!r} is not accepted; send JSON {{\"text\": ...}} or text/plain")
-    elif isinstance(body, (bytes, bytearray)):
-        text = payload.decode_utf8(body, "text")
-    elif isinstance(body, str):
-        text = body
-    else:
-        raise InputError(400, errors.INVALID_REQUEST, f"unexpected body of type {type(body).__name__}")
-    return text
-
-
-def _is_binary(body: Any) -> bool:
-    return isinstance(body, (bytes, bytearray)) and b"\x00" in bytes(body[:1024])
+    """`text_of` a bare body and its Content-Type, judged by the input stage first."""
+    return text_of(read_body(body, content_type, text_accepts(settings.max_bytes)))
 
 
 def normalize_text(text: str, settings: TextSettings) -> str:
@@ -77,9 +62,15 @@ def encode(text: str, vocab: dict[str, int]) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
+def decode_text(request: Input, settings: TextSettings, vocab: dict[str, int]) -> torch.Tensor:
+    """A judged request -> the character ids the model takes, or InputError."""
+    return encode(normalize_text(text_of(request), settings), vocab)
+
+
 def decode_text_request(body: Any, content_type: str | None, settings: TextSettings,
                         vocab: dict[str, int]) -> torch.Tensor:
-    return encode(normalize_text(read_text(body, content_type, settings), settings), vocab)
+    """`decode_text` for a bare body and its Content-Type, judged by the input stage first."""
+    return decode_text(read_body(body, content_type, text_accepts(settings.max_bytes)), settings, vocab)
 
 
 def pack_batch(sequences: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -48,14 +48,14 @@ def main() -> None:
     work = batches(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
     archive = workloads(["langid"])[0].archive
     gpu = InProcessModel(archive, gpu_id=0)
-    gpu.handler.warm_up(list(range(1, 33)))  # as a served worker with batchSize 32 does
-    print("gpu session", gpu.handler.session, "device", gpu.handler.device)
+    gpu.handler.core.warm_up(list(range(1, 33)))  # as a served worker with batchSize 32 does
+    print("gpu session", gpu.handler.core.task.session, "device", gpu.handler.core.device)
     timed_pass(gpu, "cuda cudnn  run1", work)
     timed_pass(gpu, "cuda cudnn  run2", work)
     timed_pass(gpu, "cuda native run1", work, lambda: torch.backends.cudnn.flags(enabled=False))
     torch.set_num_threads(1)
     cpu = InProcessModel(archive, gpu_id=None)
-    print("cpu session", type(cpu.handler.session).__name__)
+    print("cpu session", type(cpu.handler.core.task.session).__name__)
     timed_pass(cpu, "cpu ort 1thr run1", work)
     timed_pass(cpu, "cpu ort 1thr run2", work)
 

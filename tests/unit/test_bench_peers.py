@@ -6,10 +6,9 @@ import io
 import json
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
-from bench.peer_model import load_handler, predict_batch, rejection
+from bench.peer_model import answer_uploads, decode_or_reject, load_core
 from bench.peers import PEERS, Peer
 from handlers.settings import ServingSettings
 from loadtest.checks import AnswerShape, check_prediction
@@ -35,17 +34,31 @@ def test_a_peer_that_cannot_run_here_says_why(tmp_path: Path) -> None:
                         venv_python=tmp_path / "bin" / "python")
     assert "missing" in (missing_venv.missing() or "")
     assert Peer("no_such_package_x", "x", "x", batching=False).missing() == "no_such_package_x is not installed"
-    assert Peer("fastapi", "FastAPI peer", "bench.peer", batching=False).missing() is None
+    assert Peer("fastapi", "FastAPI peer", "bench.fastapi_peer", batching=False).missing() is None
 
 
 def test_the_peers_answer_and_reject_like_torchserve() -> None:
-    handler = load_handler(get_spec("digits").archive_path)
-    with pytest.raises(Exception) as caught:
-        handler.decode(b"not an image", "image/png")
-    status, body = rejection(caught.value) or (0, {})
-    assert status == 400 and body
-    assert rejection(RuntimeError("a bug")) is None
+    core = load_core(get_spec("digits").archive_path)
+    sample, rejected = decode_or_reject(core, b"not an image", "image/png")
+    status, body = rejected or (0, {})
+    assert sample is None and status == 400 and body
     buffer = io.BytesIO()
     Image.new("L", (8, 8), 255).save(buffer, "PNG")
-    answers = predict_batch(handler, [handler.decode(buffer.getvalue(), "image/png")] * 2)
+    sample, rejected = decode_or_reject(core, buffer.getvalue(), "image/png")
+    assert rejected is None
+    answers = core.predict([sample] * 2)
     assert len(answers) == 2 and all(check_prediction(AnswerShape("digits"), 200, json.dumps(a)) is None for a in answers)
+    both = answer_uploads(core, [(buffer.getvalue(), "image/png"), (b"not an image", "image/png")])
+    assert [status for status, _ in both] == [200, 400] and both[0][1] == answers[0]
+
+
+def test_a_decoder_bug_is_that_uploads_500_not_a_rejection() -> None:
+    core = load_core(get_spec("digits").archive_path)
+
+    def bug(_request):
+        raise RuntimeError("a bug")
+
+    core.task.decode = bug  # type: ignore[method-assign]
+    sample, rejected = decode_or_reject(core, b"anything", "image/png")
+    assert sample is None and rejected is not None
+    assert (rejected[0], rejected[1]["error"]["type"]) == (500, "internal_error")

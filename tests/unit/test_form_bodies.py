@@ -17,6 +17,8 @@ import pytest
 
 from handlers import payload
 from handlers.errors import InputError
+from handlers.inputs import Request as Received
+from handlers.inputs import unpack, with_form_hint
 from stackctl import paths
 from stackctl.inprocess import InProcessModel, Request, urlencoded_fields
 
@@ -41,16 +43,22 @@ def test_the_frontend_emulation_reads_urlencoded_bodies_like_netty(body: bytes, 
     assert urlencoded_fields(body) == fields
 
 
+def _item(item: dict, content_type: str | None, sent_as: str | None = None) -> Received:
+    """A TorchServe item as the adapter hands it to the input stage (handlers.base.core_request)."""
+    body = next((item[key] for key in ("body", "data") if item.get(key) is not None), None)
+    return Received(body, content_type, fields=item, sent_as=sent_as)
+
+
 def test_a_named_form_field_is_read_as_text() -> None:
-    assert payload.request_input({"text": b"hallo"}, FORM, "text") == (b"hallo", payload.FORM_FIELD_TYPE)
-    assert payload.request_input({"lang": b"x", "text": b"hallo"}, MULTIPART, "text") == (b"hallo", payload.FORM_FIELD_TYPE)
-    assert payload.request_input({"body": b"raw"}, "text/plain", "text") == (b"raw", "text/plain")
+    assert unpack(_item({"text": b"hallo"}, FORM), "text") == (b"hallo", payload.FORM_FIELD_TYPE)
+    assert unpack(_item({"lang": b"x", "text": b"hallo"}, MULTIPART), "text") == (b"hallo", payload.FORM_FIELD_TYPE)
+    assert unpack(_item({"body": b"raw"}, "text/plain"), "text") == (b"raw", "text/plain")
 
 
 @pytest.mark.parametrize("fields", [{}, {"rock": b""}, {"E": b"mc2"}])
 def test_an_urlencoded_form_without_the_models_field_is_refused_with_the_fix(fields: dict) -> None:
     with pytest.raises(InputError) as refused:
-        payload.request_input(fields, FORM, "text")
+        unpack(_item(fields, FORM), "text")
     assert refused.value.code == 415 and "--data-urlencode 'text=...'" in refused.value.message
 
 
@@ -96,24 +104,24 @@ SENT_AS_FORM = "application/x-www-form-urlencoded; charset=utf-8"
     (b' {"text": "hallo"}', (b' {"text": "hallo"}', "application/json")),              # curl -d '{...}'
 ])
 def test_a_text_model_reads_its_field_json_or_the_whole_body(body: bytes, expected: tuple) -> None:
-    assert payload.request_input({"body": body}, "application/octet-stream", "text", SENT_AS_FORM) == expected
+    assert unpack(_item({"body": body}, "application/octet-stream", SENT_AS_FORM), "text") == expected
 
 
 def test_an_image_model_reads_the_bytes_as_sent() -> None:
     png = b"\x89PNG\r\n\x1a\n%zz"
-    assert payload.request_input({"body": png}, "application/octet-stream", None, SENT_AS_FORM) == (
+    assert unpack(_item({"body": png}, "application/octet-stream", SENT_AS_FORM), None) == (
         png, "application/octet-stream")
 
 
 def test_a_form_field_that_is_not_utf8_once_decoded_is_a_400() -> None:
     with pytest.raises(InputError) as refused:
-        payload.request_input({"body": b"text=caf%E9"}, "application/octet-stream", "text", SENT_AS_FORM)
+        unpack(_item({"body": b"text=caf%E9"}, "application/octet-stream", SENT_AS_FORM), "text")
     assert (refused.value.code, refused.value.type) == (400, "invalid_encoding")
 
 
 def test_other_content_types_pass_untouched() -> None:
-    assert payload.request_input({"body": b"raw"}, "text/plain", "text", None) == (b"raw", "text/plain")
-    assert payload.with_form_hint(InputError(400, "invalid_image", "no"), "image/png").message == "no"
+    assert unpack(_item({"body": b"raw"}, "text/plain", None), "text") == (b"raw", "text/plain")
+    assert with_form_hint(InputError(400, "invalid_image", "no"), Received(sent_as="image/png")).message == "no"
 
 
 def test_through_the_front_door_digits_reads_a_png_sent_without_h(digits: InProcessModel) -> None:

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from handlers import errors, payload
 from handlers.errors import InputError
 from handlers.image import decode_image_request
+from handlers.inputs import Request as Received
+from handlers.inputs import unpack
 from handlers.text import decode_text_request
 from stackctl.inprocess import InProcessModel, Request
 from stackctl.specs import get_spec
@@ -116,8 +118,8 @@ def test_a_body_sent_as_a_form_is_read_or_refused_with_a_4xx(body: bytes, field:
     """Whatever arrives labelled form-urlencoded through the front door, reading it answers bytes or
     text for the decoder, or a 4xx; never anything else."""
     try:
-        value, content_type = payload.request_input({"body": body}, "application/octet-stream", field,
-                                                    payload.FORM_URLENCODED)
+        value, content_type = unpack(Received(body, "application/octet-stream", fields={"body": body},
+                                              sent_as=payload.FORM_URLENCODED), field)
     except InputError as err:
         assert _is_4xx(err)
     else:

@@ -7,6 +7,7 @@ import re
 import pytest
 import torch
 
+from handlers.inputs import Request as CoreRequest
 from stackctl.inprocess import InProcessModel, Request
 from stackctl.specs import get_spec
 from tests.archives import in_process
@@ -44,9 +45,10 @@ def test_image_answer_does_not_depend_on_its_batch(digits: InProcessModel) -> No
 
 def test_channels_last_changes_speed_not_answers(digits: InProcessModel) -> None:
     """The digits spec serves channels_last (a speed setting): contiguous gives the same logits."""
-    handler = digits.handler
+    core = digits.handler.core
+    handler = core.task
     assert handler.channels_last, "config/models/digits.yaml sets channels_last: true"
-    batch = handler.collate([handler.decode(encode(digit_image(img, 28, "L", False), "PNG"), "image/png")
+    batch = handler.collate([core.decode(CoreRequest(encode(digit_image(img, 28, "L", False), "PNG"), "image/png"))
                              for img, _ in held_out(8, seed=9)])
     with torch.inference_mode():
         served = handler.forward(batch)
@@ -102,12 +104,13 @@ def test_a_batch_that_fails_after_decoding_answers_each_item_500_and_the_worker_
     def broken(_batch):
         raise RuntimeError(f"forced failure in {stage}")
 
-    setattr(digits.handler, stage, broken)  # an instance attribute shadows the method
+    task = digits.handler.core.task
+    setattr(task, stage, broken)  # an instance attribute shadows the method
     try:
         with caplog.at_level("INFO"):
             results = digits.predict([good, Request(b"garbage", "image/png"), good])
     finally:
-        delattr(digits.handler, stage)
+        delattr(task, stage)
     assert [code for code, _ in results] == [500, 400, 500]
     assert [a["error"]["type"] for _, a in results] == ["internal_error", "invalid_image", "internal_error"]
     assert results[0][1]["error"]["code"] == 500
@@ -122,7 +125,7 @@ def test_a_batch_that_fails_after_decoding_answers_each_item_500_and_the_worker_
 
 
 def test_thread_setting_respects_the_host_share(digits: InProcessModel) -> None:
-    assert 1 <= digits.handler.threads <= max(1, torch.get_num_threads())
+    assert 1 <= digits.handler.core.threads <= max(1, torch.get_num_threads())
 
 
 def test_image_worker_imports_its_decoders_at_start_not_in_the_first_request() -> None:
@@ -146,18 +149,18 @@ def test_worker_runs_every_batch_size_it_can_be_sent_before_it_is_ready(name: st
     # On CUDA the first call at a new batch size cost 1.3-2.2 s (bench/NOTES.md row 35): the
     # worker pays it in initialize, where TorchServe still counts it as starting.
     model = in_process(name)
-    assert model.handler.warmed_up == [1]
+    assert model.handler.core.warmed_up == [1]
     model.handler.initialize(model.context(5))
-    assert model.handler.warmed_up == [1, 2, 3, 4, 5]
+    assert model.handler.core.warmed_up == [1, 2, 3, 4, 5]
     model.model_yaml_config["handler"]["warmup"] = False
     model.handler.initialize(model.context(5))
-    assert model.handler.warmed_up == []
+    assert model.handler.core.warmed_up == []
 
 
 def test_padded_batches_run_at_fewer_sizes_and_answer_the_same(digits: InProcessModel) -> None:
     # On CUDA (pad_batches: auto) a batch runs at the next power of two, so a worker warms up at
     # log2(batchSize) sizes instead of batchSize; forced on here, where it runs on the CPU.
-    from handlers.base import forward_batch_sizes
+    from handlers.core import forward_batch_sizes
 
     assert forward_batch_sizes(8, pad=True) == [1, 2, 4, 8]
     assert forward_batch_sizes(6, pad=True) == [1, 2, 4, 6]
@@ -167,9 +170,9 @@ def test_padded_batches_run_at_fewer_sizes_and_answer_the_same(digits: InProcess
     model = in_process("digits")
     model.model_yaml_config["handler"]["pad_batches"] = True
     model.handler.initialize(model.context(8))
-    assert model.handler.warmed_up == [1, 2, 4, 8]
+    assert model.handler.core.warmed_up == [1, 2, 4, 8]
     seen: list[int] = []
-    model.handler.model.register_forward_hook(lambda _module, args, _out: seen.append(args[0].shape[0]))
+    model.handler.core.model.register_forward_hook(lambda _module, args, _out: seen.append(args[0].shape[0]))
     padded = model.predict(requests + [Request(b"not an image", "image/png")])
     assert seen == [4]  # three valid items padded to four; the rejected one is not in the batch
     assert [status for status, _ in padded] == [200, 200, 200, 400]
@@ -182,7 +185,7 @@ def test_a_rejected_warm_up_request_leaves_the_worker_cold_but_serving(caplog: p
     model.model_yaml_config["handler"]["image"]["min_side"] = 65  # the warm-up image is 64 px
     with caplog.at_level("WARNING"):
         model.handler.initialize(model.context(4))
-    assert model.handler.warmed_up == []
+    assert model.handler.core.warmed_up == []
     assert "warm-up request rejected" in caplog.text
     (img, label), = held_out(1, seed=3)
     (status, answer), = model.predict([Request(encode(digit_image(img, 100, "L", False), "PNG"), "image/png")])

@@ -48,7 +48,7 @@ def test_everyday_phrases_in_every_language_get_their_language(langid: InProcess
     wrong = [(t, lang, g) for (t, lang), g in zip(EVERYDAY, got) if g != lang]
     # Training is seeded, but float results may differ across CPUs: one miss of 28 is tolerated.
     assert len(wrong) <= 1, wrong
-    assert {lang for _, lang in EVERYDAY} == set(langid.handler.labels), "a phrase set per served language"
+    assert {lang for _, lang in EVERYDAY} == set(langid.handler.core.labels), "a phrase set per served language"
 
 
 def test_no_everyday_phrase_is_in_the_training_text() -> None:

@@ -8,6 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from handlers.inputs import Request as CoreRequest
 from handlers.onnx_backend import SPREAD, backend_setting, length_groups, probe_sequences, sequence_backend
 from loadtest.payloads import payloads_for
 from models.langid import LangIdGRU
@@ -27,9 +28,10 @@ def test_length_groups_cover_every_item_once_with_similar_lengths(lengths: list[
 
 def test_the_served_langid_runs_on_onnxruntime_with_pytorchs_logits(langid: InProcessModel) -> None:
     """config/models/langid.yaml asks for onnxruntime; every load-test body, batched as served."""
-    handler = langid.handler
+    core = langid.handler.core
+    handler = core.task
     assert handler.session is not None, "langid should serve with onnxruntime (see the worker's log)"
-    samples = [handler.decode(p.body, p.content_type) for p in payloads_for(get_spec("langid")).good[:512]]
+    samples = [core.decode(CoreRequest(p.body, p.content_type)) for p in payloads_for(get_spec("langid")).good[:512]]
     assert max(len(s) for s in samples) >= 200 and min(len(s) for s in samples) <= 3
     for start in range(0, len(samples), 32):
         batch = samples[start:start + 32]

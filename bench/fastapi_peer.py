@@ -1,8 +1,8 @@
 """The FastAPI peer: what many users write instead of TorchServe — FastAPI + uvicorn.
 
-    python -m bench.peer --archive model_store/digits.mar --port 8000 [--workers 2]
+    python -m bench.fastapi_peer --archive model_store/digits.mar --port 8000 [--workers 2]
 
-Same archive, same handler code and model (decode -> collate -> forward -> top-k), same device
+Same archive, same model core (decode -> collate -> forward -> top-k), same device
 choice; no dynamic batching, no separate frontend: each request is decoded and run alone, inline
 in the event loop (a plain `async def` endpoint). `--workers` uvicorn processes, as many as
 TorchServe's workers for the model, each with the archive's torch threads per worker, so the
@@ -20,26 +20,19 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bench.peer_model import load_handler, predict_batch, rejection
+from bench.peer_model import answer_uploads, load_core
 
 ARCHIVE_ENV = "BENCH_PEER_ARCHIVE"  # uvicorn's worker processes build the app from an import string
 
 
 def create_app(archive: Path) -> FastAPI:
-    handler = load_handler(archive)
-    app = FastAPI(title=f"peer: {handler.name}", docs_url=None, redoc_url=None, openapi_url=None)
+    core = load_core(archive)
+    app = FastAPI(title=f"peer: {core.name}", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post("/predictions/{name}")
     async def predict(name: str, request: Request) -> JSONResponse:
-        body = await request.body()
-        try:
-            sample = handler.decode(body, request.headers.get("content-type"))
-        except Exception as err:
-            rejected = rejection(err)
-            if rejected is None:
-                raise
-            return JSONResponse(rejected[1], status_code=rejected[0])
-        return JSONResponse(predict_batch(handler, [sample])[0])
+        (status, answer), = answer_uploads(core, [(await request.body(), request.headers.get("content-type"))])
+        return JSONResponse(answer, status_code=status)
 
     @app.get("/ping")
     async def ping() -> dict[str, str]:
@@ -61,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     os.environ[ARCHIVE_ENV] = str(args.archive.resolve())
-    uvicorn.run("bench.peer:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
+    uvicorn.run("bench.fastapi_peer:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level="warning", access_log=False)
     return 0
 
