@@ -59,7 +59,7 @@ def measure_stage(w: Workload, candidates: list[tuple[str, dict, dict]], window:
             with loadgen.Load(target, w.spec, bodies) as load:
                 steps = loadgen.sweep(load, LEVELS, warmup, window, p95_limit_ms=w.spec.slo.p95_ms, log=log)
             best = loadgen.saturation(steps, w.spec.slo.p95_ms)
-            out[label] = {"score": best.rps if best else 0.0, "best": best.to_json() if best else None,
+            out[label] = {"score": best.measured.rps if best else 0.0, "best": best.to_json() if best else None,
                           "steps": [s.to_json() for s in steps]}
             log(f"  {w.name} {label}: {out[label]['score']:.1f} req/s within p95 {w.spec.slo.p95_ms:g} ms")
     return out
