@@ -128,7 +128,7 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
 def measure_torchserve(w: Workload, stack: NativeStack, bodies: list[Any], plan: Plan, log=print) -> dict[str, Any]:
     """TorchServe's part of a workload's results: the sweep and saturation, half load (open loop),
     batchSize=1 at the saturating users, the no-op floor and 1 user's breakdown."""
-    pid = stack.proc.pid  # type: ignore[attr-defined]  (servers.torchserve sets it)
+    pid = stack.proc.pid  # type: ignore[attr-defined]  # servers.torchserve sets it
 
     def load(label: str, variant: str) -> loadgen.Load:
         return loadgen.Load(loadgen.Target(label, stack.inference_url, f"/predictions/{variant}", pid), w.spec, bodies)

@@ -38,7 +38,7 @@ def _vs_peer_why(r: dict[str, Any], name: str | None, value: float | None) -> st
         return f"not run: {peer.get('not_run', 'no batching peer ran')}"
     psat = peer.get("saturation") or {}
     sat = r["served"]["saturation"] or {}
-    floor = min((s for s in r["served"]["sweep"] if s["p99_ms"] is not None), key=lambda s: s["p99_ms"], default={})
+    floor: dict[str, Any] = min((s for s in r["served"]["sweep"] if s["p99_ms"] is not None), key=lambda s: s["p99_ms"], default={})
     within = best_within_p99(r["served"]["sweep"], psat.get("p99_ms"))
     return (f"{peer['label']} ({peer['processes']} processes"
             + (f", batch {peer['batching']['max_batch_size']} / " + (

@@ -69,7 +69,7 @@ def tune(w: Workload, window: float, warmup: float, work: Path, log=print) -> di
     cores = usable_cores()
     serving = dict(w.spec.serving)
     batch, delay = int(serving.get("batchSize", 1)), int(serving.get("maxBatchDelay", 5))
-    history = []
+    history: list[dict[str, Any]] = []
 
     def stage(name: str, candidates: list[tuple[str, dict, dict]]) -> tuple[str, dict, dict]:
         log(f"[{w.name}] stage {name}: {', '.join(c[0] for c in candidates)}")

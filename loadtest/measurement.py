@@ -61,9 +61,14 @@ def nothing(model: str) -> Measurement:
 class StatsEntry(Protocol):
     """The part of Locust's `StatsEntry` (one request name's statistics) read here."""
 
-    num_requests: int
-    num_failures: int
-    total_rps: float
+    @property
+    def num_requests(self) -> int: ...
+
+    @property
+    def num_failures(self) -> int: ...
+
+    @property
+    def total_rps(self) -> float: ...
 
     def get_response_time_percentile(self, percent: float) -> float: ...
 

@@ -88,8 +88,10 @@ def _last_fifth_of_digits() -> tuple[np.ndarray, np.ndarray]:
     # scikit-learn's copy of the data set read directly (same rows as load_digits()), without
     # importing sklearn.datasets, which costs seconds per Locust process.
     import importlib.util
-    origin = importlib.util.find_spec("sklearn").origin  # type: ignore[union-attr]
-    table = np.loadtxt(Path(origin).parent / "datasets" / "data" / "digits.csv.gz", delimiter=",")
+    found = importlib.util.find_spec("sklearn")
+    if found is None or found.origin is None:
+        raise ModuleNotFoundError("scikit-learn is not installed: the held-out digits come from its data set")
+    table = np.loadtxt(Path(found.origin).parent / "datasets" / "data" / "digits.csv.gz", delimiter=",")
     start = int(len(table) * 0.8)
     return table[start:, :-1].reshape(-1, 8, 8).astype(np.float32), table[start:, -1].astype(int)
 
