@@ -5,9 +5,10 @@
 * `open_step`: paced users that together start R requests/s on a fixed schedule, latency counted
   from the scheduled start: latency under moderate load without coordinated omission.
 
-Every step reports the cores used by this process (the load generator), by the server's process
-tree and by the whole machine over the measured window (psutil), and flags when the client, not
-the server, was the limit: a gevent load generator is one thread, so ~1 core is its ceiling.
+Every step (steps.py) is the driver's measurement with the cores used by this process (the load
+generator), by the server's process tree and by the whole machine over the measured window
+(psutil), and flags when the client, not the server, was the limit: a gevent load generator is
+one thread, so ~1 core is its ceiling.
 Import this module before anything opens a socket: Locust monkey-patches sockets for gevent.
 """
 from __future__ import annotations

@@ -2,8 +2,8 @@
 cores it took and the flags that say when the machine or the client, not the server, was the limit.
 
 Its JSON is a step in bench/results/*.json, in the shape those files have always had, so `from_json`
-reads old results too. Plain data, no Locust: report.py and the unit tests read steps without
-starting the load generator (loadgen.py measures them).
+reads old results too. Plain data, no Locust: steps are read without starting the load generator
+(loadgen.py measures them).
 """
 from __future__ import annotations
 
