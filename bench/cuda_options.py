@@ -14,6 +14,7 @@ Exits with a message on a host without CUDA (autocast and nvJPEG apply to CUDA o
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def decode_comparison(seconds: float) -> dict[str, Any]:
     cpu_rate, _ = limit.timed(cpu_path, seconds)
     out: dict[str, Any] = {"cpu_pillow_items_per_s_1_thread": round(cpu_rate, 1), "nvjpeg_items_per_s": {}}
     for size in DECODE_BATCHES:
-        rate, _ = limit.timed(lambda size=size: gpu_path(size), seconds)
+        rate, _ = limit.timed(functools.partial(gpu_path, size), seconds)
         out["nvjpeg_items_per_s"][str(size)] = round(rate, 1)
     print(f"decode: {out}", flush=True)
     return out

@@ -5,28 +5,27 @@
 * `open_step`: paced users that together start R requests/s on a fixed schedule, latency counted
   from the scheduled start: latency under moderate load without coordinated omission.
 
-Every step reports the cores used by this process (the load generator), by the server's process
-tree and by the whole machine over the measured window (psutil), and flags when the client, not
-the server, was the limit: a gevent load generator is one thread, so ~1 core is its ceiling.
+Every step (steps.py) is the driver's measurement with the cores used by this process (the load
+generator), by the server's process tree and by the whole machine over the measured window
+(psutil), and flags when the client, not the server, was the limit: a gevent load generator is
+one thread, so ~1 core is its ceiling.
 Import this module before anything opens a socket: Locust monkey-patches sockets for gevent.
 """
 from __future__ import annotations
 
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Self
 
 import psutil
 
-from loadtest.driver import Driver, Window
+from bench.steps import CpuUse, Step, bottleneck_flags
+from loadtest.driver import Driver
+from loadtest.measurement import Measurement
 from loadtest.payloads import Payload
 from loadtest.users import make_user_class
 from stackctl.specs import ModelSpec
-
-CLIENT_BOUND_CORES = 0.85     # one gevent thread: above this the load generator is the bottleneck
-BUSY_MACHINE = 0.9            # share of all cores busy: the server and client compete for cores
-STOLEN = 0.1                  # cores of steal time worth a flag (a shared VM losing CPU to its host)
 
 
 @dataclass(frozen=True)
@@ -37,33 +36,6 @@ class Target:
     url: str
     model_path: str               # /predictions/<name> (a variant's name; answers name the spec's model)
     server_pid: int | None = None
-
-
-@dataclass
-class Step:
-    target: str
-    mode: str                     # "closed" or "open"
-    users: int
-    offered_rps: float | None
-    seconds: float
-    requests: int
-    failures: int
-    status_5xx: int
-    rps: float
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    client_cores: float
-    server_cores: float | None
-    machine_busy_cores: float
-    first_failure: str | None = None
-    flags: list[str] = field(default_factory=list)
-    # Cores the hypervisor gave to other guests while this step ran (counted in machine_busy_cores):
-    # on a shared VM this, not our processes, is often what a noisy step lost.
-    steal_cores: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class CpuMeter:
@@ -91,7 +63,7 @@ class CpuMeter:
         self.server0 = self._server_seconds()
         self.machine0 = psutil.cpu_times()
 
-    def stop(self) -> tuple[float, float | None, float, float]:
+    def stop(self) -> CpuUse:
         elapsed = time.monotonic() - self.t0
         client = (sum(self.me.cpu_times()[:2]) - self.me0) / elapsed
         server = None
@@ -101,8 +73,8 @@ class CpuMeter:
         m0, m1 = self.machine0, psutil.cpu_times()
         busy = sum(getattr(m1, f) - getattr(m0, f) for f in ("user", "system", "nice", "irq", "softirq", "steal"))
         steal = (m1.steal - m0.steal) / elapsed if hasattr(m1, "steal") else 0.0
-        return (round(client, 3), None if server is None else round(server, 3), round(busy / elapsed, 3),
-                round(steal, 3))
+        return CpuUse(round(client, 3), None if server is None else round(server, 3), round(busy / elapsed, 3),
+                      round(steal, 3))
 
 
 class Load:
@@ -119,21 +91,13 @@ class Load:
         self.driver.runner.quit()
 
     def closed_step(self, users: int, warmup: float, window: float) -> Step:
-        measured, cpu = self.driver.closed_step(users, warmup, window, CpuMeter(self.target.server_pid))
-        return self._step("closed", users, None, measured, cpu)
+        return self._step(*self.driver.closed_step(users, warmup, window, CpuMeter(self.target.server_pid)))
 
     def open_step(self, rps: float, warmup: float, window: float) -> Step:
-        measured, n, cpu = self.driver.open_step(rps, warmup, window, CpuMeter(self.target.server_pid))
-        return self._step("open", n, rps, measured, cpu)
+        return self._step(*self.driver.open_step(rps, warmup, window, CpuMeter(self.target.server_pid)))
 
-    def _step(self, mode: str, users: int, offered: float | None, w: Window,
-              cpu: tuple[float, float | None, float, float]) -> Step:
-        client, server, machine, steal = cpu
-        step = Step(self.target.label, mode, users, offered, w.seconds, w.requests, w.failures, w.status_5xx, w.rps,
-                    w.p50_ms, w.p95_ms, w.p99_ms, client, server, machine, first_failure=w.first_failure,
-                    steal_cores=steal)
-        step.flags = bottleneck_flags(step, psutil.cpu_count() or 1)
-        return step
+    def _step(self, measured: Measurement, cpu: CpuUse) -> Step:
+        return Step(self.target.label, measured, cpu, tuple(bottleneck_flags(cpu, psutil.cpu_count() or 1)))
 
 
 def exit_on_sigterm() -> None:
@@ -142,22 +106,6 @@ def exit_on_sigterm() -> None:
         raise SystemExit(143)
 
     signal.signal(signal.SIGTERM, terminate)
-
-
-def bottleneck_flags(step: Step, cores: int) -> list[str]:
-    """Why a step's throughput may say more about the machine or the client than the server."""
-    flags = []
-    if step.client_cores >= CLIENT_BOUND_CORES:
-        flags.append(f"client-bound: the load generator used {step.client_cores:.2f} of the 1 core a gevent "
-                     "process can use")
-    if step.steal_cores >= STOLEN:
-        flags.append(f"CPU stolen: the hypervisor ran other guests on {step.steal_cores:.2f} of this VM's {cores} cores")
-    if step.machine_busy_cores >= BUSY_MACHINE * cores:
-        other = step.machine_busy_cores - step.client_cores - (step.server_cores or 0.0) - step.steal_cores
-        flags.append(f"cores saturated: {step.machine_busy_cores:.2f}/{cores} busy (client {step.client_cores:.2f}, "
-                     f"server {step.server_cores if step.server_cores is not None else '?'}, stolen "
-                     f"{step.steal_cores:.2f}, other processes {max(0.0, other):.2f})")
-    return flags
 
 
 def sweep(load: Load, levels: list[int], warmup: float, window: float,
@@ -169,21 +117,22 @@ def sweep(load: Load, levels: list[int], warmup: float, window: float,
             break
         step = load.closed_step(users, warmup, window)
         steps.append(step)
-        log(f"    {step.target:28s} {users:3d} users: {step.rps:8.1f} req/s  p50/p95/p99 "
-            f"{step.p50_ms}/{step.p95_ms}/{step.p99_ms} ms  fail {step.failures}  client {step.client_cores:.2f} "
-            f"server {step.server_cores} machine {step.machine_busy_cores:.2f} cores")
-        if step.failures:
+        m, cpu = step.measured, step.cpu
+        log(f"    {step.target:28s} {users:3d} users: {m.rps:8.1f} req/s  p50/p95/p99 "
+            f"{m.p50_ms}/{m.p95_ms}/{m.p99_ms} ms  fail {m.failures}  client {cpu.client_cores:.2f} "
+            f"server {cpu.server_cores} machine {cpu.machine_busy_cores:.2f} cores")
+        if m.failures:
             break
-        if p95_limit_ms is not None and (step.p95_ms or 0) > p95_limit_ms:
+        if p95_limit_ms is not None and (m.p95_ms or 0) > p95_limit_ms:
             break
-        best = max(s.rps for s in steps)
-        if len(steps) >= 3 and all(s.rps < 1.05 * best for s in steps[-2:]) and steps[-3].rps == best:
+        best = max(s.measured.rps for s in steps)
+        if len(steps) >= 3 and all(s.measured.rps < 1.05 * best for s in steps[-2:]) and steps[-3].measured.rps == best:
             break  # two steps past the peak without 5% more
     return steps
 
 
 def saturation(steps: list[Step], p95_limit_ms: float | None = None) -> Step | None:
     """The step with the most throughput among those without failures (and within a p95 limit)."""
-    ok = [s for s in steps if s.failures == 0 and s.requests > 0
-          and (p95_limit_ms is None or (s.p95_ms or 0) <= p95_limit_ms)]
-    return max(ok, key=lambda s: s.rps) if ok else None
+    ok = [s for s in steps if s.measured.failures == 0 and s.measured.requests > 0
+          and (p95_limit_ms is None or (s.measured.p95_ms or 0) <= p95_limit_ms)]
+    return max(ok, key=lambda s: s.measured.rps) if ok else None

@@ -28,7 +28,8 @@ def median(values: list[Any]) -> float | None:
 def summarize_workload(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """One workload over its rounds: its description, the median of each ratio, each round's value."""
     summary = {key: rounds[0][key] for key in DESCRIPTION_KEYS if key in rounds[0]}
-    ratios, values = {}, {}
+    ratios: dict[str, Any] = {}
+    values: dict[str, list[Any]] = {}
     for key in rounds[0]["ratios"]:
         per_round = [r["ratios"].get(key) for r in rounds]
         values[key] = per_round

@@ -46,6 +46,7 @@ from handlers.sections import override, written
 from handlers.settings import HandlerSettings, ServingSettings
 from stackctl import paths
 from stackctl.archive_files import read_config
+from stackctl.native import NativeStack
 
 RESULTS = paths.ROOT / "bench" / "results"
 LEVELS = [1, 2, 4, 8, 16, 32, 64, 128]  # closed-loop users; TorchServe's job_queue_size is 200
@@ -87,6 +88,7 @@ class Plan:
 
 
 def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, Any]:
+    """One workload, one round: the in-process limit, the peers, then TorchServe."""
     folder = work / w.name
     store = archives.fresh_store(folder)
     tuned = servers.variant(w.spec, w.archive, store, w.name)
@@ -122,42 +124,49 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
 
     log(f"[{w.name}] 3/3 TorchServe ({', '.join(f'{k}={v}' for k, v in result['serving'].items())})")
     with servers.torchserve(store, folder / "torchserve", workers) as (stack, ready_s):
-        pid = stack.proc.pid  # type: ignore[attr-defined]
         result["server_start_s"] = round(ready_s, 2)
-        target = loadgen.Target("torchserve", stack.inference_url, f"/predictions/{w.name}", pid)
-        with loadgen.Load(target, w.spec, bodies) as load:
-            steps = loadgen.sweep(load, plan.levels, plan.warmup, plan.window, log=log)
-            best = loadgen.saturation(steps)
-            half = None
-            if best:
-                rate = round(best.rps / 2, 1)
-                # 3 windows: at ~100-300 req/s one window's p99 is the ~10th-worst of ~1000
-                # requests, and repeated runs of one setting spread 2.3-4.2x (bench/NOTES.md).
-                half = load.open_step(rate, plan.warmup, 3 * plan.window)
-                log(f"    half saturation, open loop {rate} req/s offered: {half.rps} achieved, p50/p95/p99 "
-                    f"{half.p50_ms}/{half.p95_ms}/{half.p99_ms} ms")
-        b1 = None
-        if best:
-            target = loadgen.Target("torchserve batchSize=1", stack.inference_url, f"/predictions/{w.name}-b1", pid)
-            with loadgen.Load(target, w.spec, bodies) as load:
-                b1 = load.closed_step(best.users, plan.warmup, plan.window)
-            log(f"    batchSize=1 at {best.users} users: {b1.rps} req/s, p99 {b1.p99_ms} ms")
-        # The low-load floor: the no-op handler alone, then where 1 user's request time goes on the model.
-        target = loadgen.Target("torchserve no-op handler", stack.inference_url, f"/predictions/{w.name}-noop", pid)
-        with loadgen.Load(target, w.spec, bodies) as load:
-            noop = load.closed_step(1, plan.warmup, plan.window)
-        target = loadgen.Target("torchserve", stack.inference_url, f"/predictions/{w.name}", pid)
-        with loadgen.Load(target, w.spec, bodies) as load:
-            before = floor.counters(stack.metrics_url, w.name)
-            one = load.closed_step(1, plan.warmup, plan.window)
-            result["breakdown"] = floor.breakdown(before, floor.counters(stack.metrics_url, w.name), one.p50_ms)
-        log(f"    no-op handler at 1 user: p50/p99 {noop.p50_ms}/{noop.p99_ms} ms; 1 user on the model: "
-            f"{result['breakdown']}")
-    result["served"] = {"sweep": [s.to_json() for s in steps], "saturation": best.to_json() if best else None}
-    result["batch1"] = b1.to_json() if b1 else None
-    result["half_load"] = half.to_json() if half else None
-    result["floor"] = noop.to_json()
+        result.update(measure_torchserve(w, stack, bodies, plan, log))
     return result
+
+
+def measure_torchserve(w: Workload, stack: NativeStack, bodies: list[Any], plan: Plan, log=print) -> dict[str, Any]:
+    """TorchServe's part of a workload's results: the sweep and saturation, half load (open loop),
+    batchSize=1 at the saturating users, the no-op floor and 1 user's breakdown."""
+    pid = stack.proc.pid  # type: ignore[attr-defined]  # servers.torchserve sets it
+
+    def load(label: str, variant: str) -> loadgen.Load:
+        return loadgen.Load(loadgen.Target(label, stack.inference_url, f"/predictions/{variant}", pid), w.spec, bodies)
+
+    with load("torchserve", w.name) as served:
+        steps = loadgen.sweep(served, plan.levels, plan.warmup, plan.window, log=log)
+        best = loadgen.saturation(steps)
+        half = None
+        if best:
+            rate = round(best.measured.rps / 2, 1)
+            # 3 windows: at ~100-300 req/s one window's p99 is the ~10th-worst of ~1000
+            # requests, and repeated runs of one setting spread 2.3-4.2x (bench/NOTES.md).
+            half = served.open_step(rate, plan.warmup, 3 * plan.window)
+            m = half.measured
+            log(f"    half saturation, open loop {rate} req/s offered: {m.rps} achieved, p50/p95/p99 "
+                f"{m.p50_ms}/{m.p95_ms}/{m.p99_ms} ms")
+    b1 = None
+    if best:
+        with load("torchserve batchSize=1", f"{w.name}-b1") as batch1:
+            b1 = batch1.closed_step(best.measured.users, plan.warmup, plan.window)
+        log(f"    batchSize=1 at {best.measured.users} users: {b1.measured.rps} req/s, p99 {b1.measured.p99_ms} ms")
+    # The low-load floor: the no-op handler alone, then where 1 user's request time goes on the model.
+    with load("torchserve no-op handler", f"{w.name}-noop") as noop_load:
+        noop = noop_load.closed_step(1, plan.warmup, plan.window)
+    with load("torchserve", w.name) as served:
+        before = floor.counters(stack.metrics_url, w.name)
+        one = served.closed_step(1, plan.warmup, plan.window)
+        breakdown = floor.breakdown(before, floor.counters(stack.metrics_url, w.name), one.measured.p50_ms)
+    log(f"    no-op handler at 1 user: p50/p99 {noop.measured.p50_ms}/{noop.measured.p99_ms} ms; 1 user on the model: "
+        f"{breakdown}")
+    return {"breakdown": breakdown,
+            "served": {"sweep": [s.to_json() for s in steps], "saturation": best.to_json() if best else None},
+            "batch1": b1.to_json() if b1 else None, "half_load": half.to_json() if half else None,
+            "floor": noop.to_json()}
 
 
 def run_peer(peer: peers.Peer, w: Workload, archive: Path, serving: ServingSettings, bodies: list[Any], plan: Plan,

@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         with loadgen.Load(target, spec, list(payloads_for(spec).good)) as load:
             steps = loadgen.sweep(load, LEVELS, args.warmup, args.window, log=lambda line: print(line, flush=True))
         best = loadgen.saturation(steps)
-        found[name] = {"saturation_rps": best.rps if best else 0.0, "users": best.users if best else None,
-                       "p95_ms": best.p95_ms if best else None}
+        found[name] = {"saturation_rps": best.measured.rps if best else 0.0, "users": best.measured.users if best else None,
+                       "p95_ms": best.measured.p95_ms if best else None}
         print(f"{name}: saturation {found[name]}", flush=True)
     print(json.dumps(found))
     return 0

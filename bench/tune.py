@@ -66,7 +66,7 @@ def measure_stage(w: Workload, candidates: list[Candidate], window: float, warmu
             with loadgen.Load(target, w.spec, bodies) as load:
                 steps = loadgen.sweep(load, LEVELS, warmup, window, p95_limit_ms=w.spec.slo.p95_ms, log=log)
             best = loadgen.saturation(steps, w.spec.slo.p95_ms)
-            out[label] = {"score": best.rps if best else 0.0, "best": best.to_json() if best else None,
+            out[label] = {"score": best.measured.rps if best else 0.0, "best": best.to_json() if best else None,
                           "steps": [s.to_json() for s in steps]}
             log(f"  {w.name} {label}: {out[label]['score']:.1f} req/s within p95 {w.spec.slo.p95_ms:g} ms")
     return out
@@ -76,7 +76,7 @@ def tune(w: Workload, window: float, warmup: float, work: Path, log=print) -> di
     cores = usable_cores()
     spec = w.spec
     batch, delay = spec.serving.batch_size, spec.serving.max_batch_delay
-    history = []
+    history: list[dict[str, Any]] = []
 
     def stage(name: str, candidates: list[Candidate]) -> Candidate:
         log(f"[{w.name}] stage {name}: {', '.join(c[0] for c in candidates)}")

@@ -115,6 +115,7 @@ def random_init_weights(spec: ModelSpec) -> None:
         return
     spec.weights_path.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(RANDOM_INIT_SEED)
+    assert spec.architecture is not None, f"{spec.name}: random weights are for torchvision architectures only"
     model = build_model(spec.architecture, spec.arguments, classes)
     torch.save(model.state_dict(), spec.weights_path)
     labels = {str(i): f"random-init-class-{i:03d}" for i in range(classes)}

@@ -23,8 +23,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from loadtest import slo
+from loadtest.measurement import Measurement
 from loadtest.search import Search, find_capacity
 from stackctl.specs import ModelSpec, load_specs
 
@@ -34,20 +36,17 @@ MIN_ACHIEVED = 0.95   # an open loop that sustains its rate achieves it, less th
 DEFAULT_BUDGET = 90   # s per model: the estimate and ~6 open-loop steps at the default step length
 
 
+# steps.csv's columns, in the order they have always had (the measurement's, then capacity's own).
+STEP_COLUMNS = ("model", "mode", "offered_rps", "users", "seconds", "requests", "failures", "status_5xx",
+                "achieved_rps", "p50_ms", "p95_ms", "p99_ms", "mean_batch_size", "breaches")
+
+
 @dataclass
 class Step:
-    model: str
-    mode: str                    # "closed" (the estimate) or "open"
-    offered_rps: float | None    # open loop only
-    users: int
-    seconds: float
-    requests: int
-    failures: int
-    status_5xx: int
-    achieved_rps: float
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
+    """One step of the search: the load's measurement, the server's mean batch size over it, and
+    why it is beyond the model's capacity (empty: within SLO; the closed-loop estimate is not judged)."""
+
+    measured: Measurement
     mean_batch_size: float | None
     breaches: list[str] = field(default_factory=list)
 
@@ -55,20 +54,28 @@ class Step:
     def ok(self) -> bool:
         return not self.breaches
 
+    def to_row(self) -> dict[str, Any]:
+        """steps.csv's row: the measurement (its `rps` named `achieved_rps`), then capacity's own."""
+        m = self.measured
+        names = {"achieved_rps": m.rps, "mean_batch_size": self.mean_batch_size,
+                 "breaches": "; ".join(self.breaches)}
+        return {k: names[k] if k in names else getattr(m, k) for k in STEP_COLUMNS}
+
 
 def judge_step(step: Step, limit: slo.Slo) -> list[str]:
     """Why this step is beyond the model's capacity (empty: within SLO)."""
+    m = step.measured
     found = []
-    if step.requests == 0:
+    if m.requests == 0:
         found.append("no requests completed")
-    if step.p95_ms is not None and step.p95_ms > limit.p95_ms:
-        found.append(f"p95 {step.p95_ms:.0f} ms > {limit.p95_ms:g} ms")
-    if step.status_5xx:
-        found.append(f"{step.status_5xx} answers with HTTP 5xx")
-    if step.requests and step.failures / step.requests > limit.max_error_ratio:
-        found.append(f"error ratio {step.failures / step.requests:.2%} > {limit.max_error_ratio:.2%}")
-    if step.offered_rps and step.achieved_rps < MIN_ACHIEVED * step.offered_rps:
-        found.append(f"achieved {step.achieved_rps:.1f} of {step.offered_rps:g} req/s offered")
+    if m.p95_ms is not None and m.p95_ms > limit.p95_ms:
+        found.append(f"p95 {m.p95_ms:.0f} ms > {limit.p95_ms:g} ms")
+    if m.status_5xx:
+        found.append(f"{m.status_5xx} answers with HTTP 5xx")
+    if m.requests and m.error_ratio > limit.max_error_ratio:
+        found.append(f"error ratio {m.error_ratio:.2%} > {limit.max_error_ratio:.2%}")
+    if m.offered_rps and m.rps < MIN_ACHIEVED * m.offered_rps:
+        found.append(f"achieved {m.rps:.1f} of {m.offered_rps:g} req/s offered")
     return found
 
 
@@ -95,41 +102,47 @@ def measure_model(spec: ModelSpec, limit: slo.Slo, host: str, metrics_url: str |
                   log=print) -> Result:
     """The closed-loop estimate, then the open-loop search, for one model alone."""
     from loadtest import payloads, users
-    from loadtest.driver import Driver, Window
+    from loadtest.driver import Driver
     from loadtest.server_metrics import BatchProbe
 
     payloads.payloads_for(spec)  # build bodies before the clock starts
     deadline = time.monotonic() + plan.budget
     steps: list[Step] = []
 
-    def record(mode: str, offered: float | None, n: int, w: Window, batch: float | None) -> Step:
-        step = Step(spec.name, mode, offered, n, w.seconds, w.requests, w.failures, w.status_5xx, w.rps,
-                    w.p50_ms, w.p95_ms, w.p99_ms, batch)
-        step.breaches = judge_step(step, limit) if mode == "open" else []
+    def record(measured: Measurement, batch: float | None) -> Step:
+        step = Step(measured, batch)
+        step.breaches = judge_step(step, limit) if measured.mode == "open" else []
         steps.append(step)
-        log(f"  {spec.name} {mode:6s} {'' if offered is None else f'{offered:g} req/s offered, '}{n} users: "
-            f"achieved {step.achieved_rps:g}, p50/p95/p99 {step.p50_ms}/{step.p95_ms}/{step.p99_ms} ms, batch "
-            f"{'-' if batch is None else f'{batch:.2f}'}{'' if step.ok else '  -> ' + '; '.join(step.breaches)}")
+        log(describe_step(step))
         return step
 
     with Driver([users.make_user_class(spec)], host) as driver:
         probe = BatchProbe(metrics_url, spec.name)
-        window, batch = driver.closed_step(plan.estimate_users, plan.warmup_seconds, plan.step_seconds, probe)
-        estimate = record("closed", None, plan.estimate_users, window, batch)
+        estimate = record(*driver.closed_step(plan.estimate_users, plan.warmup_seconds, plan.step_seconds, probe))
 
         def passes(rate: float) -> bool:
             # At most as many paced users (requests outstanding) as the estimate had: the server took
             # that many without a 5xx, while more can overflow TorchServe's job queue (503) on a
             # momentary stall of a shared host. Users beyond it are queued here, as lateness.
-            window, n, batch = driver.open_step(rate, plan.warmup_seconds, plan.step_seconds, probe, plan.estimate_users)
-            return record("open", rate, n, window, batch).ok
+            return record(*driver.open_step(rate, plan.warmup_seconds, plan.step_seconds, probe,
+                                            plan.estimate_users)).ok
 
         step_cost = plan.warmup_seconds + plan.step_seconds
-        search = find_capacity(passes, max(estimate.achieved_rps, 1.0),
+        search = find_capacity(passes, max(estimate.measured.rps, 1.0),
                                lambda: time.monotonic() + step_cost <= deadline,
                                tolerance=plan.tolerance, max_rate=plan.max_rps)
-    best = max((s for s in steps if s.mode == "open" and s.ok), key=lambda s: s.offered_rps or 0, default=None)
+    best = max((s for s in steps if s.measured.mode == "open" and s.ok), key=lambda s: s.measured.offered_rps or 0,
+               default=None)
     return Result(spec.name, search, estimate, best, steps)
+
+
+def describe_step(step: Step) -> str:
+    """The progress line of one step."""
+    m, batch = step.measured, step.mean_batch_size
+    offered = "" if m.offered_rps is None else f"{m.offered_rps:g} req/s offered, "
+    return (f"  {m.model} {m.mode:6s} {offered}{m.users} users: achieved {m.rps:g}, p50/p95/p99 "
+            f"{m.p50_ms}/{m.p95_ms}/{m.p99_ms} ms, batch {'-' if batch is None else f'{batch:.2f}'}"
+            f"{'' if step.ok else '  -> ' + '; '.join(step.breaches)}")
 
 
 def main(argv: list[str] | None = None) -> int:

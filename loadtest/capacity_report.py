@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,13 @@ def table_rows(results: Sequence[Result], slos: dict[str, slo.Slo]) -> list[dict
     rows = []
     for r in results:
         b, s = r.best, r.search
+        m = b.measured if b else None
         rows.append({"model": r.model, "capacity": s.label, "capacity_rps": f"{s.capacity:.1f}",
                      "complete": str(s.complete).lower(), "first_failing_rps": _fmt(s.failed, 1),
-                     "closed_loop_rps": _fmt(r.estimate and r.estimate.achieved_rps, 1),
-                     "achieved_rps": _fmt(b and b.achieved_rps, 1),
-                     "p50_ms": _fmt(b and b.p50_ms), "p95_ms": _fmt(b and b.p95_ms), "p99_ms": _fmt(b and b.p99_ms),
-                     "mean_batch_size": _fmt(b and b.mean_batch_size, 2), "users": str(b.users) if b else "-",
+                     "closed_loop_rps": _fmt(r.estimate and r.estimate.measured.rps, 1),
+                     "achieved_rps": _fmt(m and m.rps, 1),
+                     "p50_ms": _fmt(m and m.p50_ms), "p95_ms": _fmt(m and m.p95_ms), "p99_ms": _fmt(m and m.p99_ms),
+                     "mean_batch_size": _fmt(b and b.mean_batch_size, 2), "users": str(m.users) if m else "-",
                      "slo_p95_ms": f"{slos[r.model].p95_ms:g}", "stopped_because": s.stopped_because})
     return rows
 
@@ -52,11 +52,9 @@ def write_outputs(folder: Path, results: Sequence[Result], slos: dict[str, slo.S
         writer.writerows(rows)
     with (folder / "steps.csv").open("w", newline="", encoding="utf-8") as handle:
         steps = [s for r in results for s in r.steps]
-        writer = csv.DictWriter(handle, fieldnames=list(asdict(steps[0])) if steps else ["model"])
+        writer = csv.DictWriter(handle, fieldnames=list(steps[0].to_row()) if steps else ["model"])
         writer.writeheader()
-        for r in results:
-            for s in r.steps:
-                writer.writerow({**asdict(s), "breaches": "; ".join(s.breaches)})
+        writer.writerows(s.to_row() for s in steps)
     header = ("model", "capacity req/s within SLO", "first failing req/s", "closed-loop req/s", "p50 ms",
               "p95 ms", "p99 ms", "mean batch", "SLO p95 ms", "stopped because")
     keys = ("model", "capacity", "first_failing_rps", "closed_loop_rps", "p50_ms", "p95_ms", "p99_ms",

@@ -10,6 +10,7 @@ the server through this module; each keeps only its own job (search, benchmark, 
   (pacing.Pacer: latency counted from the scheduled start, no coordinated omission);
 * windows (`measure`): Locust's statistics reset at the start of a window and read at its end,
   so a warm-up before it is never counted; 5xx answers counted separately from other failures.
+  Each model's window is a measurement.Measurement, the record every tool stores.
 
 Import this module before anything opens a socket: Locust monkey-patches sockets for gevent.
 """
@@ -17,14 +18,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from typing import Any, Protocol, Self
 
 import gevent
 import locust  # noqa: F401  (first: gevent monkey-patching)
 from locust.env import Environment
 
+from loadtest.measurement import Measurement, from_locust
 from loadtest.pacing import per_user_rate, users_for_rate
 from loadtest.users import ModelUser
 
@@ -38,25 +39,6 @@ class _QuietSpawnRate(logging.Filter):
 
 
 logging.getLogger("locust.runners").addFilter(_QuietSpawnRate())
-
-
-@dataclass
-class Window:
-    """What one model's requests did during one measuring window (Locust's own percentiles)."""
-
-    name: str
-    seconds: float
-    requests: int
-    failures: int
-    status_5xx: int
-    rps: float
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    first_failure: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Probe(Protocol):
@@ -75,6 +57,7 @@ class Driver:
         self.env = Environment(user_classes=list(user_classes), host=host)
         self.runner = self.env.create_local_runner()
         self.status_5xx: dict[str, int] = {}
+        self.load: dict[str, tuple[str, int, float | None]] = {}  # model: (mode, users, offered req/s)
         self.started = time.monotonic()
         self.env.events.request.add_listener(self._count_5xx)
 
@@ -105,6 +88,7 @@ class Driver:
         cls = self.classes[name]
         cls.user_rate, cls.think_time = 0.0, 0.0
         self._run({name: users})
+        self.load = {name: ("closed", users, None)}
 
     def open(self, rates: dict[str, float], max_users: int | None = None) -> dict[str, int]:
         """Start `rates[model]` requests/s per model on a fixed schedule; returns users per model.
@@ -116,6 +100,7 @@ class Driver:
             users[name] = min(users_for_rate(rate, per_user_rate(cls.spec.slo.p99_ms)), max_users or 1 << 30)
             cls.user_rate = rate / users[name]  # n users together offer exactly `rate`
         self._run(users)
+        self.load = {name: ("open", users[name], rate) for name, rate in rates.items()}
         return users
 
     def reset(self) -> None:
@@ -123,22 +108,19 @@ class Driver:
         self.status_5xx.clear()
         self.started = time.monotonic()
 
-    def snapshot(self) -> dict[str, Window]:
-        """Every model's window since the last reset (or since the driver was made)."""
+    def snapshot(self) -> dict[str, Measurement]:
+        """Every model's measurement since the last reset (or since the driver was made)."""
         elapsed = max(1e-9, time.monotonic() - self.started)
         windows = {}
         for name in self.classes:
-            entry = self.env.stats.get(name, "POST")
-            pct: Callable[[float], float | None] = (
-                entry.get_response_time_percentile if entry.num_requests else (lambda _p: None))
             failure = next((e for e in self.env.stats.errors.values() if e.name == name), None)
-            windows[name] = Window(name, round(elapsed, 2), entry.num_requests, entry.num_failures,
-                                   self.status_5xx.get(name, 0), round(entry.num_requests / elapsed, 2),
-                                   pct(0.5), pct(0.95), pct(0.99),
-                                   f"{failure.occurrences}x {failure.error}" if failure else None)
+            mode, users, offered = self.load.get(name, ("closed", 0, None))
+            windows[name] = from_locust(name, self.env.stats.get(name, "POST"), seconds=elapsed, mode=mode,
+                                        users=users, offered_rps=offered, status_5xx=self.status_5xx.get(name, 0),
+                                        first_failure=f"{failure.occurrences}x {failure.error}" if failure else None)
         return windows
 
-    def measure(self, seconds: float, probe: Probe | None = None) -> tuple[dict[str, Window], Any]:
+    def measure(self, seconds: float, probe: Probe | None = None) -> tuple[dict[str, Measurement], Any]:
         """Reset the statistics, hold the current load for `seconds`, read them; with `probe`'s
         reading over the same window."""
         self.reset()
@@ -148,22 +130,22 @@ class Driver:
         reading = probe.stop() if probe is not None else None
         return self.snapshot(), reading
 
-    def closed_step(self, users: int, warmup: float, window: float, probe: Probe | None = None) -> tuple[Window, Any]:
+    def closed_step(self, users: int, warmup: float, window: float, probe: Probe | None = None) -> tuple[Measurement, Any]:
         self.closed(users)
         gevent.sleep(warmup)
         windows, reading = self.measure(window, probe)
         return next(iter(windows.values())), reading
 
     def open_step(self, rps: float, warmup: float, window: float, probe: Probe | None = None,
-                  max_users: int | None = None) -> tuple[Window, int, Any]:
-        """One model at `rps`: its window, the paced users it took, and the probe's reading.
+                  max_users: int | None = None) -> tuple[Measurement, Any]:
+        """One model at `rps`: its measurement (with the paced users it took), and the probe's reading.
 
         The users of a previous step are stopped first: each step starts fresh schedules and owes
         no answer to an earlier (perhaps overloaded) step; the warm-up lets the server drain."""
         name = next(iter(self.classes))
         if self.runner.user_count:
             self.runner.stop()
-        users = self.open({name: rps}, max_users)[name]
+        self.open({name: rps}, max_users)
         gevent.sleep(warmup)
         windows, reading = self.measure(window, probe)
-        return windows[name], users, reading
+        return windows[name], reading

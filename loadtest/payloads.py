@@ -9,9 +9,9 @@
     polarities; any other image model: seeded synthetic pictures (smooth colour fields and grain)
     at those sizes (default: the model's input side and twice it). Raw bytes, or every 4th body
     as JSON {"image": "<base64>"};
-  - text models: words and short texts drawn from the Debian word lists, with a spread of lengths
-    (mostly single words, a long tail up to `handler.text.max_chars`), sent as JSON {"text": ...}
-    or text/plain.
+  - text models (text_bodies.py): words and short texts drawn from the Debian word lists, with a
+    spread of lengths (mostly single words, a long tail up to `handler.text.max_chars`), sent as
+    JSON {"text": ...} or text/plain.
 - Deliberately bad requests for either kind, each with the 4xx status and error type the server
   must answer (used only when the bad-request share is above zero).
 
@@ -20,13 +20,11 @@ Everything is seeded, so every process (and every Locust worker) builds the same
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import json
 import logging
-import os
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,23 +32,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from loadtest.request_body import JSON_EVERY, SEED, TEXT_PLAIN, Payload
+from loadtest.text_bodies import bad_text_payloads, text_payloads
 from stackctl import paths
 from stackctl.specs import ModelSpec
 
-SEED = 20240611
-DICT_DIR = Path(os.environ.get("LOADTEST_DICT_DIR", "/usr/share/dict"))
 log = logging.getLogger("loadtest")
-WORDS_PER_LANGUAGE = 3000
-TEXTS_PER_PROCESS = 2000
-# Requests by number of words: (fewest, most, share). Mostly single words and short phrases,
-# with a long tail that reaches the handler's character limit. A spec may replace it with
-# `load.text_words: [{words: [lo, hi], share: s}, ...]`.
-DEFAULT_TEXT_WORDS: tuple[tuple[int, int, float], ...] = (
-    (1, 1, 0.45), (2, 4, 0.25), (5, 12, 0.17), (13, 30, 0.09), (31, 80, 0.04))
 IMAGE_VARIANTS = 4            # images per (size, format), and per polarity for digits
 # Image models whose training module holds out real inputs with labels the model knows.
 HELD_OUT_DIGITS_TRAINING = "models.digits"
-JSON_EVERY = 4                # every 4th body is a JSON envelope instead of raw bytes / text
 FORMATS = {  # spec name -> (Pillow format, content type, save options)
     "png": ("PNG", "image/png", {}),
     "jpeg": ("JPEG", "image/jpeg", {"quality": 90}),
@@ -59,7 +49,6 @@ FORMATS = {  # spec name -> (Pillow format, content type, save options)
     "bmp": ("BMP", "image/bmp", {}),
     "gif": ("GIF", "image/gif", {}),
 }
-TEXT_PLAIN = "text/plain; charset=utf-8"
 # Sample file extension -> content type. Which kind of model may take which file is checked when
 # the bodies are built (an image sent to a text model would only measure 415s).
 SAMPLE_TYPES = {
@@ -69,21 +58,6 @@ SAMPLE_TYPES = {
 }
 SAMPLE_KINDS = {"image": {t for t in SAMPLE_TYPES.values() if t.startswith("image/")} | {"application/json"},
                 "text": {TEXT_PLAIN, "application/json"}}
-
-
-@dataclass(frozen=True)
-class Payload:
-    """One request body. `expect_status`/`expect_error` are set for deliberately bad requests."""
-
-    body: bytes
-    content_type: str
-    label: str                      # what the body holds (digit, language, or the bad case's name)
-    expect_status: int | None = None
-    expect_error: str | None = None
-
-    @property
-    def is_bad(self) -> bool:
-        return self.expect_status is not None
 
 
 def kind_of(spec: ModelSpec) -> str:
@@ -112,8 +86,10 @@ def _last_fifth_of_digits() -> tuple[np.ndarray, np.ndarray]:
     # scikit-learn's copy of the data set read directly (same rows as load_digits()), without
     # importing sklearn.datasets, which costs seconds per Locust process.
     import importlib.util
-    origin = importlib.util.find_spec("sklearn").origin  # type: ignore[union-attr]
-    table = np.loadtxt(Path(origin).parent / "datasets" / "data" / "digits.csv.gz", delimiter=",")
+    found = importlib.util.find_spec("sklearn")
+    if found is None or found.origin is None:
+        raise ModuleNotFoundError("scikit-learn is not installed: the held-out digits come from its data set")
+    table = np.loadtxt(Path(found.origin).parent / "datasets" / "data" / "digits.csv.gz", delimiter=",")
     start = int(len(table) * 0.8)
     return table[start:, :-1].reshape(-1, 8, 8).astype(np.float32), table[start:, -1].astype(int)
 
@@ -291,84 +267,6 @@ def sample_payloads(spec: ModelSpec, folder: Path) -> list[Payload]:
     if not out:
         raise ValueError(f"model {spec.name!r}: load.samples folder {folder} holds no sample")
     return out
-
-
-# --- text ------------------------------------------------------------------------------------
-
-@functools.cache
-def word_lists() -> dict[str, str]:
-    """Language label -> Debian word list file, as the langid model was trained on."""
-    from models.langid import WORD_LISTS
-    return dict(WORD_LISTS)
-
-
-@functools.cache
-def wordlist(language: str, count: int = WORDS_PER_LANGUAGE) -> tuple[str, ...]:
-    """`count` words of one language, seeded; possessives ("cat's") and digits dropped."""
-    path = DICT_DIR / word_lists()[language]
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: install the Debian word lists "
-                                "(make system-deps) or set LOADTEST_DICT_DIR")
-    words = [w for w in path.read_text(encoding="utf-8", errors="replace").split("\n")
-             if w and "'" not in w and not any(c.isdigit() for c in w)]
-    return tuple(random.Random(f"{SEED}-{language}").sample(words, min(count, len(words))))
-
-
-def text_length_mix(spec: ModelSpec) -> list[tuple[int, int, float]]:
-    mix = spec.load.text_words
-    if not mix:
-        return list(DEFAULT_TEXT_WORDS)
-    out = []
-    for row in mix:
-        words = row["words"]
-        lo, hi = (words, words) if isinstance(words, int) else (int(words[0]), int(words[1]))
-        if not 1 <= lo <= hi:
-            raise ValueError(f"model {spec.name!r}: load.text_words range {words} must be 1 <= lo <= hi")
-        out.append((lo, hi, float(row["share"])))
-    return out
-
-
-def make_text(words: Sequence[str], n: int, max_chars: int, rng: random.Random) -> str:
-    """`n` random words joined by spaces, cut at a word boundary to fit `max_chars`."""
-    text = ""
-    for _ in range(n):
-        candidate = f"{text} {rng.choice(words)}" if text else rng.choice(words)
-        if len(candidate) > max_chars:
-            break
-        text = candidate
-    return text or rng.choice(words)[:max_chars]
-
-
-def text_payloads(spec: ModelSpec, count: int = TEXTS_PER_PROCESS) -> list[Payload]:
-    max_chars = spec.handler.text.max_chars
-    mix = text_length_mix(spec)
-    languages = sorted(word_lists())
-    rng = random.Random(SEED)
-    out = []
-    for i in range(count):
-        language = languages[i % len(languages)]
-        lo, hi, _ = rng.choices(mix, weights=[share for _, _, share in mix])[0]
-        text = make_text(wordlist(language), rng.randint(lo, hi), max_chars, rng)
-        if i % JSON_EVERY == JSON_EVERY - 1:
-            out.append(Payload(text.encode("utf-8"), TEXT_PLAIN, language))
-        else:
-            out.append(Payload(json.dumps({"text": text}, ensure_ascii=False).encode("utf-8"),
-                               "application/json", language))
-    rng.shuffle(out)
-    return out
-
-
-def bad_text_payloads(spec: ModelSpec) -> list[Payload]:
-    max_chars = spec.handler.text.max_chars
-    return [
-        Payload(json.dumps({"text": "x" * (max_chars + 50)}).encode(), "application/json", "too_long", 413,
-                "text_too_long"),
-        Payload(b'{"text": "   "}', "application/json", "blank", 400, "empty_text"),
-        Payload(b"caf\xe9 \xff\xfe", "text/plain", "latin1_bytes", 400, "invalid_encoding"),
-        Payload(b'{"text": ', "application/json", "broken_json", 400, "invalid_json"),
-        Payload(b'{"txt": "hello"}', "application/json", "wrong_field", 400, "invalid_request"),
-        Payload(b"\x89PNG\r\n\x1a\n\x00\x00", "image/png", "image_body", 415, "unsupported_media_type"),
-    ]
 
 
 # --- per process cache -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadtest import slo
+from loadtest.measurement import Measurement, from_stats_row, number_or_none
 from stackctl.specs import load_specs
 
 PREFIX = "locust"
@@ -25,28 +26,20 @@ PERCENTILES = (("50%", "p50", ":"), ("95%", "p95", "-"), ("99%", "p99", "--"))
 PERCENTILES_KEYS = tuple((key, label) for key, label, _ in PERCENTILES)
 
 
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "", "N/A") else None
-    except ValueError:
-        return None
-
-
 def read_rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 
-def observed_from_csv(stats_csv: Path, models: list[str]) -> dict[str, slo.Observed]:
-    """Per-model Observed from Locust's final `<prefix>_stats.csv`."""
+def observed_from_csv(stats_csv: Path, models: list[str]) -> dict[str, Measurement]:
+    """Per-model measurements from Locust's final `<prefix>_stats.csv`."""
     rows = {row["Name"]: row for row in read_rows(stats_csv) if row.get("Name") != "Aggregated"}
 
-    def one(name: str) -> slo.Observed | None:
+    def one(name: str) -> Measurement | None:
         row = rows.get(name)
         if row is None or not int(row["Request Count"]):
             return None
-        return slo.Observed(name, int(row["Request Count"]), int(row["Failure Count"]),
-                            float(row["Requests/s"]), _float(row["50%"]), _float(row["95%"]), _float(row["99%"]))
+        return from_stats_row(name, row)
 
     return {m: slo.merge(m, one(m), one(m + slo.BAD_SUFFIX)) for m in models}
 
@@ -68,7 +61,7 @@ def history_by_model(history_csv: Path, models: list[str]) -> dict[str, Series]:
     for row in rows:
         if row["Name"].endswith(slo.BAD_SUFFIX):
             bad_rates[(row["Name"][: -len(slo.BAD_SUFFIX)], int(row["Timestamp"]))] = (
-                _float(row["Requests/s"]) or 0.0, _float(row["Failures/s"]) or 0.0)
+                number_or_none(row["Requests/s"]) or 0.0, number_or_none(row["Failures/s"]) or 0.0)
     out: dict[str, Series] = {}
     for row in rows:
         if row["Name"] not in models:
@@ -76,9 +69,9 @@ def history_by_model(history_csv: Path, models: list[str]) -> dict[str, Series]:
         series = out.setdefault(row["Name"], Series([], {k: [] for k in keys}))
         series.t.append(int(row["Timestamp"]) - t0)
         # Locust writes 0 for every percentile until its rolling window holds samples.
-        window_empty = not _float(row.get("100%"))
+        window_empty = not number_or_none(row.get("100%"))
         for k in keys:
-            series.values[k].append(None if window_empty and k in dict(PERCENTILES_KEYS) else _float(row.get(k)))
+            series.values[k].append(None if window_empty and k in dict(PERCENTILES_KEYS) else number_or_none(row.get(k)))
         # the model's deliberately bad requests count towards its request and failure rates
         extra_requests, extra_failures = bad_rates.get((row["Name"], int(row["Timestamp"])), (0.0, 0.0))
         for k, extra in (("Requests/s", extra_requests), ("Failures/s", extra_failures)):

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from loadtest.measurement import Measurement, from_locust, nothing
 from stackctl.specs import Slo
 
 BAD_SUFFIX = " [bad]"
@@ -23,21 +24,8 @@ GATE_JSON_SUFFIX = "_slo.json"
 SLO_KEYS = ("p95_ms", "p99_ms", "max_error_ratio")
 
 
-@dataclass(frozen=True)
-class Observed:
-    """What a run saw for one model's requests (good and deliberately bad ones merged for errors)."""
-
-    model: str
-    requests: int
-    failures: int
-    rps: float
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-
-    @property
-    def error_ratio(self) -> float:
-        return self.failures / self.requests if self.requests else 0.0
+# A verdict's observation in the gate's JSON: the measurement's fields the gate reads.
+OBSERVED_JSON = ("model", "requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms")
 
 
 @dataclass(frozen=True)
@@ -58,7 +46,7 @@ class Breach:
         return f"{self.model}: {self.metric} {self.observed:.0f} ms > {self.limit:g} ms (+{over:.0f} ms{times})"
 
 
-def check(slo: Slo, seen: Observed) -> list[Breach]:
+def check(slo: Slo, seen: Measurement) -> list[Breach]:
     """Every way `seen` breaches `slo`; empty when the model is within its SLO."""
     if seen.requests == 0:
         return [Breach(seen.model, "requests", 1, 0)]
@@ -109,20 +97,20 @@ def apply_overrides(slos: Mapping[str, Slo], overrides: Mapping[str, Mapping[str
     return result
 
 
-def merge(model: str, good: Observed | None, bad: Observed | None) -> Observed:
+def merge(model: str, good: Measurement | None, bad: Measurement | None) -> Measurement:
     """One model's verdict input: latency from good requests only (bad ones are answered fast and
     would flatter the percentiles), requests and failures from both."""
     if good is None and bad is None:
-        return Observed(model, 0, 0, 0.0, None, None, None)
-    base = good or Observed(model, 0, 0, 0.0, None, None, None)
-    extra = bad or Observed(model, 0, 0, 0.0, None, None, None)
+        return nothing(model)
+    base = good or nothing(model)
+    extra = bad or nothing(model)
     return replace(base, model=model, requests=base.requests + extra.requests,
                    failures=base.failures + extra.failures, rps=base.rps + extra.rps)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    observed: Observed
+    observed: Measurement
     slo: Slo
     breaches: tuple[Breach, ...]
 
@@ -131,11 +119,11 @@ class Verdict:
         return not self.breaches
 
 
-def judge(slos: Mapping[str, Slo], observed: Mapping[str, Observed]) -> list[Verdict]:
+def judge(slos: Mapping[str, Slo], observed: Mapping[str, Measurement]) -> list[Verdict]:
     """A verdict for every model that has an SLO (a model with no requests is a breach)."""
     verdicts = []
     for name in sorted(slos):
-        seen = observed.get(name) or Observed(name, 0, 0, 0.0, None, None, None)
+        seen = observed.get(name) or nothing(name)
         verdicts.append(Verdict(seen, slos[name], tuple(check(slos[name], seen))))
     return verdicts
 
@@ -169,14 +157,18 @@ def format_summary(verdicts: Sequence[Verdict]) -> str:
     return "\n".join(lines)
 
 
+def _observed_json(seen: Measurement) -> dict[str, Any]:
+    return {key: seen.model if key == "model" else getattr(seen, key) for key in OBSERVED_JSON}
+
+
 def to_json(verdicts: Sequence[Verdict]) -> list[dict]:
-    return [{"observed": asdict(v.observed), "slo": asdict(v.slo),
+    return [{"observed": _observed_json(v.observed), "slo": asdict(v.slo),
              "breaches": [{**asdict(b), "text": b.describe()} for b in v.breaches], "ok": v.ok}
             for v in verdicts]
 
 
 def from_json(rows: Sequence[Mapping]) -> list[Verdict]:
-    return [Verdict(Observed(**r["observed"]), Slo(**r["slo"]),
+    return [Verdict(Measurement.from_json(r["observed"]), Slo(**r["slo"]),
                     tuple(Breach(**{k: v for k, v in b.items() if k != "text"}) for b in r["breaches"]))
             for r in rows]
 
@@ -185,16 +177,14 @@ def exit_code(verdicts: Iterable[Verdict]) -> int:
     return 0 if all(v.ok for v in verdicts) else 1
 
 
-def observed_from_locust(entries: Mapping[tuple[str, str], Any], models: Iterable[str]) -> dict[str, Observed]:
-    """Per-model Observed from Locust's StatsEntry objects (`environment.stats.entries`)."""
+def observed_from_locust(entries: Mapping[tuple[str, str], Any], models: Iterable[str]) -> dict[str, Measurement]:
+    """Per-model measurements of a whole run from Locust's StatsEntry objects (`environment.stats.entries`)."""
     by_name = {name: entry for (name, _method), entry in entries.items()}
 
-    def one(name: str) -> Observed | None:
+    def one(name: str) -> Measurement | None:
         entry = by_name.get(name)
         if entry is None or not entry.num_requests:
             return None
-        pct = entry.get_response_time_percentile
-        return Observed(name, entry.num_requests, entry.num_failures, float(entry.total_rps),
-                        float(pct(0.50)), float(pct(0.95)), float(pct(0.99)))
+        return from_locust(name, entry)
 
     return {m: merge(m, one(m), one(m + BAD_SUFFIX)) for m in models}

@@ -92,7 +92,7 @@ def _views(image: np.ndarray, rng: np.random.Generator) -> list[Image.Image]:
 def preprocess_all(images: np.ndarray, settings: Any, rng: np.random.Generator | None) -> torch.Tensor:
     from handlers.image import preprocess_image
 
-    tensors = []
+    tensors: list[torch.Tensor] = []
     for image in images:
         views = _views(image, rng) if rng is not None else [Image.fromarray(np.clip(image / 16.0 * 255.0, 0, 255).astype(np.uint8))]
         tensors.extend(preprocess_image(view, settings) for view in views)

@@ -37,8 +37,9 @@ def measure(env: dict[str, str], store: Path, run_dir: Path, w, bodies, warmup: 
             target = loadgen.Target(label, stack.inference_url, f"/predictions/{path}", pid)
             with loadgen.Load(target, w.spec, bodies) as load:
                 step = load.closed_step(users, warmup, window)
-            out[label] = {"rps": step.rps, "p50": step.p50_ms, "p99": step.p99_ms, "failures": step.failures,
-                          "server_cores": step.server_cores}
+            m = step.measured
+            out[label] = {"rps": m.rps, "p50": m.p50_ms, "p99": m.p99_ms, "failures": m.failures,
+                          "server_cores": step.cpu.server_cores}
         return out
 
 

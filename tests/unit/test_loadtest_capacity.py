@@ -6,6 +6,7 @@ import csv
 
 from loadtest import capacity, server_metrics
 from loadtest.capacity_report import write_outputs
+from loadtest.measurement import Measurement
 from loadtest.search import Search
 from stackctl.specs import Slo
 
@@ -30,9 +31,12 @@ def test_metric_total_and_mean_batch():
 
 
 def step(**kw):
+    """A step as steps.csv stores it (the measurement's fields under capacity's names)."""
     base = {"model": "m", "mode": "open", "offered_rps": 10, "users": 5, "seconds": 5, "requests": 50, "failures": 0,
             "status_5xx": 0, "achieved_rps": 10, "p50_ms": 5, "p95_ms": 50, "p99_ms": 80, "mean_batch_size": 1.5}
-    return capacity.Step(**{**base, **kw})
+    row = {**base, **kw}
+    measured = Measurement.from_json(row, rps_key="achieved_rps")
+    return capacity.Step(measured, row["mean_batch_size"], row.get("breaches", []))
 
 
 def test_judge_step():

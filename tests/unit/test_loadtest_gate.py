@@ -4,15 +4,16 @@ from __future__ import annotations
 import pytest
 
 from loadtest import slo
-from loadtest.slo import Observed
+from loadtest.measurement import Measurement
 from stackctl.specs import Slo, load_specs
 
 LIMIT = Slo(p95_ms=100, p99_ms=200, max_error_ratio=0.01)
 
 
-def seen(**kw) -> Observed:
+def seen(**kw) -> Measurement:
+    """A model's measurement as the gate's JSON stores it (the model under `model`)."""
     base = dict(model="m", requests=1000, failures=0, rps=50.0, p50_ms=20.0, p95_ms=80.0, p99_ms=150.0)
-    return Observed(**{**base, **kw})
+    return Measurement.from_json({**base, **kw})
 
 
 def test_within_slo_passes():
@@ -100,7 +101,8 @@ def test_observed_from_locust_entries_merges_the_bad_row():
     entries = {("digits", "POST"): FakeEntry(100, 0, 10.0, {0.5: 5, 0.95: 9, 0.99: 12}),
                ("digits [bad]", "POST"): FakeEntry(5, 1, 0.5, {0.5: 1, 0.95: 1, 0.99: 1})}
     got = slo.observed_from_locust(entries, ["digits", "langid"])
-    assert got["digits"] == Observed("digits", 105, 1, 10.5, 5.0, 9.0, 12.0)
+    assert got["digits"] == Measurement(model="digits", requests=105, failures=1, rps=10.5, p50_ms=5.0, p95_ms=9.0,
+                                        p99_ms=12.0)
     assert got["langid"].requests == 0
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from loadtest import checks, payloads
+from loadtest import checks, payloads, text_bodies
 from stackctl import paths
 from stackctl.inprocess import InProcessModel, Request
 from stackctl.specs import LoadSettings, ModelSpec, get_spec, load_spec
@@ -144,7 +144,7 @@ def test_generated_texts_for_a_text_model_not_trained_here(langid):
     got = payloads.payloads_for(spec)
     texts = [json.loads(p.body)["text"] if p.content_type == "application/json" else p.body.decode() for p in got.good]
     words = np.array([len(t.split()) for t in texts])  # a few Dutch list entries hold a space
-    assert len(texts) == payloads.TEXTS_PER_PROCESS and words.min() >= 2 and (words <= 3).mean() > 0.95
+    assert len(texts) == text_bodies.TEXTS_PER_PROCESS and words.min() >= 2 and (words <= 3).mean() > 0.95
     results = answers(langid, list(got.good[:64]) + list(got.bad))
     assert all(status == 200 for status, _ in results[:64])
     assert [(s, a["error"]["type"]) for s, a in results[64:]] == [(b.expect_status, b.expect_error) for b in got.bad]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from handlers.sections import override
 from handlers.settings import HandlerSettings
-from loadtest import payloads
+from loadtest import payloads, text_bodies
 from stackctl.specs import LoadSettings, get_spec
 
 
@@ -110,16 +110,16 @@ def test_every_language_is_sent(text_payloads):
 
 def test_text_length_mix_can_come_from_the_spec(langid_spec):
     spec = replace(langid_spec, load=override(langid_spec.load, text_words=({"words": 3, "share": 1},)))
-    assert payloads.text_length_mix(spec) == [(3, 3, 1.0)]
-    got = payloads.text_payloads(spec, count=50)
+    assert text_bodies.text_length_mix(spec) == [(3, 3, 1.0)]
+    got = text_bodies.text_payloads(spec, count=50)
     assert all(len((json.loads(p.body)["text"] if p.content_type == "application/json"
                     else p.body.decode()).split()) == 3 for p in got)
     with pytest.raises(ValueError):
-        payloads.text_length_mix(replace(spec, load=LoadSettings.from_config({"text_words": [{"words": [5, 2], "share": 1}]})))
+        text_bodies.text_length_mix(replace(spec, load=LoadSettings.from_config({"text_words": [{"words": [5, 2], "share": 1}]})))
 
 
 def test_make_text_cuts_at_a_word_boundary():
-    text = payloads.make_text(["abcd"] * 10, 100, max_chars=12, rng=random.Random(1))
+    text = text_bodies.make_text(["abcd"] * 10, 100, max_chars=12, rng=random.Random(1))
     assert text == "abcd abcd"
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from PIL import Image
 
 from loadtest import checks, report, slo
+from loadtest.measurement import Measurement
 from stackctl.specs import load_specs
 
 OK = json.dumps({"model": "digits", "top_k": [{"label": "7", "probability": 0.9}, {"label": "1", "probability": 0.05}]})
@@ -93,7 +94,8 @@ def test_report_reads_csv_draws_a_png_and_judges(tmp_path):
 def test_report_prefers_the_gate_json_written_by_locust(tmp_path):
     write_run(tmp_path, [("digits", 100, 0, 40), ("langid", 100, 0, 40)])
     slos = {s.name: s.slo for s in load_specs()}
-    exact = slo.judge(slos, {m: slo.Observed(m, 123, 0, 1.0, 1, 2, 3) for m in slos})
+    exact = slo.judge(slos, {m: Measurement(model=m, requests=123, failures=0, rps=1.0, p50_ms=1, p95_ms=2, p99_ms=3)
+                             for m in slos})
     (tmp_path / f"locust{slo.GATE_JSON_SUFFIX}").write_text(json.dumps(slo.to_json(exact)))
     verdicts, _ = report.build_report(tmp_path)
     assert [v.observed.requests for v in verdicts] == [123] * len(slos)
