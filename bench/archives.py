@@ -1,5 +1,5 @@
 """The bench's model stores: one fresh, empty store per measurement (variants of an archive are
-written into it by stackctl.archive.write_variant, which owns every archive)."""
+written into it by stackctl.catalog.archive.write_variant, which owns every archive)."""
 from __future__ import annotations
 
 import shutil

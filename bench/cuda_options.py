@@ -31,7 +31,7 @@ DECODE_BATCHES = (1, 8, 32, 64)
 
 
 def precision_sweep(seconds: float, store: Path) -> dict[str, Any]:
-    from stackctl.inprocess import InProcessModel, Request
+    from stackctl.catalog.inprocess import InProcessModel, Request
 
     w = workloads(["mobilenet"])[0]
     base = ensure_bench_archive(w.spec)

@@ -22,8 +22,8 @@ from handlers.sections import override, written
 from handlers.settings import ServingSettings
 from loadtest.checks import answer_shape
 from loadtest.server_metrics import metric_total
-from stackctl.archive import write_variant
-from stackctl.specs import ModelSpec
+from stackctl.catalog.archive import write_variant
+from stackctl.catalog.specs import ModelSpec
 
 NOOP_HANDLER = Path(__file__).with_name("noop_handler.py")
 

@@ -45,7 +45,7 @@ def _load(archive: Path, bodies: list[tuple[bytes, str]], threads: int | None) -
     """(the in-process model, run(batch size) -> items): the handler answering the bench's bodies."""
     import torch
 
-    from stackctl.inprocess import InProcessModel, Request
+    from stackctl.catalog.inprocess import InProcessModel, Request
 
     model = InProcessModel(archive, gpu_id=0 if torch.cuda.is_available() else None)  # as TorchServe assigns gpu_id
     if threads and model.handler.core.device.type == "cpu":

@@ -25,7 +25,7 @@ from loadtest.driver import Driver
 from loadtest.measurement import Measurement
 from loadtest.payloads import Payload
 from loadtest.users import make_user_class
-from stackctl.specs import ModelSpec
+from stackctl.catalog.specs import ModelSpec
 
 
 @dataclass(frozen=True)

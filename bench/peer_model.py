@@ -11,7 +11,7 @@ import torch
 
 from handlers.core import ModelCore
 from handlers.inputs import Request
-from stackctl.inprocess import InProcessModel
+from stackctl.catalog.inprocess import InProcessModel
 
 Answer = tuple[int, dict[str, Any]]  # (HTTP status, JSON body), as TorchServe answers
 

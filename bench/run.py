@@ -45,8 +45,8 @@ from handlers.runtime import usable_cores
 from handlers.sections import override, written
 from handlers.settings import HandlerSettings, ServingSettings
 from stackctl import paths
-from stackctl.archive_files import read_config
-from stackctl.native import NativeStack
+from stackctl.catalog.archive_files import read_config
+from stackctl.serve.native import NativeStack
 
 RESULTS = paths.ROOT / "bench" / "results"
 LEVELS = [1, 2, 4, 8, 16, 32, 64, 128]  # closed-loop users; TorchServe's job_queue_size is 200

@@ -17,7 +17,7 @@ import locust  # noqa: F401  (first: gevent monkey-patching, before anything ope
 from bench import loadgen
 from bench.run import LEVELS
 from loadtest.payloads import payloads_for
-from stackctl.specs import get_spec, load_specs
+from stackctl.catalog.specs import get_spec, load_specs
 
 
 def main(argv: list[str] | None = None) -> int:

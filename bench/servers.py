@@ -1,5 +1,5 @@
 """The servers under test, each on free loopback ports and always stopped: TorchServe (through
-stackctl.native, the code `make serve` uses) on a bench model store, and the FastAPI peer.
+stackctl.serve.native, the code `make serve` uses) on a bench model store, and the FastAPI peer.
 """
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from pathlib import Path
 from handlers.runtime import usable_cores
 from handlers.sections import override, written
 from handlers.settings import HandlerSettings, ServingSettings
-from stackctl import paths, readiness
-from stackctl.archive import write_variant
-from stackctl.native import NativeStack, Ports, free_port
-from stackctl.specs import ModelSpec
+from stackctl import paths
+from stackctl.catalog.archive import write_variant
+from stackctl.catalog.specs import ModelSpec
+from stackctl.serve import readiness
+from stackctl.serve.native import NativeStack, Ports, free_port
 
 # Workers must not spin-wait for CPU they share with the frontend and the load generator: libgomp's
 # default (active) waiting made 2 intra-op threads ~10x slower than 1 on a busy 2-core host

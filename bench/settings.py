@@ -8,8 +8,8 @@ from typing import Any
 
 from handlers.runtime import usable_cores
 from handlers.sections import override
-from stackctl.spec_edit import write_sections
-from stackctl.specs import ModelSpec
+from stackctl.catalog.spec_edit import write_sections
+from stackctl.catalog.specs import ModelSpec
 
 
 def parallelism_options(cores: int) -> list[tuple[int, int]]:
@@ -21,7 +21,7 @@ def parallelism_options(cores: int) -> list[tuple[int, int]]:
 
 
 def write_back(spec: ModelSpec, result: dict[str, Any]) -> None:
-    """A tune result's winner into the spec's file (stackctl.spec_edit: values in place, comments stay)."""
+    """A tune result's winner into the spec's file (stackctl.catalog.spec_edit: values in place, comments stay)."""
     winner = result["winner"]
     serving = override(spec.serving, min_workers=winner["minWorkers"], max_workers=winner["maxWorkers"],
                        batch_size=winner["batchSize"], max_batch_delay=winner["maxBatchDelay"])

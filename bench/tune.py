@@ -31,8 +31,8 @@ from handlers.runtime import usable_cores
 from handlers.sections import override, written
 from handlers.settings import HandlerSettings, ServingSettings
 from stackctl import paths
-from stackctl.archive import write_variant
-from stackctl.specs import ModelSpec
+from stackctl.catalog.archive import write_variant
+from stackctl.catalog.specs import ModelSpec
 
 Candidate = tuple[str, ServingSettings, HandlerSettings]  # (label, its serving and handler settings)
 

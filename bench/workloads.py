@@ -26,9 +26,9 @@ import numpy as np
 
 from loadtest.payloads import Payload, payloads_for, synthetic_picture
 from stackctl import paths
-from stackctl.archive import Contents
-from stackctl.archive import archive as build_archive
-from stackctl.specs import ModelSpec, load_spec, load_specs
+from stackctl.catalog.archive import Contents
+from stackctl.catalog.archive import archive as build_archive
+from stackctl.catalog.specs import ModelSpec, load_spec, load_specs
 
 BENCH = paths.ROOT / "bench"
 BENCH_BUILD = paths.BUILD / "bench"
@@ -123,7 +123,7 @@ def random_init_weights(spec: ModelSpec) -> None:
 
 
 def ensure_bench_archive(spec: ModelSpec, store: Path = BENCH_STORE) -> Path:
-    """store/<name>.mar for a bench-only spec (stackctl.archive skips it when its inputs have not changed)."""
+    """store/<name>.mar for a bench-only spec (stackctl.catalog.archive skips it when its inputs have not changed)."""
     random_init_weights(spec)
     contents = Contents(
         spec.model_config(),

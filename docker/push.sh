@@ -13,7 +13,7 @@
 # is ever recorded.
 #
 # Then the digests are recorded in k8s/overlays/{gpu,cpu}/release/kustomization.yaml
-# (stackctl/k8s_release.py), so `kubectl apply -k k8s/overlays/gpu`, typed as written, deploys
+# (stackctl/deploy/k8s_release.py), so `kubectl apply -k k8s/overlays/gpu`, typed as written, deploys
 # exactly the bytes pushed here. K8S_OVERLAYS points the record at another overlays folder.
 # --dry-run builds and tags, then prints the pushes instead of running them (nothing recorded).
 set -euo pipefail
@@ -77,7 +77,7 @@ done
 [[ $dry_run == --dry-run ]] && exit 0
 
 for variant in gpu cpu; do
-  "$python" -m stackctl.k8s_release record --overlays "$overlays" --overlay "$variant" --version "$version" \
+  "$python" -m stackctl.deploy.k8s_release record --overlays "$overlays" --overlay "$variant" --version "$version" \
     --image "torchserve-stack/torchserve=${digest[$variant]}" \
     --image "torchserve-stack/locust=${digest[loadtest]}"
 done

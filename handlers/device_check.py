@@ -2,7 +2,7 @@
 
 A GPU image or overlay sets STACK_REQUIRE_CUDA=1. There, torch without a usable CUDA device is a
 broken deployment, not a slow one: the container's entry point refuses to start
-(`python -m stackctl.gpu_check`, run by stackctl.container before TorchServe) and a worker
+(`python -m stackctl.serve.gpu_check`, run by stackctl.serve.container before TorchServe) and a worker
 refuses to load its model (handlers/runtime.select_device), each with one line that names the
 driver floor and what was found. Without the variable a missing GPU still means the CPU (the
 CPU image, native runs, tests).

@@ -4,7 +4,7 @@ per-model keys (`serving:` in a spec, ServingSettings) and ours under `handler:`
 Every setting and its default is written here once; the handlers, stackctl (archives, checks),
 the load test and the bench read these classes instead of the raw dict. They live in handlers/
 because a worker reads them from its archive, which ships handlers/ and models/ alone. The JSON
-Schema (stackctl/model_spec.schema.json) says which keys a spec may carry; a unit test checks
+Schema (stackctl/catalog/model_spec.schema.json) says which keys a spec may carry; a unit test checks
 that the schema and these fields agree.
 """
 from __future__ import annotations

@@ -28,7 +28,7 @@ from typing import Any
 from loadtest import slo
 from loadtest.measurement import Measurement
 from loadtest.search import Search, find_capacity
-from stackctl.specs import ModelSpec, load_specs
+from stackctl.catalog.specs import ModelSpec, load_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports" / "loadtest"

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from handlers.labels import read_labels
-from stackctl.specs import ModelSpec
+from stackctl.catalog.specs import ModelSpec
 
 log = logging.getLogger("loadtest")
 

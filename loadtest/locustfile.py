@@ -30,7 +30,7 @@ from locust import events  # noqa: E402
 from locust.runners import WorkerRunner  # noqa: E402
 
 from loadtest import payloads, shapes, slo, users  # noqa: E402
-from stackctl.specs import load_specs  # noqa: E402
+from stackctl.catalog.specs import load_specs  # noqa: E402
 
 DEFAULT_ARRIVAL_USER_RATE = 2.0  # requests/s per user: 500 ms between starts before a user falls behind
 log = logging.getLogger("loadtest")

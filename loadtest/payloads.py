@@ -35,7 +35,7 @@ from PIL import Image
 from loadtest.request_body import JSON_EVERY, SEED, TEXT_PLAIN, Payload
 from loadtest.text_bodies import bad_text_payloads, text_payloads
 from stackctl import paths
-from stackctl.specs import ModelSpec
+from stackctl.catalog.specs import ModelSpec
 
 log = logging.getLogger("loadtest")
 IMAGE_VARIANTS = 4            # images per (size, format), and per polarity for digits

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from loadtest import slo
 from loadtest.measurement import Measurement, from_stats_row, number_or_none
-from stackctl.specs import load_specs
+from stackctl.catalog.specs import load_specs
 
 PREFIX = "locust"
 CHART = "latency.png"

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from loadtest.measurement import Measurement, from_locust, nothing
-from stackctl.specs import Slo
+from stackctl.catalog.specs import Slo
 
 BAD_SUFFIX = " [bad]"
 """Stats name suffix of the deliberately bad requests (expected 4xx count as successes)."""

@@ -95,7 +95,7 @@ def measure_capacity(host: str, metrics_url: str | None, models: Sequence[str], 
     """`make capacity`'s search for `models` (its default plan), written where the next soak finds it."""
     from loadtest import capacity
     from loadtest.capacity_report import write_outputs
-    from stackctl.specs import get_spec
+    from stackctl.catalog.specs import get_spec
 
     specs = [get_spec(m) for m in models]
     results = [capacity.measure_model(spec, spec.slo, host, metrics_url, plan or capacity.Plan(), log) for spec in specs]
@@ -152,7 +152,7 @@ def run_soak(host: str, server_pid: int, rates: dict[str, float], duration: floa
 
     from loadtest import users
     from loadtest.driver import Driver
-    from stackctl.specs import get_spec
+    from stackctl.catalog.specs import get_spec
 
     require_loopback(host)
     workers = worker_processes(server_pid)
@@ -219,8 +219,8 @@ def write_report(summary: Summary, folder: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     import locust  # noqa: F401  (first: gevent monkey-patches sockets before anything opens one)
 
-    from stackctl.native import NativeStack
-    from stackctl.specs import load_specs
+    from stackctl.catalog.specs import load_specs
+    from stackctl.serve.native import NativeStack
 
     parser = argparse.ArgumentParser(prog="python -m loadtest.soak", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loadtest.request_body import JSON_EVERY, SEED, TEXT_PLAIN, Payload
-from stackctl.specs import ModelSpec
+from stackctl.catalog.specs import ModelSpec
 
 DICT_DIR = Path(os.environ.get("LOADTEST_DICT_DIR", "/usr/share/dict"))
 WORDS_PER_LANGUAGE = 3000

@@ -15,8 +15,8 @@ from loadtest import payloads
 from loadtest.checks import AnswerShape, answer_shape, check_prediction, check_rejection
 from loadtest.pacing import Pacer
 from loadtest.slo import BAD_SUFFIX
-from stackctl.specs import ModelSpec
-from stackctl.token_auth import auth_headers
+from stackctl.catalog.specs import ModelSpec
+from stackctl.serve.token_auth import auth_headers
 
 
 class ModelUser(FastHttpUser):

@@ -12,8 +12,8 @@ $(STAMP_AUDIT): audit/requirements.txt
 .PHONY: audit-tools audit audit-offline audit-deps
 audit-tools: $(STAMP_AUDIT) ## Install checkov (pinned in audit/requirements.txt) into .venv-audit (~1 min)
 audit: $(STAMP_VENV) $(STAMP_AUDIT) ## checkov (Dockerfiles, compose, k8s) + pip-audit (needs its online vulnerability DB; says so when unreachable)
-	$(PY) -m stackctl.audit all
+	$(PY) -m stackctl.deploy.audit all
 audit-offline: $(STAMP_VENV) $(STAMP_AUDIT) ## The offline part of `make audit` (checkov only), as CI runs it
-	$(PY) -m stackctl.audit checkov
+	$(PY) -m stackctl.deploy.audit checkov
 audit-deps: $(STAMP_VENV) ## pip-audit on requirements.txt; exit 3 = vulnerability DB unreachable, NOT a pass
-	$(PY) -m stackctl.audit deps
+	$(PY) -m stackctl.deploy.audit deps

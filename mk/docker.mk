@@ -47,11 +47,11 @@ PLAIN_HTTP ?=
 .PHONY: push-models
 push-models: models ## Push every model archive as an OCI artifact and record the digests for k8s/components/model-oci: make push-models REGISTRY=r
 	@test -n "$(REGISTRY)" || { echo "usage: make push-models REGISTRY=registry.example.com[/path]" >&2; exit 2; }
-	$(PY) -m stackctl.model_oci push --registry "$(REGISTRY)" --record "$(MODEL_REFS)" $(if $(PLAIN_HTTP),--plain-http)
+	$(PY) -m stackctl.deploy.model_oci push --registry "$(REGISTRY)" --record "$(MODEL_REFS)" $(if $(PLAIN_HTTP),--plain-http)
 push: models ## Build and push every image (gpu, cpu, locust) and record their digests in k8s/overlays/*/release: make push REGISTRY=r VERSION=v [DRY_RUN=1]
 	@PYTHON=$(PY) bash docker/push.sh "$(REGISTRY)" "$(VERSION)" $(if $(DRY_RUN),--dry-run)
 
-# SBOMs: CycloneDX JSON per image in build/sbom/ (stackctl/sbom.py): the Python packages of the
+# SBOMs: CycloneDX JSON per image in build/sbom/ (stackctl/deploy/sbom.py): the Python packages of the
 # image's /opt/venv and its Debian packages, read from the image itself. cyclonedx-bom lives in
 # its own venv (pinned in audit/sbom-requirements.txt), like checkov. SBOM_IMAGES= a subset.
 SBOM_VENV ?= .venv-sbom
@@ -63,4 +63,4 @@ $(STAMP_SBOM): audit/sbom-requirements.txt
 	@touch $@
 .PHONY: sbom
 sbom: $(STAMP_VENV) $(STAMP_SBOM) ## An SBOM per built image (CycloneDX JSON in build/sbom/): Python and Debian packages, read from the image
-	@CYCLONEDX_PY=$(SBOM_VENV)/bin/cyclonedx-py $(PY) -m stackctl.sbom $(foreach i,$(SBOM_IMAGES),--image $(i))
+	@CYCLONEDX_PY=$(SBOM_VENV)/bin/cyclonedx-py $(PY) -m stackctl.deploy.sbom $(foreach i,$(SBOM_IMAGES),--image $(i))

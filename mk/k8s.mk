@@ -10,7 +10,7 @@ KUBECTL    ?= kubectl
 # must not turn the overlays' local image tags into registry tags nobody pushed.
 k8s_given   = $(and $(filter command line environment environment override,$(origin $(1))),$($(1)))
 K8S_IMAGES  = $(if $(call k8s_given,REGISTRY),--registry $(REGISTRY)) $(if $(call k8s_given,VERSION),--version $(VERSION))
-K8S_RENDER  = $(PY) -m stackctl.k8s render --overlay $(OVERLAY) $(foreach c,$(COMPONENTS),--component $(c)) $(K8S_IMAGES)
+K8S_RENDER  = $(PY) -m stackctl.deploy.k8s render --overlay $(OVERLAY) $(foreach c,$(COMPONENTS),--component $(c)) $(K8S_IMAGES)
 POD_OVERLAY ?= cpu
 # e.g. PODRUN_ARGS=--drop-gpu with POD_OVERLAY=gpu on a host without GPUs
 PODRUN_ARGS ?=
@@ -23,6 +23,6 @@ k8s-apply: $(STAMP_VENV) ## Apply OVERLAY (+ COMPONENTS, REGISTRY, VERSION) to t
 k8s-delete: $(STAMP_VENV) ## Delete what k8s-apply created for OVERLAY (+ COMPONENTS), namespace included
 	$(K8S_RENDER) | $(KUBECTL) delete --ignore-not-found --wait=false -f -
 k8s-generate: $(STAMP_VENV) ## Regenerate k8s/components/monitoring/torchserve-prometheusRule.yaml from config/prometheus/rules/
-	$(PY) -m stackctl.k8s_monitoring
+	$(PY) -m stackctl.deploy.k8s_monitoring
 k8s-pod: $(STAMP_VENV) ## Run the TorchServe pod of POD_OVERLAY (cpu) as a Docker container as a kubelet would: probes, traffic, preStop + drain
-	$(PY) -m stackctl.podrun --overlay $(POD_OVERLAY) $(PODRUN_ARGS)
+	$(PY) -m stackctl.pod.podrun --overlay $(POD_OVERLAY) $(PODRUN_ARGS)

@@ -5,8 +5,8 @@ PROMTOOL ?= promtool
 
 .PHONY: rules
 rules: $(STAMP_VENV) ## Regenerate the SLO alert rules from the model specs (Prometheus file + k8s PrometheusRule)
-	$(PY) -m stackctl.rules
-	$(PY) -m stackctl.k8s_monitoring
+	$(PY) -m stackctl.deploy.rules
+	$(PY) -m stackctl.deploy.k8s_monitoring
 
 .PHONY: promtool-check
 promtool-check: ## promtool: check prometheus.yml, every rule file, run the alert unit tests, and the generated rules' drift
@@ -14,4 +14,4 @@ promtool-check: ## promtool: check prometheus.yml, every rule file, run the aler
 	$(PROMTOOL) check config config/prometheus/prometheus.yml
 	$(PROMTOOL) check rules config/prometheus/rules/*.yml
 	$(PROMTOOL) test rules config/prometheus/tests/*.test.yml
-	$(PY) -m stackctl.rules --check
+	$(PY) -m stackctl.deploy.rules --check

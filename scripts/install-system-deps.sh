@@ -61,7 +61,7 @@ fi
 $training_only && { echo "Training data present."; exit 0; }
 
 # The Debian packages enable a system Prometheus on :9090 and a system nginx on :80; ours run on
-# their own (nginx as the front door, stackctl/front_door.py), so stop those.
+# their own (nginx as the front door, stackctl/serve/front_door.py), so stop those.
 for service in prometheus nginx; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
     systemctl stop "$service" || true; systemctl disable "$service" >/dev/null 2>&1 || true

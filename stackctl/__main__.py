@@ -11,8 +11,8 @@ from stackctl import commands, paths
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from stackctl.archive import build
-    from stackctl.specs import SpecError, all_specs
+    from stackctl.catalog.archive import build
+    from stackctl.catalog.specs import SpecError, all_specs
 
     try:
         specs = all_specs()
@@ -28,8 +28,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from stackctl.native import NativeStack, Ports
-    from stackctl.readiness import NotReady, check_ready
+    from stackctl.serve.native import NativeStack, Ports
+    from stackctl.serve.readiness import NotReady, check_ready
 
     stack = NativeStack.from_run_dir(paths.RUN) if (paths.RUN / "ports.json").is_file() else NativeStack(paths.RUN, Ports.from_env())
     if stack.running("torchserve"):
@@ -70,7 +70,7 @@ Stop with: make stop""")
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from stackctl.native import NativeStack
+    from stackctl.serve.native import NativeStack
 
     stack = NativeStack.from_run_dir(paths.RUN)
     stopped = stack.stop_all()
@@ -79,8 +79,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from stackctl.native import NativeStack
-    from stackctl.readiness import NotReady, model_status
+    from stackctl.serve.native import NativeStack
+    from stackctl.serve.readiness import NotReady, model_status
 
     stack = NativeStack.from_run_dir(paths.RUN)
     for name in ("torchserve", "front-door", "prometheus"):
@@ -96,8 +96,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ready(args: argparse.Namespace) -> int:
-    from stackctl.readiness import NotReady, probe
-    from stackctl.token_auth import management_token
+    from stackctl.serve.readiness import NotReady, probe
+    from stackctl.serve.token_auth import management_token
 
     try:
         status, degraded = probe(args.management, set(args.model or []) or None, management_token(), args.timeout)
@@ -115,8 +115,8 @@ def cmd_ready(args: argparse.Namespace) -> int:
 def cmd_set_default(args: argparse.Namespace) -> int:
     import urllib.error
 
-    from stackctl.token_auth import management_token
-    from stackctl.versions import set_default
+    from stackctl.catalog.versions import set_default
+    from stackctl.serve.token_auth import management_token
 
     try:
         set_default(args.management, args.name, args.version, management_token())

@@ -21,7 +21,7 @@ REQUIRED = [
     ("pip-audit", "`make venv` (requirements.txt)"),
     ("promtool", "`make system-deps` (Debian package prometheus)"),
     ("prometheus", "`make system-deps` (Debian package prometheus)"),
-    ("nginx", "`make system-deps` (Debian package nginx-light): the front door, stackctl/front_door.py"),
+    ("nginx", "`make system-deps` (Debian package nginx-light): the front door, stackctl/serve/front_door.py"),
     ("java", "`make system-deps` (Debian package openjdk-17-jre-headless), or any JDK/JRE 17+ on PATH"),
 ]
 

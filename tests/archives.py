@@ -1,10 +1,10 @@
-"""The built archives, loaded in-process as a worker would load them (stackctl.inprocess)."""
+"""The built archives, loaded in-process as a worker would load them (stackctl.catalog.inprocess)."""
 from __future__ import annotations
 
 import pytest
 
-from stackctl.inprocess import InProcessModel
-from stackctl.specs import get_spec
+from stackctl.catalog.inprocess import InProcessModel
+from stackctl.catalog.specs import get_spec
 
 
 def in_process(name: str) -> InProcessModel:

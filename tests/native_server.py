@@ -1,10 +1,10 @@
-"""A native TorchServe for tests: started through stackctl.native (as `make serve` starts it) and
+"""A native TorchServe for tests: started through stackctl.serve.native (as `make serve` starts it) and
 polled until ready, never waited for with a fixed sleep."""
 from __future__ import annotations
 
 import pytest
 
-from stackctl.native import NativeStack
+from stackctl.serve.native import NativeStack
 
 
 def serve_until_ready(stack: NativeStack, extra_env: dict[str, str] | None = None) -> NativeStack:

@@ -12,7 +12,7 @@ def work(kind: str, seconds: float, start, out) -> None:
     from bench.workloads import MOBILENET_SPEC, photo_payloads
     from handlers.image import decode_image_pixels
     from handlers.sections import override
-    from stackctl.specs import load_spec
+    from stackctl.catalog.specs import load_spec
 
     torch.set_num_threads(1)
     settings = override(load_spec(MOBILENET_SPEC).handler.image, gpu_decode=True)

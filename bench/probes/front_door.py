@@ -1,4 +1,4 @@
-"""What the front door (nginx, stackctl/front_door.py) costs per request, on this host's CPU.
+"""What the front door (nginx, stackctl/serve/front_door.py) costs per request, on this host's CPU.
 
 One native stack; sequential requests on kept-alive connections, straight to TorchServe's own
 inference port and through the front door, interleaved in pairs (alternating which goes first)
@@ -21,7 +21,7 @@ import psutil
 import requests
 
 from stackctl import paths
-from stackctl.native import NativeStack, Ports
+from stackctl.serve.native import NativeStack, Ports
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:

@@ -15,7 +15,7 @@ import time
 import torch
 
 from bench.workloads import workloads
-from stackctl.inprocess import InProcessModel, Request
+from stackctl.catalog.inprocess import InProcessModel, Request
 
 BATCH_SIZES = [1, 1, 1, 2, 2, 3, 4, 6, 8, 12, 16, 24, 32]
 

@@ -12,9 +12,10 @@ import locust  # noqa: F401  (first: gevent monkey-patches sockets before anythi
 from loadtest.chaos import plan as chaos_plan
 from loadtest.chaos import report, schedule
 from loadtest.soak import REPORTS, latest_capacity, plan_rates, require_loopback
-from stackctl import front_door, paths, wait_bounds
-from stackctl.native import NativeStack, Ports
-from stackctl.specs import load_specs
+from stackctl import paths
+from stackctl.catalog.specs import load_specs
+from stackctl.serve import front_door, wait_bounds
+from stackctl.serve.native import NativeStack, Ports
 
 FALLBACK_RATE = 10.0   # req/s per model when no capacity report exists (a capacity search takes minutes)
 

@@ -1,5 +1,5 @@
 """After a fault, how long until the faulted model is whole again: every worker READY (the
-management API), readiness back (stackctl.readiness.check_ready, what `make serve` and the
+management API), readiness back (stackctl.serve.readiness.check_ready, what `make serve` and the
 probes wait on), and the first 200 (from the request records, after the run)."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import requests
 
 from loadtest.chaos.faults import Fault, workers
 from loadtest.chaos.record import Record
-from stackctl.readiness import NotReady, check_ready
+from stackctl.serve.readiness import NotReady, check_ready
 
 
 @dataclass

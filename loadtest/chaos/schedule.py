@@ -22,7 +22,7 @@ from loadtest.chaos.record import Recorder, answer_key
 from loadtest.chaos.recovery import series_back, watch
 from loadtest.driver import Driver
 from loadtest.payloads import Payload, payloads_for
-from stackctl.specs import ModelSpec
+from stackctl.catalog.specs import ModelSpec
 
 DRAIN_RATE = 1e-9   # req/s per user: the next start is out of reach, so the users stop sending
 MAX_OPEN_PER_USER = 256   # requests one user may have open at once (its connection pool)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stackctl import audit, k8s
+from stackctl.deploy import audit, k8s
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ import jsonschema
 import pytest
 import yaml
 
-from stackctl import dockerfile, paths
+from stackctl import paths
+from stackctl.deploy import dockerfile
 
 ROOT = paths.ROOT
 BASE = ROOT / "docker-compose.yml"

@@ -1,6 +1,6 @@
 """Static checks of docker/Dockerfile, .dockerignore and `make up` without a Docker engine.
 
-No image is built here: hadolint lints the file, and the rest reads it as data (stackctl.dockerfile)
+No image is built here: hadolint lints the file, and the rest reads it as data (stackctl.deploy.dockerfile)
 and holds it to the contract, requirements.txt and the source tree. The command line and health
 check are also run natively (tests/integration/test_container_command.py), and the built image and
 compose stack run on a real engine in tests/live.
@@ -21,13 +21,14 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from stackctl import dockerfile, paths
-from stackctl.specs import load_specs
+from stackctl import paths
+from stackctl.catalog.specs import load_specs
+from stackctl.deploy import dockerfile
 
 ROOT = paths.ROOT
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 LOCAL_PACKAGES = {"handlers", "models", "stackctl", "loadtest"}
-ENTRYPOINT = ["/usr/bin/tini", "--", "python", "-m", "stackctl.container"]
+ENTRYPOINT = ["/usr/bin/tini", "--", "python", "-m", "stackctl.serve.container"]
 LOCAL_BASE = "torchserve-stack/debian:bookworm"    # scripts/build-base-images.sh
 CONTAINER_COMMAND = ["torchserve", "--foreground", "--ts-config", "/app/config/config.properties",
                      "--model-store", "/app/model_store", "--models", "all", "--disable-token-auth", "--ncs"]
@@ -111,10 +112,10 @@ def test_torch_index_is_overridable_and_serves_only_torch(stages) -> None:
 def test_command_is_torchserve_in_the_foreground_behind_tini_and_the_drain_entry_point(stages) -> None:
     runtime = stages["runtime"]
     assert runtime.exec_form("CMD") == CONTAINER_COMMAND
-    # tini (no -g) signals only its child; stackctl.container hands SIGTERM to the JVM alone (drain),
+    # tini (no -g) signals only its child; stackctl.serve.container hands SIGTERM to the JVM alone (drain),
     # tested live in tests/live/test_compose_stack.py and natively in test_container_command.py.
     assert runtime.exec_form("ENTRYPOINT") == ENTRYPOINT
-    assert (ROOT / "stackctl" / "container.py").is_file()
+    assert (ROOT / "stackctl" / "serve" / "container.py").is_file()
     assert not any("tail -f" in i.arguments for i in runtime.instructions)
     assert stages["serving"].last("WORKDIR").arguments == "/app"
 

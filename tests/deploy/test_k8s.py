@@ -18,8 +18,9 @@ import jsonschema
 import pytest
 import yaml
 
-from stackctl import k8s, k8s_monitoring, paths, tools
-from stackctl.specs import load_specs
+from stackctl import paths, tools
+from stackctl.catalog.specs import load_specs
+from stackctl.deploy import k8s, k8s_monitoring
 
 ROOT = paths.ROOT
 DATA = Path(__file__).parent / "data" / "crds"
@@ -599,7 +600,7 @@ def test_model_oci_pulls_pinned_archives_into_a_store_the_server_only_reads(rend
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     (init,) = pod["initContainers"]
     assert init["image"] == server_container(docs)["image"], "the same image: no third-party puller"
-    assert init["command"][:3] == ["python", "-m", "stackctl.model_oci"] and "pull" in init["command"]
+    assert init["command"][:3] == ["python", "-m", "stackctl.deploy.model_oci"] and "pull" in init["command"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     dest = init["command"][init["command"].index("--dest") + 1]
     store = next(m for m in init["volumeMounts"] if m["mountPath"] == dest)
@@ -649,7 +650,7 @@ def make_render_line(*assignments: str, env: dict[str, str] | None = None) -> st
                           text=True, timeout=60, check=False,
                           env={**{k: v for k, v in os.environ.items() if k not in ("REGISTRY", "VERSION")}, **(env or {})})
     assert proc.returncode == 0, proc.stderr
-    return next(line for line in proc.stdout.splitlines() if "stackctl.k8s render" in line)
+    return next(line for line in proc.stdout.splitlines() if "stackctl.deploy.k8s render" in line)
 
 
 def test_make_passes_registry_and_version_only_when_given():

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from stackctl import paths, rules
-from stackctl.specs import load_specs
+from stackctl import paths
+from stackctl.catalog.specs import load_specs
+from stackctl.deploy import rules
 
 PROM_DIR = paths.PROMETHEUS_CONFIG_DIR
 RULE_FILES = sorted((PROM_DIR / "rules").glob("*.yml"))

@@ -1,4 +1,4 @@
-"""The release component of each overlay (stackctl/k8s_release.py): what `make push` records there
+"""The release component of each overlay (stackctl/deploy/k8s_release.py): what `make push` records there
 is what `kubectl kustomize k8s/overlays/<overlay>`, the documented path, renders. No engine and no
 registry: the digests here are made up; tests/live/test_registry_push.py pushes real ones."""
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stackctl import k8s, k8s_release, paths, tools
+from stackctl import paths, tools
+from stackctl.deploy import k8s, k8s_release
 
 ROOT = paths.ROOT
 REGISTRY = "reg.example:5000/team"
@@ -99,4 +100,4 @@ def test_push_script_builds_every_variant_whatever_the_host():
     for target in ("gpu", "cpu", "loadtest"):
         assert f'"{target} torchserve-stack/' in script
     assert "docker info" not in script and "skipped" not in script
-    assert "stackctl.k8s_release record" in script
+    assert "stackctl.deploy.k8s_release record" in script

@@ -1,6 +1,6 @@
 """Session fixtures: ONE real TorchServe (and one real Prometheus scraping it) for the whole run.
 
-Both start from the built archives (or TorchServe is a container's: tests/containerized.py) on free loopback ports through stackctl.native — the same
+Both start from the built archives (or TorchServe is a container's: tests/containerized.py) on free loopback ports through stackctl.serve.native — the same
 code `make serve` uses — wait by polling (never fixed sleeps) and are always stopped.
 """
 from __future__ import annotations
@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from stackctl import paths, readiness
-from stackctl.native import NativeStack, Ports
-from stackctl.specs import load_specs
+from stackctl import paths
+from stackctl.catalog.specs import load_specs
+from stackctl.serve import readiness
+from stackctl.serve.native import NativeStack, Ports
 from tests import containerized
 from tests.containerized import ContainerServer
 from tests.native_server import serve_until_ready

@@ -2,7 +2,7 @@
 items rejected on their own keep their 4xx, the failure is logged with the request ids and
 counted, and the same worker answers the next request.
 
-The model is a tiny archive built here (stackctl.archive, the digits handler and settings) whose
+The model is a tiny archive built here (stackctl.catalog.archive, the digits handler and settings) whose
 forward raises on a legitimate input, a blank image, so no production code has a test switch.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ import torch
 
 from handlers.sections import override
 from handlers.settings import ServingSettings
-from stackctl.archive import write_archive
-from stackctl.native import NativeStack, Ports
-from stackctl.specs import get_spec
+from stackctl.catalog.archive import write_archive
+from stackctl.catalog.specs import get_spec
+from stackctl.serve.native import NativeStack, Ports
 from tests.hostile import digit, tiny_png
 
 FAULTY_MODEL = '''

@@ -15,7 +15,7 @@ import pytest
 
 from bench.report import problems
 from stackctl import paths
-from stackctl.specs import get_spec
+from stackctl.catalog.specs import get_spec
 
 
 def test_quick_bench_writes_well_formed_results(tmp_path: Path) -> None:

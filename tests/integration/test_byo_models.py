@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from stackctl import paths, readiness, versions
-from stackctl.native import NativeStack, Ports, torchserve_command
+from stackctl import paths
+from stackctl.catalog import versions
+from stackctl.serve import readiness
+from stackctl.serve.native import NativeStack, Ports, torchserve_command
 from tests.byo_models import ByoModels, write_byo_models, write_second_version
 
 DIGIT = (paths.ROOT / "tests" / "data" / "digit-7.png").read_bytes()
@@ -97,10 +99,10 @@ def test_the_default_comes_from_the_store_not_the_registration_order(served: Ser
 
 
 def test_the_image_entry_point_names_the_default_too(served: Served, tmp_path: Path) -> None:
-    """Compose and Kubernetes run stackctl.container, not NativeStack: it names the defaults
+    """Compose and Kubernetes run stackctl.serve.container, not NativeStack: it names the defaults
     itself once the server is ready (and says so in its log)."""
     stack = NativeStack(run_dir=tmp_path, ports=Ports.free(), model_store=served.models.model_store)
-    command = [sys.executable, "-m", "stackctl.container", *torchserve_command(served.models.model_store)]
+    command = [sys.executable, "-m", "stackctl.serve.container", *torchserve_command(served.models.model_store)]
     try:
         proc = stack.start_torchserve(command=command)
         readiness.wait_until_ready(stack.management_url, {"shapes"}, 300, readiness.process_alive(proc))

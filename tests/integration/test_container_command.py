@@ -1,12 +1,12 @@
 """The image's command line and health check, run natively: same command, same config.
 
-docker/Dockerfile's CMD and HEALTHCHECK are read from the file (stackctl.dockerfile), /app is
+docker/Dockerfile's CMD and HEALTHCHECK are read from the file (stackctl.deploy.dockerfile), /app is
 translated to this checkout, and the only other differences are the ones a container gets from its
 environment: TS_* addresses (free loopback ports here instead of 0.0.0.0 with fixed ports, and
 the same for the port TorchServe's inference API moves to behind the front door) and a private
 temp dir. A typo in either command, or a config the command cannot start with, fails here.
 Stopping sends SIGTERM to the entry point alone, as tini does on `docker stop`; the entry point
-(stackctl.container) hands it to the JVM, and everything must be gone within the grace period.
+(stackctl.serve.container) hands it to the JVM, and everything must be gone within the grace period.
 """
 from __future__ import annotations
 
@@ -25,8 +25,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from stackctl import container, dockerfile, paths
-from stackctl.specs import load_specs
+from stackctl import paths
+from stackctl.catalog.specs import load_specs
+from stackctl.deploy import dockerfile
+from stackctl.serve import container
 
 ROOT = paths.ROOT
 RUNTIME = dockerfile.stage("runtime")

@@ -20,10 +20,10 @@ import pytest
 import requests
 
 from loadtest.chaos.faults import worker_processes
-from stackctl import front_door, wait_bounds
-from stackctl.native import NativeStack, Ports
-from stackctl.readiness import NotReady, check_ready
-from stackctl.specs import get_spec
+from stackctl.catalog.specs import get_spec
+from stackctl.serve import front_door, wait_bounds
+from stackctl.serve.native import NativeStack, Ports
+from stackctl.serve.readiness import NotReady, check_ready
 
 MODELS = {"digits", "langid"}
 VALID = {"digits": None, "langid": (json.dumps({"text": "guten morgen"}).encode(), "application/json")}

@@ -18,9 +18,9 @@ import psutil
 import pytest
 import requests
 
-from stackctl.native import NativeStack, Ports
-from stackctl.readiness import check_ready
-from stackctl.specs import get_spec
+from stackctl.catalog.specs import get_spec
+from stackctl.serve.native import NativeStack, Ports
+from stackctl.serve.readiness import check_ready
 from tests.hostile import (
     CASES,
     VALID,

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from stackctl import paths, readiness
-from stackctl.native import NativeStack, Ports, torchserve_command
+from stackctl import paths
+from stackctl.serve import readiness
+from stackctl.serve.native import NativeStack, Ports, torchserve_command
 
 DIGIT = (paths.ROOT / "tests" / "data" / "digit-7.png").read_bytes()
 # What is not log4j's, printed once at start: the Python launcher's notice about vmargs, the
@@ -27,7 +28,7 @@ FIELDS = {"time", "level", "logger", "thread", "message", "exception"}
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
     stack = NativeStack(run_dir=tmp_path_factory.mktemp("jsonlogs"), ports=Ports.free())
-    command = [sys.executable, "-m", "stackctl.container", *torchserve_command(stack.model_store)]
+    command = [sys.executable, "-m", "stackctl.serve.container", *torchserve_command(stack.model_store)]
     try:
         proc = stack.start_torchserve(command=command)
         readiness.wait_until_ready(stack.management_url, {"digits", "langid"}, 300, readiness.process_alive(proc))

@@ -16,7 +16,7 @@ import json
 import pytest
 from PIL import Image
 
-from stackctl.specs import load_specs
+from stackctl.catalog.specs import load_specs
 from tests.tool_runs import LATENCY_ANY, rows, run
 
 MODELS = sorted(spec.name for spec in load_specs())

@@ -21,9 +21,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from stackctl import front_door, wait_bounds
-from stackctl.native import NativeStack, Ports
-from stackctl.specs import get_spec
+from stackctl.catalog.specs import get_spec
+from stackctl.serve import front_door, wait_bounds
+from stackctl.serve.native import NativeStack, Ports
 from tests.variant_archives import with_serving
 
 GATHER_MS = 3000

@@ -10,8 +10,8 @@ from pathlib import Path
 import requests
 
 from stackctl import paths
-from stackctl.native import Ports
-from stackctl.specs import get_spec
+from stackctl.catalog.specs import get_spec
+from stackctl.serve.native import Ports
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

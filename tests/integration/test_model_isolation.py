@@ -20,8 +20,10 @@ import pytest
 import requests
 import yaml
 
-from stackctl import paths, readiness, rules
-from stackctl.native import NativeStack, Ports
+from stackctl import paths
+from stackctl.deploy import rules
+from stackctl.serve import readiness
+from stackctl.serve.native import NativeStack, Ports
 from tests.native_server import serve_until_ready
 
 DIGIT = (paths.ROOT / "tests" / "data" / "digit-7.png").read_bytes()

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from bench.report import problems
-from stackctl.native import NativeStack, Ports
-from stackctl.specs import load_specs, workers_on_host
+from stackctl.catalog.specs import load_specs, workers_on_host
+from stackctl.serve.native import NativeStack, Ports
 from tests.byo_models import write_byo_models
 from tests.imagegen import encode
 from tests.native_server import serve_until_ready

@@ -10,7 +10,7 @@ import requests
 import yaml
 
 from stackctl import paths
-from stackctl.readiness import model_status
+from stackctl.serve.readiness import model_status
 
 
 def _properties() -> dict[str, str]:

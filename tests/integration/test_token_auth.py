@@ -1,4 +1,4 @@
-"""Token authorization turned on the documented way (stackctl/token_auth.py, docs/security.md):
+"""Token authorization turned on the documented way (stackctl/serve/token_auth.py, docs/security.md):
 requests without the key are refused, with it they work, and the readiness probe works with it.
 
 Own server (token auth is a start-up setting), running in its own directory so its key_file.json
@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from stackctl import paths, token_auth
-from stackctl.native import NativeStack, Ports
-from stackctl.specs import get_spec
+from stackctl import paths
+from stackctl.catalog.specs import get_spec
+from stackctl.serve import token_auth
+from stackctl.serve.native import NativeStack, Ports
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from stackctl.native import free_port
+from stackctl.serve.native import free_port
 
 MANIFEST_TYPES = ", ".join((
     "application/vnd.docker.distribution.manifest.v2+json",

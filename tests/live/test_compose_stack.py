@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from stackctl.native import free_port
+from stackctl.serve.native import free_port
 from tests.hostile import VALID
 from tests.live.dockerlib import ROOT, docker, inspect, unique, wait_exited
 

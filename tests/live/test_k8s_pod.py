@@ -1,5 +1,5 @@
 """The Kubernetes pod of k8s/overlays/cpu, run as a Docker container exactly as a kubelet would
-(stackctl.podrun): it starts under the manifest's sandbox, passes its startup, readiness and
+(stackctl.pod.podrun): it starts under the manifest's sandbox, passes its startup, readiness and
 liveness probes with the manifest's timings, serves every model through the published port, and
 on termination (preStop, then the stop signal with what is left of the grace period) finishes
 every request that was in flight.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-from stackctl import docker_cli, pod_translate, podrun
-from stackctl.specs import load_specs
+from stackctl.catalog.specs import load_specs
+from stackctl.pod import docker_cli, pod_translate, podrun
 
 
 def leftover_containers() -> list[str]:

@@ -5,7 +5,7 @@ capabilities), pulls exactly the recorded digests into a store; the server, with
 mounted read-only over /app/model_store, serves every model; and an image built from a context
 without archives holds none.
 
-Not the pod itself: `make k8s-pod` does not run init containers yet (stackctl/pod_translate.py
+Not the pod itself: `make k8s-pod` does not run init containers yet (stackctl/pod/pod_translate.py
 refuses them). The init container here uses the host's network to reach the loopback registry,
 where a pod would use its own (with the component's egress policy)."""
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from stackctl import model_oci, paths
-from stackctl.pod_requests import predict
-from stackctl.specs import load_specs
+from stackctl import paths
+from stackctl.catalog.specs import load_specs
+from stackctl.deploy import model_oci
+from stackctl.pod.pod_requests import predict
 from tests.live.dockerlib import ROOT, docker, unique, wait_healthy
 from tests.live.registry import Registry, running_registry
 
@@ -28,7 +29,7 @@ SERVER_UID = "10001"
 SANDBOX = ["--read-only", "--user", f"{SERVER_UID}:{SERVER_UID}", "--cap-drop", "ALL",
            "--security-opt", "no-new-privileges:true"]
 # What components/model-oci/deployment-patch.yaml runs, with the paths it mounts.
-PULL = ["python", "-m", "stackctl.model_oci", "pull", "--refs", "/etc/torchserve-models/models.txt", "--dest", "/models"]
+PULL = ["python", "-m", "stackctl.deploy.model_oci", "pull", "--refs", "/etc/torchserve-models/models.txt", "--dest", "/models"]
 
 
 def sha256(path: Path) -> str:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stackctl import k8s, k8s_release, tools
-from stackctl.native import free_port
+from stackctl import tools
+from stackctl.deploy import k8s, k8s_release
+from stackctl.serve.native import free_port
 from tests.live.dockerlib import ROOT, docker
 from tests.live.registry import Registry, running_registry
 

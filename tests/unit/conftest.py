@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stackctl.inprocess import InProcessModel
+from stackctl.catalog.inprocess import InProcessModel
 from tests.archives import in_process
 
 

@@ -10,8 +10,8 @@ import yaml
 
 from handlers.sections import override, written
 from stackctl import paths
-from stackctl.archive import training_fingerprint
-from stackctl.specs import get_spec, load_specs
+from stackctl.catalog.archive import training_fingerprint
+from stackctl.catalog.specs import get_spec, load_specs
 
 
 def test_serving_knobs_do_not_change_the_training_fingerprint_but_preprocessing_does() -> None:

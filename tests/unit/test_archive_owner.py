@@ -1,4 +1,4 @@
-"""One owner for archives: stackctl.archive builds any archive into any store (skipping one whose
+"""One owner for archives: stackctl.catalog.archive builds any archive into any store (skipping one whose
 inputs have not changed) and reads any archive's config; no other module opens or builds one."""
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from pathlib import Path
 
 from handlers.settings import HandlerSettings, ServingSettings
 from stackctl import paths
-from stackctl.archive import Contents, archive
-from stackctl.archive_files import read_config, read_manifest
-from stackctl.specs import get_spec
+from stackctl.catalog.archive import Contents, archive
+from stackctl.catalog.archive_files import read_config, read_manifest
+from stackctl.catalog.specs import get_spec
 
 PACKAGES = ("handlers", "models", "stackctl", "loadtest", "bench")
-OWNER = paths.ROOT / "stackctl" / "archive.py"
+OWNER = paths.ROOT / "stackctl" / "catalog" / "archive.py"
 # Its reading half, apart so that the serving image (no jsonschema for the spec loader) can read
 # archives too: versions, wait bounds, the model puller.
-ALSO_READS = {paths.ROOT / "stackctl" / "archive_files.py"}
+ALSO_READS = {paths.ROOT / "stackctl" / "catalog" / "archive_files.py"}
 
 
 def _sources() -> list[Path]:

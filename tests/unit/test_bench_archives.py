@@ -10,8 +10,8 @@ import yaml
 from PIL import Image
 
 from bench.workloads import photo_payloads
-from stackctl.archive import write_variant
-from stackctl.archive_files import MANIFEST, read_config
+from stackctl.catalog.archive import write_variant
+from stackctl.catalog.archive_files import MANIFEST, read_config
 
 
 def _archive(path: Path) -> Path:

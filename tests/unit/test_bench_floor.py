@@ -9,8 +9,8 @@ from ts.context import Context
 
 from bench import floor, noop_handler
 from loadtest.checks import answer_shape, check_prediction
-from stackctl.archive_files import MANIFEST, read_config
-from stackctl.specs import get_spec
+from stackctl.catalog.archive_files import MANIFEST, read_config
+from stackctl.catalog.specs import get_spec
 
 
 def test_noop_variant_archive(tmp_path: Path) -> None:

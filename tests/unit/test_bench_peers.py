@@ -12,7 +12,7 @@ from bench.peer_model import answer_uploads, decode_or_reject, load_core
 from bench.peers import PEERS, Peer
 from handlers.settings import ServingSettings
 from loadtest.checks import AnswerShape, check_prediction
-from stackctl.specs import get_spec
+from stackctl.catalog.specs import get_spec
 
 SERVING = ServingSettings.from_config({"minWorkers": 2, "maxWorkers": 2, "batchSize": 8, "maxBatchDelay": 2})
 

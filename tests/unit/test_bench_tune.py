@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from bench.settings import parallelism_options
-from stackctl.spec_edit import set_values
+from stackctl.catalog.spec_edit import set_values
 
 SPEC = """\
 # header comment

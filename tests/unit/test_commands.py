@@ -97,11 +97,11 @@ def test_run_by_name_is_running_the_module() -> None:
         return subprocess.run([sys.executable, *args], cwd=paths.ROOT, capture_output=True, text=True,
                               timeout=120, check=False)
 
-    direct = python("-m", "stackctl.k8s", "list")
+    direct = python("-m", "stackctl.deploy.k8s", "list")
     by_name = python("-m", "stackctl", "run", "k8s", "list")
     assert (by_name.returncode, by_name.stdout) == (direct.returncode, direct.stdout) == (0, direct.stdout)
     # the module's own options and exit status pass through (argparse: usage errors exit 2)
     wrong = python("-m", "stackctl", "run", "k8s", "render", "--no-such-option")
-    wrong_direct = python("-m", "stackctl.k8s", "render", "--no-such-option")
+    wrong_direct = python("-m", "stackctl.deploy.k8s", "render", "--no-such-option")
     assert (wrong.returncode, wrong.stderr) == (wrong_direct.returncode, wrong_direct.stderr)
     assert wrong.returncode == 2 and "--no-such-option" in wrong.stderr

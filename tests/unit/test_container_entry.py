@@ -1,4 +1,4 @@
-"""stackctl.container, the image's entry point, with real processes: where TorchServe runs when
+"""stackctl.serve.container, the image's entry point, with real processes: where TorchServe runs when
 token auth is on, a server that stops on its own is a failure, and SIGTERM is a clean stop.
 The JVM drain itself is measured live (tests/live/test_compose_stack.py)."""
 from __future__ import annotations
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from stackctl import container, paths
-from stackctl.native import free_port
+from stackctl import paths
+from stackctl.serve import container
+from stackctl.serve.native import free_port
 
 SERVER = ["torchserve", "--foreground", "--models", "all"]
 
@@ -37,7 +38,7 @@ def test_auth_on_runs_in_the_key_dir_with_absolute_paths(tmp_path: Path, monkeyp
 
 def entry_point(*server: str) -> subprocess.Popen:
     # A child process: main() installs signal handlers, which must not land in pytest's own.
-    return subprocess.Popen([sys.executable, "-m", "stackctl.container", *server], cwd=paths.ROOT,
+    return subprocess.Popen([sys.executable, "-m", "stackctl.serve.container", *server], cwd=paths.ROOT,
                             env={**os.environ, "PYTHONPATH": str(paths.ROOT)})
 
 
@@ -85,7 +86,7 @@ def _with_front_door(tmp_path: Path, *server: str) -> tuple[subprocess.Popen, in
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(paths.ROOT), "TMPDIR": str(tmp_path), container.FRONT_DOOR: "on",
            "TS_INFERENCE_ADDRESS": f"http://127.0.0.1:{port}", container.UPSTREAM_PORT: str(free_port())}
-    entry = subprocess.Popen([sys.executable, "-m", "stackctl.container", *server], cwd=paths.ROOT, env=env)
+    entry = subprocess.Popen([sys.executable, "-m", "stackctl.serve.container", *server], cwd=paths.ROOT, env=env)
     return entry, port
 
 

@@ -74,6 +74,6 @@ def test_every_allowed_pair_is_still_reported(duplicates_output) -> None:
 
 
 def test_rows_are_read() -> None:
-    row = "D5 stackctl/native.py:112-121 ~ stackctl/native.py:120-129 shape boilerplate"
+    row = "D5 stackctl/serve/native.py:112-121 ~ stackctl/serve/native.py:120-129 shape boilerplate"
     other = "D2 tests/unit/test_a.py:83-88 ~ stackctl/b.py:27-32 shape (+1 more run)"
-    assert reported_pairs(f"2 pairs of places\n{row}\n{other}\n") == {frozenset({"stackctl/native.py"}): row}
+    assert reported_pairs(f"2 pairs of places\n{row}\n{other}\n") == {frozenset({"stackctl/serve/native.py"}): row}

@@ -1,5 +1,5 @@
 """Form bodies, through the front door (as served) and from TorchServe alone (the benchmark's
-server). stackctl.inprocess.worker_item emulates both: the front door's relabelling of
+server). stackctl.catalog.inprocess.worker_item emulates both: the front door's relabelling of
 form-urlencoded bodies and TorchServe's Netty form decoder (checked against the jar 0.12 ships).
 
 Through the front door a form-urlencoded body arrives as sent: `curl --data-binary @digit.png`
@@ -20,7 +20,7 @@ from handlers.errors import InputError
 from handlers.inputs import Request as Received
 from handlers.inputs import unpack, with_form_hint
 from stackctl import paths
-from stackctl.inprocess import InProcessModel, Request, urlencoded_fields
+from stackctl.catalog.inprocess import InProcessModel, Request, urlencoded_fields
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data; boundary=form-test"

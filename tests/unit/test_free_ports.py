@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from stackctl.native import EPHEMERAL_RANGE, Ports, free_port
+from stackctl.serve.native import EPHEMERAL_RANGE, Ports, free_port
 
 
 def ephemeral_low() -> int:

@@ -1,4 +1,4 @@
-"""The front door's config (stackctl.front_door, config/front-door.conf.template): rendered from
+"""The front door's config (stackctl.serve.front_door, config/front-door.conf.template): rendered from
 the same config.properties TorchServe reads, accepted by nginx, and, with a stand-in backend that
 echoes what reaches it, passing form-urlencoded bodies on intact and every other request untouched.
 """
@@ -17,8 +17,9 @@ import pytest
 import requests
 
 from handlers import payload
-from stackctl import front_door, paths
-from stackctl.native import free_port
+from stackctl import paths
+from stackctl.serve import front_door
+from stackctl.serve.native import free_port
 
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
 needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed: `make system-deps` installs it")

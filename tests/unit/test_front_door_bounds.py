@@ -1,4 +1,4 @@
-"""The front door's bound on waiting (stackctl.wait_bounds, docs/faults.md): each model's bound
+"""The front door's bound on waiting (stackctl.serve.wait_bounds, docs/faults.md): each model's bound
 derived from its serving settings and rendered into its own location; with a real nginx in front
 of a stand-in TorchServe that never answers, drops the connection or answers an error itself:
 504 upstream_timeout at the bound, 503 worker_lost, and the upstream's own answer untouched.
@@ -22,10 +22,10 @@ import yaml
 
 from handlers.sections import written
 from handlers.settings import ServingSettings
-from stackctl import front_door, wait_bounds
-from stackctl.archive_files import CONFIG_FILE, MANIFEST
-from stackctl.native import free_port
-from stackctl.specs import load_specs
+from stackctl.catalog.archive_files import CONFIG_FILE, MANIFEST
+from stackctl.catalog.specs import load_specs
+from stackctl.serve import front_door, wait_bounds
+from stackctl.serve.native import free_port
 from tests.unit.test_front_door import needs_nginx
 
 DEFAULT_TIMEOUT = front_door.default_response_timeout()

@@ -16,8 +16,8 @@ from handlers.image import decode_image_request
 from handlers.inputs import Request as Received
 from handlers.inputs import unpack
 from handlers.text import decode_text_request
-from stackctl.inprocess import InProcessModel, Request
-from stackctl.specs import get_spec
+from stackctl.catalog.inprocess import InProcessModel, Request
+from stackctl.catalog.specs import get_spec
 from tests.hostile import CASES, digit
 
 IMAGE = get_spec("digits").handler.image

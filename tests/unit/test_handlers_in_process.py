@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from handlers.inputs import Request as CoreRequest
-from stackctl.inprocess import InProcessModel, Request
-from stackctl.specs import get_spec
+from stackctl.catalog.inprocess import InProcessModel, Request
+from stackctl.catalog.specs import get_spec
 from tests.archives import in_process
 from tests.imagegen import digit_image, encode, held_out
 
@@ -137,7 +137,7 @@ def test_image_worker_imports_its_decoders_at_start_not_in_the_first_request() -
     from stackctl import paths
 
     archive = get_spec("digits").archive_path
-    code = ("import sys; from pathlib import Path; from stackctl.inprocess import InProcessModel; "
+    code = ("import sys; from pathlib import Path; from stackctl.catalog.inprocess import InProcessModel; "
             f"InProcessModel(Path({str(archive)!r})); print('torchvision.io' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -14,7 +14,7 @@ from handlers.errors import InputError
 from handlers.image import ImageSettings, decode_image_request
 from handlers.image_decoding import open_image
 from handlers.image_transforms import normalize_ink
-from stackctl.specs import get_spec
+from stackctl.catalog.specs import get_spec
 from tests.imagegen import FORMAT_MODES, digit_image, encode, held_out
 
 DIGITS = get_spec("digits").handler.image

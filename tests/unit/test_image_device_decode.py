@@ -120,7 +120,7 @@ def test_on_a_gpu_jpegs_decode_there_and_everything_else_as_before() -> None:
 @cuda
 def test_a_gpu_worker_answers_a_batch_that_mixes_gpu_and_cpu_decoded_items() -> None:
     from bench.workloads import ensure_bench_archive, workloads
-    from stackctl.inprocess import InProcessModel, Request
+    from stackctl.catalog.inprocess import InProcessModel, Request
 
     model = InProcessModel(ensure_bench_archive(workloads(["mobilenet"])[0].spec), gpu_id=0)
     model.model_yaml_config["handler"]["image"]["gpu_decode"] = True

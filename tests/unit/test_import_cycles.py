@@ -112,6 +112,6 @@ def test_the_cycle_finder_finds_cycles() -> None:
 
 def test_function_level_and_relative_imports_count(tmp_path) -> None:
     source = tmp_path / "mod.py"
-    source.write_text("def f():\n    from stackctl.native import free_port\n\nfrom . import paths\n")
-    known = {"stackctl.native", "stackctl.paths", "stackctl"}
-    assert imported(source, "stackctl.mod", known) == {"stackctl.native", "stackctl.paths"}
+    source.write_text("def f():\n    from stackctl.serve.native import free_port\n\nfrom . import paths\n")
+    known = {"stackctl.serve.native", "stackctl.paths", "stackctl"}
+    assert imported(source, "stackctl.mod", known) == {"stackctl.serve.native", "stackctl.paths"}

@@ -10,7 +10,7 @@ import json
 import sys
 
 from stackctl import paths
-from stackctl.inprocess import InProcessModel, Request
+from stackctl.catalog.inprocess import InProcessModel, Request
 
 # The three the model got wrong when it learnt from word lists only (issue 20).
 REPORTED = [("guten Morgen wie geht es dir", "german"), ("obrigado pela ajuda", "portuguese"),

@@ -8,7 +8,7 @@ from loadtest import capacity, server_metrics
 from loadtest.capacity_report import write_outputs
 from loadtest.measurement import Measurement
 from loadtest.search import Search
-from stackctl.specs import Slo
+from stackctl.catalog.specs import Slo
 
 METRICS = """# HELP handler_batch_size Items per inference call
 # TYPE handler_batch_size histogram

@@ -5,7 +5,7 @@ import pytest
 
 from loadtest import slo
 from loadtest.measurement import Measurement
-from stackctl.specs import Slo, load_specs
+from stackctl.catalog.specs import Slo, load_specs
 
 LIMIT = Slo(p95_ms=100, p99_ms=200, max_error_ratio=0.01)
 

@@ -17,8 +17,8 @@ from PIL import Image
 
 from loadtest import checks, payloads, text_bodies
 from stackctl import paths
-from stackctl.inprocess import InProcessModel, Request
-from stackctl.specs import LoadSettings, ModelSpec, get_spec, load_spec
+from stackctl.catalog.inprocess import InProcessModel, Request
+from stackctl.catalog.specs import LoadSettings, ModelSpec, get_spec, load_spec
 
 
 def own_model(base: str, name: str, **load) -> ModelSpec:

@@ -15,7 +15,7 @@ from PIL import Image
 from handlers.sections import override
 from handlers.settings import HandlerSettings
 from loadtest import payloads, text_bodies
-from stackctl.specs import LoadSettings, get_spec
+from stackctl.catalog.specs import LoadSettings, get_spec
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from PIL import Image
 
 from loadtest import checks, report, slo
 from loadtest.measurement import Measurement
-from stackctl.specs import load_specs
+from stackctl.catalog.specs import load_specs
 
 OK = json.dumps({"model": "digits", "top_k": [{"label": "7", "probability": 0.9}, {"label": "1", "probability": 0.05}]})
 

@@ -18,7 +18,7 @@ from loadtest.capacity_report import write_outputs
 from loadtest.measurement import Measurement, from_locust, from_stats_row, nothing
 from loadtest.search import Search
 from stackctl import paths
-from stackctl.specs import Slo
+from stackctl.catalog.specs import Slo
 
 RESULTS = paths.ROOT / "bench" / "results"
 BENCH_RESULTS = sorted(p for p in RESULTS.rglob("*.json") if "rounds" in json.loads(p.read_text()))

@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from handlers.labels import parse_labels
-from stackctl import model_check, paths
-from stackctl.specs import SpecError, load_spec
+from stackctl import paths
+from stackctl.catalog import model_check
+from stackctl.catalog.specs import SpecError, load_spec
 from tests import byo_models
 from tests.byo_models import ByoModels, write_byo_models, write_spec
 

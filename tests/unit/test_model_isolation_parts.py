@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from handlers import device_check
-from stackctl import paths, readiness, versions
+from stackctl import paths
+from stackctl.catalog import versions
+from stackctl.serve import readiness
 
 
 def _archive(store: Path, stem: str, version: str) -> None:
@@ -74,7 +76,7 @@ def test_the_driver_found_is_read_from_the_kernel_module(tmp_path: Path) -> None
     assert device_check.found_driver(tmp_path / "absent").startswith("no NVIDIA driver loaded")
 
 
-@pytest.mark.parametrize("module", ["stackctl.gpu_check", "stackctl.container"])
+@pytest.mark.parametrize("module", ["stackctl.serve.gpu_check", "stackctl.serve.container"])
 def test_a_gpu_deployment_without_cuda_refuses_to_start_with_one_line(module: str) -> None:
     """This host has no GPU: with STACK_REQUIRE_CUDA=1 the check, and the image's entry point
     before it starts anything, exit 1 with one line naming the floor and what was found."""

@@ -12,8 +12,8 @@ from handlers.inputs import Request as CoreRequest
 from handlers.onnx_backend import SPREAD, backend_setting, length_groups, probe_sequences, sequence_backend
 from loadtest.payloads import payloads_for
 from models.langid import LangIdGRU
-from stackctl.inprocess import InProcessModel
-from stackctl.specs import get_spec
+from stackctl.catalog.inprocess import InProcessModel
+from stackctl.catalog.specs import get_spec
 
 
 @given(st.lists(st.integers(min_value=1, max_value=256), max_size=80))

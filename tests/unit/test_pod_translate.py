@@ -1,4 +1,4 @@
-"""The rendered Kubernetes pod spec -> `docker run` translation (stackctl.pod_translate), no engine.
+"""The rendered Kubernetes pod spec -> `docker run` translation (stackctl.pod.pod_translate), no engine.
 
 Each test reads the real rendered overlays (kubectl kustomize) and checks one promise of the
 translation against the manifest it came from, so a manifest change is followed here too.
@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from stackctl import k8s, paths
-from stackctl import pod_translate as pt
+from stackctl import paths
+from stackctl.deploy import k8s
+from stackctl.pod import pod_translate as pt
 
 PORTS = {8080: 28080, 8081: 28081, 8082: 28082}
 

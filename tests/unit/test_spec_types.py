@@ -1,6 +1,6 @@
 """The typed spec: the JSON Schema and the dataclasses name the same keys, and every default of a
 spec key is written once, in its dataclass (handlers.settings, handlers.image_settings,
-stackctl.specs), never again where the key is read."""
+stackctl.catalog.specs), never again where the key is read."""
 from __future__ import annotations
 
 import ast
@@ -17,7 +17,7 @@ from handlers.image_transforms import normalize_ink
 from handlers.sections import key_of, override, section_fields, written
 from handlers.settings import HandlerSettings, ServingSettings, TextSettings
 from stackctl import paths
-from stackctl.specs import SCHEMA_FILE, LoadSettings, Slo, all_specs, load_spec
+from stackctl.catalog.specs import SCHEMA_FILE, LoadSettings, Slo, all_specs, load_spec
 
 # Schema path (under the spec's top level) -> the dataclass that types it.
 SECTIONS: dict[tuple[str, ...], type] = {

@@ -10,7 +10,7 @@ import yaml
 
 from handlers.sections import written
 from stackctl import paths
-from stackctl.specs import SpecError, all_specs, get_spec, load_spec, load_specs
+from stackctl.catalog.specs import SpecError, all_specs, get_spec, load_spec, load_specs
 
 
 def test_shipped_specs_load_and_name_the_contract_models() -> None:

@@ -1,0 +1,76 @@
+"""The pod's one container, made from a PodPlan (stackctl.pod.pod_translate): staged files, start,
+state, logs, exec and removal. The probes (pod_probes), the sandbox facts (pod_sandbox) and the
+termination (pod_drain) act on it; stackctl.pod.podrun runs its life."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Self
+
+from stackctl.pod import pod_translate
+from stackctl.pod.docker_cli import docker
+from stackctl.pod.pod_report import PodRunError
+
+
+class Pod:
+    """One container made from a PodPlan; `with Pod(...) as pod:` always removes it."""
+
+    def __init__(self, plan: pod_translate.PodPlan, staging: Path) -> None:
+        self.plan = plan
+        self.staging = staging
+        self.started_at = 0.0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    def stage_files(self) -> None:
+        for rel, content in self.plan.files.items():
+            path = self.staging / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+            # kubelet: ConfigMap files 0644 (defaultMode), group fsGroup; folders traversable.
+            path.chmod(0o644)
+            if self.plan.file_group is not None and os.geteuid() == 0:
+                os.chown(path, 0, self.plan.file_group)
+        for folder in [self.staging, *[p for p in self.staging.rglob("*") if p.is_dir()]]:
+            folder.chmod(0o755)
+
+    def start(self) -> None:
+        self.remove()                        # a leftover of an interrupted run, same name
+        self.stage_files()
+        self.started_at = time.monotonic()
+        docker(*self.plan.docker_run(self.staging)[1:], timeout=120)
+
+    def remove(self) -> None:
+        try:
+            docker("rm", "--force", "--volumes", self.plan.container_name, timeout=60, check=False)
+        except PodRunError:
+            pass
+
+    def state(self) -> dict[str, Any]:
+        out = docker("inspect", "--format", "{{json .State}}", self.plan.container_name, timeout=30)
+        return dict(json.loads(out.stdout))
+
+    def logs(self, tail: int = 60) -> str:
+        proc = docker("logs", "--tail", str(tail), self.plan.container_name, timeout=30, check=False)
+        return proc.stdout + proc.stderr
+
+    def all_logs(self) -> str:
+        proc = docker("logs", self.plan.container_name, timeout=60, check=False)
+        return proc.stdout + proc.stderr
+
+    def exec(self, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return docker("exec", self.plan.container_name, *argv, timeout=timeout, check=False)
+
+    def assert_running(self, during: str) -> None:
+        state = self.state()
+        if not state.get("Running"):
+            raise PodRunError(f"the container exited (code {state.get('ExitCode')}, OOMKilled "
+                              f"{state.get('OOMKilled')}) during {during}; the kubelet would restart it "
+                              f"(CrashLoopBackOff). Last log lines:\n{self.logs()}")

@@ -1,0 +1,216 @@
+"""The image's entry point under tini: runs the TorchServe launcher and its front door, and makes
+`docker stop` a drain.
+
+    tini -- python -m stackctl.serve.container torchserve --foreground ...
+
+* Front door: with STACK_FRONT_DOOR=on (the image sets it) nginx listens on TS_INFERENCE_ADDRESS,
+  the public inference address, and TorchServe's inference API moves to 127.0.0.1 on
+  STACK_TORCHSERVE_INFERENCE_PORT (stackctl.serve.front_door says why). Its config and temp files go
+  to a folder under the temp dir (/tmp: the root filesystem may be read-only).
+
+* Stop: tini passes SIGTERM to this process only. The front door goes first, gracefully (SIGQUIT:
+  it closes its listener, so new connections are refused, and finishes the requests it holds,
+  which TorchServe still serves). Then the signal goes to the JVM alone, which finishes what is
+  left, stops its workers and exits; the launcher (which forwards no signals and would die at
+  once, taking the container with it) then returns. In the other order, requests arriving during
+  TorchServe's drain got the front door's 502 instead of a refused connection a client can retry
+  elsewhere. Connections that arrive after the signal are refused (or reset, if the kernel had
+  queued them), so a load balancer must drop the endpoint first (k8s: preStop).
+* Token auth: TorchServe writes key_file.json into its working directory. Under a read-only root
+  that fails and the server exits 0, so with auth on the server runs in TS_KEY_DIR (the image
+  sets /tmp, which must be a writable tmpfs under a read-only root) after the relative paths it
+  would resolve against /app are made absolute. The image also sets TS_KEY_FILE there, so its
+  health check finds the management key.
+* A server or front door that stops on its own is a failure, whatever its exit status, so
+  restart policies and orchestrators notice; the other one is stopped with it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psutil
+
+from stackctl import paths
+from stackctl.serve import front_door
+
+DISABLE_FLAG = "--disable-token-auth"
+# Settings TorchServe resolves against its working directory (config.properties, log4j).
+RELATIVE_SETTINGS = {"TS_METRICS_CONFIG": "config/metrics.yaml", "LOG_LOCATION": "logs",
+                     "METRICS_LOCATION": "logs"}
+FRONT_DOOR = "STACK_FRONT_DOOR"
+# Logs as JSON lines on stdout, none on disk (config/log4j2-stdout.xml says why); "files" keeps
+# TorchServe's own rotating files under LOG_LOCATION.
+LOGS_ENV = "STACK_LOGS"
+JSON_LOG_CONFIG = paths.CONFIG / "log4j2-stdout.xml"
+UPSTREAM_PORT = "STACK_TORCHSERVE_INFERENCE_PORT"
+DEFAULT_UPSTREAM_PORT = "8079"
+FRONT_DOOR_STOP_S = 10.0   # a graceful nginx stop waits for the answers it holds; TorchServe still serves them
+
+
+def front_door_plan(command: list[str], env: dict[str, str]) -> tuple[dict[str, str], Path] | None:
+    """(TorchServe's environment, the front door's rendered config), or None when it is off."""
+    if env.get(FRONT_DOOR, "").lower() != "on":
+        return None
+    config = Path(command[command.index("--ts-config") + 1]) if "--ts-config" in command else paths.SERVER_CONFIG
+    public = front_door.host_port(front_door.server_setting("inference_address", config, env))
+    upstream = f"127.0.0.1:{env.get(UPSTREAM_PORT) or DEFAULT_UPSTREAM_PORT}"
+    run_dir = Path(tempfile.mkdtemp(prefix="front-door-"))
+    conf = front_door.render(run_dir, public, upstream, config, env)
+    return {**env, "TS_INFERENCE_ADDRESS": f"http://{upstream}"}, conf
+
+
+def first_to_exit(processes: list[subprocess.Popen]) -> subprocess.Popen:
+    while True:
+        for process in processes:
+            if process.poll() is not None:
+                return process
+        time.sleep(0.2)
+
+
+def stop_front_door(door: subprocess.Popen | None) -> None:
+    if door is None or door.poll() is not None:
+        return
+    door.send_signal(signal.SIGQUIT)
+    try:
+        door.wait(timeout=FRONT_DOOR_STOP_S)
+    except subprocess.TimeoutExpired:
+        door.kill()
+        door.wait()
+
+
+def token_auth_on(command: list[str], env: dict[str, str]) -> bool:
+    return DISABLE_FLAG not in command and env.get("TS_DISABLE_TOKEN_AUTHORIZATION", "").lower() == "false"
+
+
+def server_workdir(command: list[str], env: dict[str, str]) -> tuple[Path, dict[str, str]]:
+    """Where the server runs, and its environment: here, unless token auth needs a writable place
+    (TS_KEY_DIR if set, else here if writable, else the temp dir)."""
+    here = Path.cwd()
+    if not token_auth_on(command, env):
+        return here, env
+    key_dir = Path(env.get("TS_KEY_DIR") or (here if os.access(here, os.W_OK) else tempfile.gettempdir()))
+    if key_dir == here:
+        return here, env
+    moved = dict(env)
+    for name, relative in RELATIVE_SETTINGS.items():
+        moved.setdefault(name, str(here / relative))
+    print(f"token auth: TorchServe runs in {key_dir} and writes its keys to {key_dir / 'key_file.json'}",
+          file=sys.stderr, flush=True)
+    return key_dir, moved
+
+
+def jvms(launcher: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [p for p in launcher.children(recursive=True) if p.name() == "java"]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def prepare_start(command: list[str], env: dict[str, str]) -> list[str]:
+    """Before TorchServe starts: the default versions named by the load order (stackctl.catalog.versions:
+    set at load time, before readiness, the same on every replica), no "was ready once" marker
+    left from an earlier server in this container (stackctl.serve.readiness: this one must load every
+    model before it is ready), and the JSON-lines log config unless one is given."""
+    from stackctl.catalog import versions
+    from stackctl.serve import readiness
+
+    ordered = versions.ordered_models(command)
+    if ordered != command:
+        store = Path(command[command.index("--model-store") + 1])
+        print("default versions: " + ", ".join(f"{n} {v}" for n, v in versions.default_versions(store).items())
+              + " (registered first)", file=sys.stderr, flush=True)
+    port = urlparse(env.get("TS_MANAGEMENT_ADDRESS", "http://127.0.0.1:8081")).port or 8081
+    readiness.clear_marker(f"http://127.0.0.1:{port}", env)
+    if env.get(LOGS_ENV, "json").lower() == "json" and "--log-config" not in ordered:
+        ordered = [*ordered, "--log-config", str(JSON_LOG_CONFIG)]
+    return ordered
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = list(sys.argv[1:] if argv is None else argv)
+    if not command:
+        print("usage: python -m stackctl.serve.container torchserve --foreground ...", file=sys.stderr)
+        return 2
+    if refused_cpu():
+        return 1
+    workdir, env = server_workdir(command, dict(os.environ))
+    command = prepare_start(command, env)
+    plan = front_door_plan(command, env)
+    launcher: subprocess.Popen | None = None
+    door: subprocess.Popen | None = None
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if door is not None and door.poll() is None:
+            # Graceful, killed after FRONT_DOOR_STOP_S; the server's turn comes once it has gone (below).
+            threading.Thread(target=stop_front_door, args=(door,), daemon=True).start()
+            return
+        drain_server(signum)
+
+    def drain_server(signum: int) -> None:
+        if launcher is None:
+            return   # a signal during the start: handled right after it
+        try:
+            root = psutil.Process(launcher.pid)
+            # Before the JVM exists there is nothing to drain: stop the launcher itself.
+            for process in jvms(root) or [root]:
+                process.send_signal(signum)
+        except psutil.NoSuchProcess:
+            pass   # already gone: wait() below returns
+
+    # Handlers first: a stop that arrives while the launcher starts must not kill this process.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if plan is not None:
+        env, conf = plan
+        door = subprocess.Popen(front_door.command(conf), env=env)
+    launcher = subprocess.Popen(command, cwd=workdir, env=env)
+    if stopping:
+        stop(signal.SIGTERM, None)
+    if door is not None and first_to_exit([launcher, door]) is door:
+        if not stopping:
+            print(f"the front door (nginx) stopped on its own (exit status {door.returncode}); stopping torchserve",
+                  file=sys.stderr, flush=True)
+            drain_server(signal.SIGTERM)
+            launcher.wait()
+            return door.returncode or 1
+        drain_server(signal.SIGTERM)   # the front door has finished its requests: now TorchServe drains
+    elif door is not None and stopping:
+        stop_front_door(door)          # the server went first: still give the front door its graceful stop
+        drain_server(signal.SIGTERM)
+    status = launcher.wait()
+    stop_front_door(door)
+    return exit_status(status, stopping)
+
+
+def refused_cpu() -> bool:
+    """A GPU deployment without a usable CUDA device: one line, and no start (never ready on the CPU)."""
+    from handlers.device_check import check as cuda_problem
+
+    refused = cuda_problem()
+    if refused:
+        print(refused, file=sys.stderr, flush=True)
+    return bool(refused)
+
+
+def exit_status(status: int, stopping: bool) -> int:
+    """0 for a server that stopped because it was told to; its own status (never 0) otherwise."""
+    if stopping:
+        return 0 if status in (0, -signal.SIGTERM, 128 + signal.SIGTERM, 143) else status
+    print(f"torchserve stopped on its own (exit status {status}); see the log above",
+          file=sys.stderr, flush=True)
+    return status or 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
