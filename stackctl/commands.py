@@ -50,7 +50,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("saturation", "bench.saturation", "the bench's closed-loop saturation sweep against a running server"),
     Command("limit", "bench.limit", "the archive's own handler in-process: the throughput limit"),
     Command("cuda-options", "bench.cuda_options", "on CUDA: what the image handler's GPU options buy, in-process"),
-    Command("peer-fastapi", "bench.peer", "the FastAPI + uvicorn peer server"),
+    Command("peer-fastapi", "bench.fastapi_peer", "the FastAPI + uvicorn peer server"),
     Command("peer-litserve", "bench.litserve_peer", "the LitServe peer server"),
     Command("peer-bentoml", "bench.bentoml_peer", "the BentoML peer server (run from .venv-bentoml)"),
     Command("probe-decode-processes", "bench.probes.decode_processes",
