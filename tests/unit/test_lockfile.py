@@ -14,16 +14,20 @@ from stackctl import lockfile, paths
 
 LOCK = paths.ROOT / "requirements.lock"
 DIRECT = "-r requirements.txt"
+# Each lock and the pins it is made from: the stack's, and the host-side tool venvs' (make
+# audit-tools, make sbom), whose input lists are already complete (pip freeze of a fresh venv).
+LOCKS = {"requirements.lock": "requirements.txt", "audit/requirements.lock": "audit/requirements.txt",
+         "audit/sbom-requirements.lock": "audit/sbom-requirements.txt"}
 
 
-def direct_pins() -> dict[str, str]:
+def direct_pins(source: str = "requirements.txt") -> dict[str, str]:
     pins: dict[str, str] = {}
-    for line in (paths.ROOT / "requirements.txt").read_text().splitlines():
+    for line in (paths.ROOT / source).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             requirement = Requirement(line)
             specs = list(requirement.specifier)
-            assert len(specs) == 1 and specs[0].operator == "==", f"requirements.txt: {line} is not an == pin"
+            assert len(specs) == 1 and specs[0].operator == "==", f"{source}: {line} is not an == pin"
             pins[lockfile.canonical(requirement.name)] = specs[0].version
     return pins
 
@@ -33,36 +37,46 @@ def entries() -> dict[str, lockfile.Entry]:
     return lockfile.parse(LOCK.read_text())
 
 
-def test_lock_holds_exactly_the_direct_pins_at_their_versions(entries) -> None:
-    pins = direct_pins()
-    direct = {name: entry.version for name, entry in entries.items() if DIRECT in entry.via}
-    assert direct == pins, "requirements.lock is not requirements.txt's lock: run `make lock`"
+@pytest.mark.parametrize("lock", LOCKS)
+def test_lock_holds_exactly_the_direct_pins_at_their_versions(lock: str) -> None:
+    entries = lockfile.parse((paths.ROOT / lock).read_text())
+    direct = {name: entry.version for name, entry in entries.items() if f"-r {LOCKS[lock]}" in entry.via}
+    assert direct == direct_pins(LOCKS[lock]), f"{lock} is not {LOCKS[lock]}'s lock: run `make lock`"
 
 
-def test_every_package_has_a_sha256_hash_and_is_pinned_once(entries) -> None:
-    assert len(entries) > len(direct_pins())
+@pytest.mark.parametrize("lock", LOCKS)
+def test_every_package_has_a_sha256_hash_and_is_pinned_once(lock: str) -> None:
+    entries = lockfile.parse((paths.ROOT / lock).read_text())
+    assert len(entries) >= len(direct_pins(LOCKS[lock]))
     for name, entry in entries.items():
-        assert entry.hashes, f"{name}=={entry.version}: no hash"
+        assert entry.hashes, f"{lock}: {name}=={entry.version}: no hash"
         assert all(len(h) == 64 for h in entry.hashes)
-        assert len(set(entry.hashes)) == len(entry.hashes), f"{name}: a hash listed twice"
+        assert len(set(entry.hashes)) == len(entry.hashes), f"{lock}: {name}: a hash listed twice"
 
 
-def test_every_line_is_a_pin_a_hash_or_a_comment() -> None:
+@pytest.mark.parametrize("lock", LOCKS)
+def test_every_line_is_a_pin_a_hash_or_a_comment(lock: str) -> None:
     # parse() raises on anything else (an option line, an unhashed URL, a marker it cannot read).
-    text = LOCK.read_text()
+    text = (paths.ROOT / lock).read_text()
     lockfile.parse(text)
     pins = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]
     assert all(lockfile.PIN.match(line) and line.endswith("\\") for line in pins), "every pin continues with its hashes"
     assert not any(";" in line for line in pins), "resolved for one platform: no markers"
 
 
-def test_the_lock_is_closed(entries) -> None:
+def test_the_stack_lock_pulls_in_more_than_its_direct_pins(entries) -> None:
+    assert len(entries) > len(direct_pins())
+
+
+@pytest.mark.parametrize("lock", LOCKS)
+def test_the_lock_is_closed(lock: str) -> None:
     # Every package a locked package is required by is locked too; the installer (pip) is the
     # one package left out on purpose (scripts/lock.sh says why).
+    entries = lockfile.parse((paths.ROOT / lock).read_text())
     for name, entry in entries.items():
-        assert entry.via, f"{name}: no `# via`, nothing needs it"
+        assert entry.via, f"{lock}: {name}: no `# via`, nothing needs it"
         for parent in entry.via:
-            assert parent == DIRECT or parent in entries, f"{name}: via {parent}, which is not locked"
+            assert parent == f"-r {LOCKS[lock]}" or parent in entries, f"{lock}: {name}: via {parent}, not locked"
     assert "pip" not in entries
 
 
