@@ -34,6 +34,8 @@ COMMANDS: tuple[Command, ...] = (
             "make k8s-pod"),
     Command("dockerfile", "stackctl.dockerfile", "print each docker/Dockerfile stage's runtime settings"),
     Command("audit", "stackctl.audit", "checkov on the deploy files, pip-audit on the requirements", "make audit"),
+    Command("lockfile", "stackctl.lockfile",
+            "an image stage's packages from requirements.lock, hashes included (docker/Dockerfile)"),
     # bench: the stack against its in-process limit and its peers
     Command("bench", "bench.run", "the stack against its true in-process limit and its peers, in one run",
             "make bench"),
