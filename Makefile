@@ -17,9 +17,15 @@ STAMP_VENV := $(VENV)/.installed
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP_VENV): requirements.txt
+# requirements.lock pins every package requirements.txt pulls in, each with its sha256 hashes
+# (scripts/lock.sh): pip installs only files with those hashes. --no-deps: the lock is complete
+# (tests/unit/test_lockfile.py), and pip's resolver rejects a hashed pin that a dependency asks
+# for with an extra (uvicorn[standard], cuda-toolkit[...]: pypa/pip#9644); pip check then proves
+# every requirement is met.
+$(STAMP_VENV): requirements.lock requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip check -q
 	@touch $@
 
 .PHONY: setup
@@ -27,8 +33,10 @@ setup: system-deps venv ## Install system packages (Prometheus, nginx, word list
 .PHONY: system-deps
 system-deps: ## Install the Debian packages the stack needs (prometheus, nginx, word lists, Java check)
 	@bash scripts/install-system-deps.sh
-.PHONY: venv
-venv: $(STAMP_VENV) ## Create .venv with the pinned Python dependencies
+.PHONY: venv lock
+venv: $(STAMP_VENV) ## Create .venv with the pinned Python dependencies (requirements.lock, hash-checked)
+lock: ## Regenerate requirements.lock (hashes) from requirements.txt after changing a pin (needs PyPI)
+	bash scripts/lock.sh
 
 .PHONY: models
 models: system-deps $(STAMP_VENV) ## Train (if needed) and archive every model into model_store/

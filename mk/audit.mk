@@ -4,9 +4,11 @@ AUDIT_VENV ?= .venv-audit
 STAMP_AUDIT := $(AUDIT_VENV)/.installed
 export AUDIT_VENV
 
-$(STAMP_AUDIT): audit/requirements.txt
+# audit/requirements.lock: audit/requirements.txt with hashes (make lock); --no-deps and pip check as in make venv (Makefile).
+$(STAMP_AUDIT): audit/requirements.lock audit/requirements.txt
 	@test -x $(AUDIT_VENV)/bin/python || python3 -m venv $(AUDIT_VENV)
-	$(AUDIT_VENV)/bin/python -m pip install -q --disable-pip-version-check -r audit/requirements.txt
+	$(AUDIT_VENV)/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r audit/requirements.lock
+	$(AUDIT_VENV)/bin/python -m pip check -q
 	@touch $@
 
 .PHONY: audit-tools audit audit-offline audit-deps

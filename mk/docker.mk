@@ -57,9 +57,11 @@ push: models ## Build and push every image (gpu, cpu, locust) and record their d
 SBOM_VENV ?= .venv-sbom
 STAMP_SBOM := $(SBOM_VENV)/.installed
 SBOM_IMAGES ?=
-$(STAMP_SBOM): audit/sbom-requirements.txt
+# audit/sbom-requirements.lock: audit/sbom-requirements.txt with hashes (make lock); --no-deps and pip check as in make venv (Makefile).
+$(STAMP_SBOM): audit/sbom-requirements.lock audit/sbom-requirements.txt
 	@test -x $(SBOM_VENV)/bin/python || python3 -m venv $(SBOM_VENV)
-	$(SBOM_VENV)/bin/python -m pip install -q --disable-pip-version-check -r audit/sbom-requirements.txt
+	$(SBOM_VENV)/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r audit/sbom-requirements.lock
+	$(SBOM_VENV)/bin/python -m pip check -q
 	@touch $@
 .PHONY: sbom
 sbom: $(STAMP_VENV) $(STAMP_SBOM) ## An SBOM per built image (CycloneDX JSON in build/sbom/): Python and Debian packages, read from the image

@@ -40,6 +40,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("sbom", "stackctl.deploy.sbom", "a CycloneDX SBOM per built image (Python and Debian packages)", "make sbom"),
     Command("dockerfile", "stackctl.deploy.dockerfile", "print each docker/Dockerfile stage's runtime settings"),
     Command("audit", "stackctl.deploy.audit", "checkov on the deploy files, pip-audit on the requirements", "make audit"),
+    Command("lockfile", "stackctl.deploy.lockfile",
+            "an image stage's packages from requirements.lock, hashes included (docker/Dockerfile)"),
     # bench: the stack against its in-process limit and its peers
     Command("bench", "bench.run", "the stack against its true in-process limit and its peers, in one run",
             "make bench"),

@@ -23,7 +23,7 @@ from packaging.utils import canonicalize_name
 
 from stackctl import paths
 from stackctl.catalog.specs import load_specs
-from stackctl.deploy import dockerfile
+from stackctl.deploy import dockerfile, lockfile
 
 ROOT = paths.ROOT
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -102,7 +102,8 @@ def test_every_base_can_be_built_without_a_registry(stages) -> None:
 def test_torch_index_is_overridable_and_serves_only_torch(stages) -> None:
     runs = [i.arguments for i in stages["torch"].all("RUN") if "torchvision" in i.arguments]
     assert len(runs) == 1
-    torch_install = next(c for c in runs[0].split("&&") if "torchvision" in c)
+    # The override branch: another index's torch has other files than the lock's hashes name.
+    torch_install = next(c for c in runs[0].split("&&") if "pip-ca install" in c and "torchvision" in c)
     assert '--index-url "${TORCH_INDEX_URL}"' in torch_install and "--extra-index-url https://pypi.org/simple" in torch_install
     rest = [i.arguments for name in ("serving", "loadtest") for i in stages[name].all("RUN") if "pip-ca install" in i.arguments]
     assert rest and not any("index-url" in c for c in rest), "other packages come from PyPI, where every pin exists"
@@ -190,16 +191,33 @@ def test_image_serves_the_archives_built_on_the_host_and_never_trains(stages) ->
 # --- Python packages: pinned in requirements.txt, and enough for the code each image runs -------------
 
 def pip_installs(stage: dockerfile.Stage) -> set[str]:
-    """Package names of every `pip install` in a stage; each must use `-c requirements.txt`."""
+    """Package names every `pip install` of a stage installs.
+
+    Each installs `--require-hashes -r` a file that `lockfile.py select NAME...` wrote from
+    requirements.lock in the same RUN (the names are those), or is the TORCH_INDEX_URL branch,
+    which names its packages with `-c requirements.txt`.
+    """
     names: set[str] = set()
     for run in stage.all("RUN"):
-        # RUN --mount=... options come before the command.
-        for command in re.split(r"&&|;", re.sub(r"^(--mount=\S+\s+)+", "", run.arguments)):
+        # RUN --mount=... options come before the command; if/else branches are commands too.
+        commands = re.split(r"&&|;|\bthen\b|\belse\b", re.sub(r"^(--mount=\S+\s+)+", "", run.arguments))
+        selected: dict[str, set[str]] = {}
+        for command in commands:
             words = command.split()
+            if words[:3] == ["python3", "/usr/local/lib/lockfile.py", "select"]:
+                assert words[-4:-2] == ["<", "/tmp/requirements.lock"] and words[-2] == ">", command
+                selected[words[-1]] = {canonicalize_name(w) for w in words[3:-4]}
+                continue
             if words[:2] not in (["pip", "install"], ["pip-ca", "install"]):
                 continue
+            if "--require-hashes" in words:
+                assert words[2:] == ["--require-hashes", "--no-deps", "-r", words[-1]] and words[-1] in selected, (
+                    f"line {run.line}: a hash-checked install reads what lockfile.py selected: {command.strip()}")
+                names |= selected[words[-1]]
+                continue
             assert "-c" in words and words[words.index("-c") + 1].endswith("requirements.txt"), (
-                f"line {run.line}: pip install without -c requirements.txt: {command.strip()}")
+                f"line {run.line}: pip install without --require-hashes or -c requirements.txt: {command.strip()}")
+            assert '"${TORCH_INDEX_URL}"' in words, f"line {run.line}: only the TORCH_INDEX_URL branch skips the hashes"
             skip_next = False
             for word in words[2:]:
                 if skip_next:
@@ -510,3 +528,32 @@ def test_base_image_build_can_point_at_a_dated_snapshot_mirror() -> None:
         test = subprocess.run(["bash", "-c", f'mirror="$1"; [[ $mirror =~ {pattern} ]]', "-", mirror], check=False)
         assert (test.returncode == 0) == dated, mirror
     assert 'Check-Valid-Until "false"' in script
+
+
+def test_each_stage_installs_the_lock_closure_of_its_names(stages) -> None:
+    # What lockfile.py selects from requirements.lock's `# via` lines must be what the packages
+    # themselves require: read here independently from the installed metadata (.venv is installed
+    # from the same lock). pip --require-hashes would fail the build on a missing one; this also
+    # catches an extra one.
+    entries = lockfile.parse((ROOT / "requirements.lock").read_text())
+    for name in ("torch", "loadtest", "serving"):
+        names = pip_installs(stages[name])
+        from_lock = set(lockfile.closure(entries, sorted(names)))
+        assert from_lock == required_closure(names) - {"pip"}, name
+
+
+def required_closure(names: set[str]) -> set[str]:
+    """Like distribution_closure, with the extras a requirement asks for (cuda-toolkit[cublas,...])."""
+    seen: set[tuple[str, str]] = set()
+    todo = [(canonicalize_name(n), "") for n in names]
+    while todo:
+        name, extra = todo.pop()
+        if (name, extra) in seen:
+            continue
+        seen.add((name, extra))
+        for line in metadata.requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": extra}):
+                todo.append((canonicalize_name(requirement.name), ""))
+                todo.extend((canonicalize_name(requirement.name), e) for e in requirement.extras)
+    return {name for name, _ in seen}
