@@ -79,8 +79,9 @@ def test_concurrent_large_uploads_stay_within_the_memory_budget(tmp_path: Path) 
         while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
             assert nginx.poll() is None and time.monotonic() < deadline, "nginx did not listen within 10 s"
             time.sleep(0.05)
-        clients = [threading.Thread(target=lambda: answers.append(requests.post(
-            f"{url}/predictions/m", data=BODY, timeout=180))) for url in [f"http://127.0.0.1:{port}"] * UPLOADS]
+        url = f"http://127.0.0.1:{port}/predictions/m"
+        clients = [threading.Thread(target=lambda: answers.append(requests.post(url, data=BODY, timeout=180)))
+                   for _ in range(UPLOADS)]
         for client in clients:
             client.start()
         for _ in range(UPLOADS):   # every body is in nginx's hands (read, spooled, passed on) at once

@@ -14,8 +14,8 @@ from pathlib import Path
 import requests
 
 from stackctl import container, front_door, wait_bounds
-from tests.unit.test_front_door import needs_nginx
 from stackctl.native import free_port
+from tests.unit.test_front_door import needs_nginx
 from tests.unit.test_front_door_bounds import _fake_archive
 
 SLOW_S = 12.0
