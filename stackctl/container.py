@@ -136,23 +136,32 @@ def prepare_start(command: list[str], env: dict[str, str]) -> list[str]:
     return ordered
 
 
-def main(argv: list[str] | None = None) -> int:
-    command = list(sys.argv[1:] if argv is None else argv)
+def refuse_start(command: list[str]) -> int | None:
+    """The exit status when the server must not start: no command (usage), or a GPU deployment
+    without CUDA (one line, and no start: never ready on the CPU)."""
     if not command:
         print("usage: python -m stackctl.container torchserve --foreground ...", file=sys.stderr)
         return 2
     from handlers.device_check import check as cuda_problem
 
-    refused = cuda_problem()
-    if refused:   # a GPU deployment without CUDA: one line, and no start (never ready on the CPU)
-        print(refused, file=sys.stderr, flush=True)
+    problem = cuda_problem()
+    if problem:
+        print(problem, file=sys.stderr, flush=True)
         return 1
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = list(sys.argv[1:] if argv is None else argv)
+    refused = refuse_start(command)
+    if refused is not None:
+        return refused
     workdir, env = server_workdir(command, dict(os.environ))
     command = prepare_start(command, env)
     plan = front_door_plan(command, env)
     launcher: subprocess.Popen | None = None
     door: subprocess.Popen | None = None
-    door_stop_s = 0.0
+    door_stop_s = plan[2] if plan is not None else 0.0
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -179,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if plan is not None:
-        env, conf, door_stop_s = plan
+        env, conf, _ = plan
         door = subprocess.Popen(front_door.command(conf), env=env)
     launcher = subprocess.Popen(command, cwd=workdir, env=env)
     if stopping:
