@@ -14,7 +14,9 @@
   left, stops its workers and exits; the launcher (which forwards no signals and would die at
   once, taking the container with it) then returns. In the other order, requests arriving during
   TorchServe's drain got the front door's 502 instead of a refused connection a client can retry
-  elsewhere. Connections that arrive after the signal are refused (or reset, if the kernel had
+  elsewhere. The front door gets as long as its longest bound on waiting plus a margin
+  (stackctl.serve.front_door.stop_wait_s: 71 s with the shipped specs), so a request within its
+  model's responseTimeout is answered across a stop; only then is nginx killed. Connections that arrive after the signal are refused (or reset, if the kernel had
   queued them), so a load balancer must drop the endpoint first (k8s: preStop).
 * Token auth: TorchServe writes key_file.json into its working directory. Under a read-only root
   that fails and the server exits 0, so with auth on the server runs in TS_KEY_DIR (the image
@@ -52,11 +54,11 @@ LOGS_ENV = "STACK_LOGS"
 JSON_LOG_CONFIG = paths.CONFIG / "log4j2-stdout.xml"
 UPSTREAM_PORT = "STACK_TORCHSERVE_INFERENCE_PORT"
 DEFAULT_UPSTREAM_PORT = "8079"
-FRONT_DOOR_STOP_S = 10.0   # a graceful nginx stop waits for the answers it holds; TorchServe still serves them
 
 
-def front_door_plan(command: list[str], env: dict[str, str]) -> tuple[dict[str, str], Path] | None:
-    """(TorchServe's environment, the front door's rendered config), or None when it is off."""
+def front_door_plan(command: list[str], env: dict[str, str]) -> tuple[dict[str, str], Path, float] | None:
+    """(TorchServe's environment, the front door's rendered config, how long its graceful stop may
+    take), or None when it is off."""
     if env.get(FRONT_DOOR, "").lower() != "on":
         return None
     config = Path(command[command.index("--ts-config") + 1]) if "--ts-config" in command else paths.SERVER_CONFIG
@@ -64,7 +66,7 @@ def front_door_plan(command: list[str], env: dict[str, str]) -> tuple[dict[str, 
     upstream = f"127.0.0.1:{env.get(UPSTREAM_PORT) or DEFAULT_UPSTREAM_PORT}"
     run_dir = Path(tempfile.mkdtemp(prefix="front-door-"))
     conf = front_door.render(run_dir, public, upstream, config, env)
-    return {**env, "TS_INFERENCE_ADDRESS": f"http://{upstream}"}, conf
+    return {**env, "TS_INFERENCE_ADDRESS": f"http://{upstream}"}, conf, front_door.stop_wait_s(config, env)
 
 
 def first_to_exit(processes: list[subprocess.Popen]) -> subprocess.Popen:
@@ -75,12 +77,14 @@ def first_to_exit(processes: list[subprocess.Popen]) -> subprocess.Popen:
         time.sleep(0.2)
 
 
-def stop_front_door(door: subprocess.Popen | None) -> None:
+def stop_front_door(door: subprocess.Popen | None, wait_s: float) -> None:
+    """Graceful stop: nginx closes its listener and finishes the requests it holds (TorchServe
+    still serves them) within wait_s, or is killed."""
     if door is None or door.poll() is not None:
         return
     door.send_signal(signal.SIGQUIT)
     try:
-        door.wait(timeout=FRONT_DOOR_STOP_S)
+        door.wait(timeout=wait_s)
     except subprocess.TimeoutExpired:
         door.kill()
         door.wait()
@@ -134,26 +138,40 @@ def prepare_start(command: list[str], env: dict[str, str]) -> list[str]:
     return ordered
 
 
-def main(argv: list[str] | None = None) -> int:
-    command = list(sys.argv[1:] if argv is None else argv)
+def refuse_start(command: list[str]) -> int | None:
+    """The exit status when the server must not start: no command (usage), or a GPU deployment
+    without CUDA (one line, and no start: never ready on the CPU)."""
     if not command:
         print("usage: python -m stackctl.serve.container torchserve --foreground ...", file=sys.stderr)
         return 2
-    if refused_cpu():
+    from handlers.device_check import check as cuda_problem
+
+    problem = cuda_problem()
+    if problem:
+        print(problem, file=sys.stderr, flush=True)
         return 1
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = list(sys.argv[1:] if argv is None else argv)
+    refused = refuse_start(command)
+    if refused is not None:
+        return refused
     workdir, env = server_workdir(command, dict(os.environ))
     command = prepare_start(command, env)
     plan = front_door_plan(command, env)
     launcher: subprocess.Popen | None = None
     door: subprocess.Popen | None = None
+    door_stop_s = plan[2] if plan is not None else 0.0
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
         if door is not None and door.poll() is None:
-            # Graceful, killed after FRONT_DOOR_STOP_S; the server's turn comes once it has gone (below).
-            threading.Thread(target=stop_front_door, args=(door,), daemon=True).start()
+            # Graceful, killed after door_stop_s; the server's turn comes once it has gone (below).
+            threading.Thread(target=stop_front_door, args=(door, door_stop_s), daemon=True).start()
             return
         drain_server(signum)
 
@@ -172,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if plan is not None:
-        env, conf = plan
+        env, conf, _ = plan
         door = subprocess.Popen(front_door.command(conf), env=env)
     launcher = subprocess.Popen(command, cwd=workdir, env=env)
     if stopping:
@@ -186,21 +204,11 @@ def main(argv: list[str] | None = None) -> int:
             return door.returncode or 1
         drain_server(signal.SIGTERM)   # the front door has finished its requests: now TorchServe drains
     elif door is not None and stopping:
-        stop_front_door(door)          # the server went first: still give the front door its graceful stop
+        stop_front_door(door, door_stop_s)   # the server went first: still give the front door its graceful stop
         drain_server(signal.SIGTERM)
     status = launcher.wait()
-    stop_front_door(door)
+    stop_front_door(door, door_stop_s)
     return exit_status(status, stopping)
-
-
-def refused_cpu() -> bool:
-    """A GPU deployment without a usable CUDA device: one line, and no start (never ready on the CPU)."""
-    from handlers.device_check import check as cuda_problem
-
-    refused = cuda_problem()
-    if refused:
-        print(refused, file=sys.stderr, flush=True)
-    return bool(refused)
 
 
 def exit_status(status: int, stopping: bool) -> int:

@@ -22,6 +22,12 @@ TEMPLATE = paths.CONFIG / "front-door.conf.template"
 NGINX_HINT = "`make system-deps` (Debian package nginx-light)"
 # Where nginx keeps request bodies and responses it spools (read-only root: these must be writable).
 TEMP_FOLDERS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+# The memory budget (config/front-door.conf.template): the part of a body held in memory, and how
+# many requests with a body of 100 kB or more may be in progress at once (their temp files).
+BODY_BUFFER = "64k"
+SPILLED_BODIES = 64
+# A graceful stop waits this much longer than the longest bound on waiting (stop_wait_s).
+STOP_MARGIN_S = 5
 
 
 class SettingMissing(RuntimeError):
@@ -70,6 +76,7 @@ MODEL_LOCATION = """
             proxy_send_timeout {seconds}s;
             proxy_read_timeout {seconds}s;
             proxy_intercept_errors on;
+            error_page 429 @too_many_large_bodies;
             error_page 502 = @lost_{name};  # "=": the status the named location returns
             error_page 503 @model_unavailable;
             error_page 504 @timeout_{name};
@@ -111,6 +118,16 @@ def model_locations(bounds: Mapping[str, WaitBound]) -> str:
     return "".join(blocks)
 
 
+def stop_wait_s(config: Path = paths.SERVER_CONFIG, env: Mapping[str, str] | None = None,
+                model_store: Path | None = None) -> int:
+    """How long a graceful stop (SIGQUIT) may take: the door holds no request longer than the
+    longest bound (TorchServe's answer or the door's 504 by then), so it finishes every request
+    within the models' responseTimeout, plus STOP_MARGIN_S to write the last answers out."""
+    default_timeout = default_response_timeout(config, env)
+    bounds = wait_bounds.from_store(model_store or paths.MODEL_STORE, default_timeout)
+    return wait_bounds.longest(bounds, default_timeout) + STOP_MARGIN_S
+
+
 def render(run_dir: Path, listen: str, upstream: str, config: Path = paths.SERVER_CONFIG,
            env: Mapping[str, str] | None = None, model_store: Path | None = None) -> Path:
     """run_dir/nginx.conf for a front door on `listen` (host:port) in front of `upstream` (host:port),
@@ -119,6 +136,7 @@ def render(run_dir: Path, listen: str, upstream: str, config: Path = paths.SERVE
     bounds = wait_bounds.from_store(model_store or paths.MODEL_STORE, default_timeout)
     values = {"run_dir": str(run_dir.resolve()), "listen": listen, "upstream": upstream, "user": _user_line(),
               "max_request_size": server_setting("max_request_size", config, env),
+              "body_buffer": BODY_BUFFER, "spilled_bodies": str(SPILLED_BODIES),
               "longest_bound": str(wait_bounds.longest(bounds, default_timeout)),
               "model_locations": model_locations(bounds)}
     text = re.sub(r"\{\{(\w+)\}\}", lambda match: values[match.group(1)], TEMPLATE.read_text())

@@ -21,6 +21,7 @@ import yaml
 from stackctl import paths, tools
 from stackctl.catalog.specs import load_specs
 from stackctl.deploy import k8s, k8s_monitoring
+from stackctl.serve import front_door, wait_bounds
 
 ROOT = paths.ROOT
 DATA = Path(__file__).parent / "data" / "crds"
@@ -271,6 +272,28 @@ def test_drain_outlasts_the_longest_response_timeout(renders, overlay):
     pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pre_stop >= longest + 5, "preStop must cover endpoint propagation + the longest responseTimeout"
     assert pod["terminationGracePeriodSeconds"] > pre_stop + 10 > longest
+    # After the preStop, the front door's graceful stop (as long as it may hold a request) and then
+    # TorchServe's own shutdown (~10 s) must fit before the kubelet's SIGKILL.
+    door_stop = front_door_stop_wait_from_specs()
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + door_stop + 10, (pre_stop, door_stop)
+
+
+def front_door_stop_wait_from_specs() -> int:
+    default = front_door.default_response_timeout()
+    bounds = {s.name: wait_bounds.from_serving(s.name, s.serving, default) for s in load_specs()}
+    return wait_bounds.longest(bounds, default) + front_door.STOP_MARGIN_S
+
+
+def test_the_grace_period_comment_states_its_arithmetic():
+    text = (ROOT / "k8s" / "base" / "torchserve-deployment.yaml").read_text()
+    m = re.search(r"preStop sleep \((\d+) s\) \+ the front door's graceful stop \(at most (\d+) s: the longest wait\s*#\s*"
+                  r"bound, (\d+) s, \+ (\d+) s;.*?TorchServe's own shutdown \(~(\d+) s\)\s*#\s*= (\d+) s", text, re.DOTALL)
+    assert m, "the terminationGracePeriodSeconds comment must show its sum"
+    pre_stop, door, bound, margin, server, total = map(int, m.groups())
+    pod = yaml.safe_load(text)["spec"]["template"]["spec"]
+    assert pre_stop == pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert door == bound + margin == front_door_stop_wait_from_specs() and margin == front_door.STOP_MARGIN_S
+    assert pre_stop + door + server == total < pod["terminationGracePeriodSeconds"]
 
 
 @pytest.mark.parametrize("overlay", k8s.overlays())

@@ -20,7 +20,7 @@ from stackctl.serve.native import free_port
 from tests.hostile import VALID
 from tests.live.dockerlib import ROOT, docker, inspect, unique, wait_exited
 
-GRACE_S = 30          # docker-compose.yml: torchserve stop_grace_period
+GRACE_S = 90          # docker-compose.yml: torchserve stop_grace_period
 LOCUST_RUN_TIME = "30s"   # outlasts `up --wait` (worker healthy after ~15 s on slow cores)
 
 

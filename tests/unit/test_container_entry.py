@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from stackctl import paths
-from stackctl.serve import container
+from stackctl.serve import container, front_door
 from stackctl.serve.native import free_port
 
 SERVER = ["torchserve", "--foreground", "--models", "all"]
@@ -74,8 +74,10 @@ def test_the_front_door_takes_the_inference_address_and_torchserve_moves_to_loop
     env = {container.FRONT_DOOR: "on", "TS_INFERENCE_ADDRESS": "http://0.0.0.0:8080", container.UPSTREAM_PORT: "18079"}
     plan = container.front_door_plan([*SERVER, "--ts-config", str(paths.SERVER_CONFIG)], env)
     assert plan is not None
-    server_env, conf = plan
+    server_env, conf, stop_s = plan
     assert server_env["TS_INFERENCE_ADDRESS"] == "http://127.0.0.1:18079"
+    # A graceful stop outlasts every request the door may hold (tests/unit/test_front_door_stop.py).
+    assert stop_s == front_door.stop_wait_s(paths.SERVER_CONFIG, env) > front_door.default_response_timeout()
     text = conf.read_text()
     assert "listen 0.0.0.0:8080;" in text and "server 127.0.0.1:18079;" in text
     assert conf.is_relative_to(tmp_path), "config and temp files go to the temp dir (the root may be read-only)"

@@ -126,7 +126,7 @@ def test_image_command_ports_and_probes_come_from_the_manifest(rendered, overlay
     assert p.probes["readinessProbe"].exec_command == tuple(c["readinessProbe"]["exec"]["command"])
     live = p.probes["livenessProbe"]
     assert (live.kind, live.host_port, live.path) == ("httpGet", PORTS[8080], "/ping")   # port name -> number
-    assert p.pre_stop == c["lifecycle"]["preStop"] and p.grace_seconds == 60
+    assert p.pre_stop == c["lifecycle"]["preStop"] and p.grace_seconds == 120
 
 
 def test_gpu_request_becomes_gpus_unless_dropped(rendered):
