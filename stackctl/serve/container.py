@@ -127,9 +127,11 @@ def prepare_start(command: list[str], env: dict[str, str]) -> list[str]:
     from stackctl.serve import readiness
 
     ordered = versions.ordered_models(command)
-    if ordered != command:
-        store = Path(command[command.index("--model-store") + 1])
-        print("default versions: " + ", ".join(f"{n} {v}" for n, v in versions.default_versions(store).items())
+    # Said whenever the store serves several versions of a model, reordered here or by the caller.
+    defaults = versions.default_versions(Path(command[command.index("--model-store") + 1])) \
+        if "--model-store" in command else {}
+    if defaults:
+        print("default versions: " + ", ".join(f"{n} {v}" for n, v in defaults.items())
               + " (registered first)", file=sys.stderr, flush=True)
     port = urlparse(env.get("TS_MANAGEMENT_ADDRESS", "http://127.0.0.1:8081")).port or 8081
     readiness.clear_marker(f"http://127.0.0.1:{port}", env)
