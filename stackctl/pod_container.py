@@ -14,6 +14,8 @@ from stackctl import pod_translate
 from stackctl.docker_cli import docker
 from stackctl.pod_report import PodRunError
 
+INIT_TIMEOUT_S = 600     # one init container's run; the model pull of a few archives takes seconds
+
 
 class Pod:
     """One container made from a PodPlan; `with Pod(...) as pod:` always removes it."""
@@ -22,6 +24,7 @@ class Pod:
         self.plan = plan
         self.staging = staging
         self.started_at = 0.0
+        self.init_seconds: dict[str, float] = {}       # init container -> seconds it ran
 
     def __enter__(self) -> Self:
         return self
@@ -44,12 +47,35 @@ class Pod:
     def start(self) -> None:
         self.remove()                        # a leftover of an interrupted run, same name
         self.stage_files()
+        for name, options in self.plan.volumes:
+            docker("volume", "create", "--label", f"{pod_translate.LABEL}=1", *options, name, timeout=60)
+        self.run_init_containers()
         self.started_at = time.monotonic()
         docker(*self.plan.docker_run(self.staging)[1:], timeout=120)
+
+    def run_init_containers(self) -> None:
+        """Each init container in order, to completion: a kubelet starts the next (and the pod's
+        containers) only after one exits 0; a failure leaves the pod in Init:Error."""
+        for init in self.plan.init:
+            began = time.monotonic()
+            try:
+                proc = docker(*init.docker_run(self.staging)[1:], timeout=INIT_TIMEOUT_S, check=False)
+            except subprocess.TimeoutExpired:
+                raise PodRunError(f"init container {init.name} did not finish within {INIT_TIMEOUT_S}s") from None
+            finally:
+                docker("rm", "--force", init.container_name, timeout=60, check=False)
+            self.init_seconds[init.name] = round(time.monotonic() - began, 1)
+            if proc.returncode != 0:
+                raise PodRunError(f"init container {init.name} exited {proc.returncode} (Init:Error; the pod's "
+                                  f"container never starts):\n{(proc.stdout + proc.stderr)[-3000:]}")
 
     def remove(self) -> None:
         try:
             docker("rm", "--force", "--volumes", self.plan.container_name, timeout=60, check=False)
+            for init in self.plan.init:
+                docker("rm", "--force", init.container_name, timeout=60, check=False)
+            for name, _ in self.plan.volumes:
+                docker("volume", "rm", "--force", name, timeout=60, check=False)
         except PodRunError:
             pass
 
