@@ -35,6 +35,9 @@ class Pod:
     def stage_files(self) -> None:
         for rel, content in self.plan.files.items():
             path = self.staging / rel
+            if rel.endswith("/"):            # an empty folder (an absent optional Secret's volume)
+                path.mkdir(parents=True, exist_ok=True)
+                continue
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content)
             # kubelet: ConfigMap files 0644 (defaultMode), group fsGroup; folders traversable.

@@ -114,7 +114,7 @@ def volume_args(container: dict[str, Any], spec: dict[str, Any], maps: dict[str,
         elif "secret" in volume and volume["secret"].get("optional") and volume["secret"]["secretName"] not in secrets:
             # A kubelet mounts an optional Secret that does not exist as an empty folder; the
             # rendered output holds no Secret here (none is committed), so it is that folder.
-            files[f"volumes/{mount['name']}/.empty"] = ""
+            files[f"volumes/{mount['name']}/"] = ""          # a folder: the runner makes it, empty
             args += ["--mount", f"type=bind,source=@STAGING@/volumes/{mount['name']},target={target},readonly"]
             notes.append(f"optional Secret {volume['secret']['secretName']} (volume {mount['name']}) is not in the "
                          "rendered output: mounted as an empty folder, as a kubelet does")
