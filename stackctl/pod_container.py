@@ -52,9 +52,27 @@ class Pod:
         self.stage_files()
         for name, options in self.plan.volumes:
             docker("volume", "create", "--label", f"{pod_translate.LABEL}=1", *options, name, timeout=60)
+        self.hold_volumes()
         self.run_init_containers()
         self.started_at = time.monotonic()
         docker(*self.plan.docker_run(self.staging)[1:], timeout=120)
+
+    @property
+    def holder(self) -> str:
+        return f"{self.plan.container_name}-sandbox"
+
+    def hold_volumes(self) -> None:
+        """A tmpfs volume lives only while a container mounts it: between an init container's exit
+        and the next start it would be unmounted and emptied. A holder container, the kubelet's
+        pause container in spirit (no network, no privileges, `sleep`), keeps every shared volume
+        mounted for the pod's whole life."""
+        if not self.plan.volumes:
+            return
+        mounts = [arg for i, (name, _) in enumerate(self.plan.volumes)
+                  for arg in ("--mount", f"type=volume,source={name},target=/volumes/{i}")]
+        docker("run", "--detach", "--name", self.holder, "--label", f"{pod_translate.LABEL}=1", "--network", "none",
+               "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "65534:65534",
+               *mounts, "--entrypoint", "sleep", self.plan.image, "infinity", timeout=120)
 
     def run_init_containers(self) -> None:
         """Each init container in order, to completion: a kubelet starts the next (and the pod's
@@ -77,6 +95,7 @@ class Pod:
             docker("rm", "--force", "--volumes", self.plan.container_name, timeout=60, check=False)
             for init in self.plan.init:
                 docker("rm", "--force", init.container_name, timeout=60, check=False)
+            docker("rm", "--force", self.holder, timeout=60, check=False)
             for name, _ in self.plan.volumes:
                 docker("volume", "rm", "--force", name, timeout=60, check=False)
         except PodRunError:

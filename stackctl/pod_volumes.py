@@ -5,7 +5,9 @@ rendered output does not hold as the empty folder a kubelet mounts for it.
 An emptyDir that several containers of the pod mount (an init container fills it, the server
 reads it) cannot be a `--tmpfs`: each would be a file system of its own. It becomes a named Docker
 volume of the local driver with type tmpfs and the same options (`shared_volumes`), which the
-runner creates before the first container and removes with the pod.
+runner creates before the first container, keeps mounted by a holder container for the pod's life
+(a tmpfs volume is emptied when no container mounts it; stackctl/pod_container.py), and removes
+with the pod.
 
 Part of the pod-spec -> `docker run` translation (stackctl/pod_translate.py holds the whole mapping).
 """
