@@ -71,6 +71,7 @@ class Pod:
         mounts = [arg for i, (name, _) in enumerate(self.plan.volumes)
                   for arg in ("--mount", f"type=volume,source={name},target=/volumes/{i}")]
         docker("run", "--detach", "--name", self.holder, "--label", f"{pod_translate.LABEL}=1", "--network", "none",
+               "--no-healthcheck",
                "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "65534:65534",
                *mounts, "--entrypoint", "sleep", self.plan.image, "infinity", timeout=120)
 
