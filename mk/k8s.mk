@@ -12,6 +12,9 @@ k8s_given   = $(and $(filter command line environment environment override,$(ori
 K8S_IMAGES  = $(if $(call k8s_given,REGISTRY),--registry $(REGISTRY)) $(if $(call k8s_given,VERSION),--version $(VERSION))
 K8S_RENDER  = $(PY) -m stackctl.deploy.k8s render --overlay $(OVERLAY) $(foreach c,$(COMPONENTS),--component $(c)) $(K8S_IMAGES)
 POD_OVERLAY ?= cpu
+# Components rendered into the pod run, e.g. POD_COMPONENTS=model-oci (its init container pulls the
+# archives first; PODRUN_ARGS="--model-refs FILE --env MODEL_REGISTRY_PLAIN_HTTP=1" for a test registry)
+POD_COMPONENTS ?=
 # e.g. PODRUN_ARGS=--drop-gpu with POD_OVERLAY=gpu on a host without GPUs
 PODRUN_ARGS ?=
 
@@ -24,5 +27,5 @@ k8s-delete: $(STAMP_VENV) ## Delete what k8s-apply created for OVERLAY (+ COMPON
 	$(K8S_RENDER) | $(KUBECTL) delete --ignore-not-found --wait=false -f -
 k8s-generate: $(STAMP_VENV) ## Regenerate k8s/components/monitoring/torchserve-prometheusRule.yaml from config/prometheus/rules/
 	$(PY) -m stackctl.deploy.k8s_monitoring
-k8s-pod: $(STAMP_VENV) ## Run the TorchServe pod of POD_OVERLAY (cpu) as a Docker container as a kubelet would: probes, traffic, preStop + drain
-	$(PY) -m stackctl.pod.podrun --overlay $(POD_OVERLAY) $(PODRUN_ARGS)
+k8s-pod: $(STAMP_VENV) ## Run the TorchServe pod of POD_OVERLAY (cpu) + POD_COMPONENTS as Docker containers as a kubelet would: init containers, probes, traffic, preStop + drain
+	$(PY) -m stackctl.pod.podrun --overlay $(POD_OVERLAY) $(foreach c,$(POD_COMPONENTS),--component $(c)) $(PODRUN_ARGS)

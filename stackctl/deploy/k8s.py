@@ -101,9 +101,12 @@ def set_images(doc: dict, registry: str | None, version: str | None) -> None:
 
 
 def render(overlay: str, component_names: list[str] | tuple[str, ...] = (),
-           registry: str | None = None, version: str | None = None) -> str:
+           registry: str | None = None, version: str | None = None,
+           replaced: dict[str, str] | None = None) -> str:
     """The manifests of one overlay with the given components (plus those they require), as one
-    multi-document YAML text; with `registry`/`version`, its images are the pushed ones."""
+    multi-document YAML text; with `registry`/`version`, its images are the pushed ones.
+    `replaced` (path under the repository -> text) changes files of the copy only, e.g. the
+    model-oci component's models.txt written by a test's `make push-models`."""
     if overlay not in overlays():
         raise RenderError(f"unknown overlay {overlay!r} (known: {', '.join(overlays())})")
     unknown = sorted(set(component_names) - set(components()))
@@ -111,12 +114,16 @@ def render(overlay: str, component_names: list[str] | tuple[str, ...] = (),
         raise RenderError(f"unknown component(s) {unknown} (known: {', '.join(components())})")
     if version is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}", version):
         raise RenderError(f"VERSION {version!r} is not a valid image tag")
-    if not component_names and not registry and not version:
+    if not component_names and not registry and not version and not replaced:
         return kustomize(OVERLAYS / overlay)
     with tempfile.TemporaryDirectory(prefix="k8s-render-") as tmp:
         for tree in KUSTOMIZE_TREES:
             shutil.copytree(paths.ROOT / tree, Path(tmp, tree), symlinks=True,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for rel, text in (replaced or {}).items():
+            if Path(rel).parts[0] not in KUSTOMIZE_TREES or ".." in Path(rel).parts:
+                raise RenderError(f"{rel} is not a file of the kustomize trees {KUSTOMIZE_TREES}")
+            Path(tmp, rel).write_text(text)
         kustomization = Path(tmp, "k8s", "overlays", overlay, "kustomization.yaml")
         doc = yaml.safe_load(kustomization.read_text())
         listed = [c for c in doc.get("components") or [] if c != k8s_release.RELEASE]

@@ -14,6 +14,8 @@ from stackctl.pod import pod_translate
 from stackctl.pod.docker_cli import docker
 from stackctl.pod.pod_report import PodRunError
 
+INIT_TIMEOUT_S = 600     # one init container's run; the model pull of a few archives takes seconds
+
 
 class Pod:
     """One container made from a PodPlan; `with Pod(...) as pod:` always removes it."""
@@ -22,6 +24,7 @@ class Pod:
         self.plan = plan
         self.staging = staging
         self.started_at = 0.0
+        self.init_seconds: dict[str, float] = {}       # init container -> seconds it ran
 
     def __enter__(self) -> Self:
         return self
@@ -32,6 +35,9 @@ class Pod:
     def stage_files(self) -> None:
         for rel, content in self.plan.files.items():
             path = self.staging / rel
+            if rel.endswith("/"):            # an empty folder (an absent optional Secret's volume)
+                path.mkdir(parents=True, exist_ok=True)
+                continue
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content)
             # kubelet: ConfigMap files 0644 (defaultMode), group fsGroup; folders traversable.
@@ -44,12 +50,55 @@ class Pod:
     def start(self) -> None:
         self.remove()                        # a leftover of an interrupted run, same name
         self.stage_files()
+        for name, options in self.plan.volumes:
+            docker("volume", "create", "--label", f"{pod_translate.LABEL}=1", *options, name, timeout=60)
+        self.hold_volumes()
+        self.run_init_containers()
         self.started_at = time.monotonic()
         docker(*self.plan.docker_run(self.staging)[1:], timeout=120)
+
+    @property
+    def holder(self) -> str:
+        return f"{self.plan.container_name}-sandbox"
+
+    def hold_volumes(self) -> None:
+        """A tmpfs volume lives only while a container mounts it: between an init container's exit
+        and the next start it would be unmounted and emptied. A holder container, the kubelet's
+        pause container in spirit (no network, no privileges, `sleep`), keeps every shared volume
+        mounted for the pod's whole life."""
+        if not self.plan.volumes:
+            return
+        mounts = [arg for i, (name, _) in enumerate(self.plan.volumes)
+                  for arg in ("--mount", f"type=volume,source={name},target=/volumes/{i}")]
+        docker("run", "--detach", "--name", self.holder, "--label", f"{pod_translate.LABEL}=1", "--network", "none",
+               "--no-healthcheck",
+               "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "65534:65534",
+               *mounts, "--entrypoint", "sleep", self.plan.image, "infinity", timeout=120)
+
+    def run_init_containers(self) -> None:
+        """Each init container in order, to completion: a kubelet starts the next (and the pod's
+        containers) only after one exits 0; a failure leaves the pod in Init:Error."""
+        for init in self.plan.init:
+            began = time.monotonic()
+            try:
+                proc = docker(*init.docker_run(self.staging)[1:], timeout=INIT_TIMEOUT_S, check=False)
+            except subprocess.TimeoutExpired:
+                raise PodRunError(f"init container {init.name} did not finish within {INIT_TIMEOUT_S}s") from None
+            finally:
+                docker("rm", "--force", init.container_name, timeout=60, check=False)
+            self.init_seconds[init.name] = round(time.monotonic() - began, 1)
+            if proc.returncode != 0:
+                raise PodRunError(f"init container {init.name} exited {proc.returncode} (Init:Error; the pod's "
+                                  f"container never starts):\n{(proc.stdout + proc.stderr)[-3000:]}")
 
     def remove(self) -> None:
         try:
             docker("rm", "--force", "--volumes", self.plan.container_name, timeout=60, check=False)
+            for init in self.plan.init:
+                docker("rm", "--force", init.container_name, timeout=60, check=False)
+            docker("rm", "--force", self.holder, timeout=60, check=False)
+            for name, _ in self.plan.volumes:
+                docker("volume", "rm", "--force", name, timeout=60, check=False)
         except PodRunError:
             pass
 

@@ -15,6 +15,7 @@ class Report:
     image: str
     docker_run: list[str]
     notes: list[str] = field(default_factory=list)
+    init_s: dict[str, float] = field(default_factory=dict)   # init container -> seconds it ran to completion
     started_s: float | None = None           # startup probe passed, seconds after `docker run`
     ready_s: float | None = None             # readiness passed
     live_s: float | None = None              # first liveness success

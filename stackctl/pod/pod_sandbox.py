@@ -37,6 +37,18 @@ def sandbox_facts(pod: Pod) -> dict[str, Any]:
         period = pod.exec("cat", "/sys/fs/cgroup/cpu/cpu.cfs_period_us").stdout
     facts["memory limit bytes"] = memory.strip()
     facts["cpu quota/period us"] = f"{quota.strip()}/{period.strip()}"
-    facts["worker sockets"] = ("unix" if "--sock-type, unix" in logs
-                               else "tcp" if "--sock-type, tcp" in logs else "unknown")
+    facts["worker sockets"] = worker_sockets(pod, logs)
     return facts
+
+
+def worker_sockets(pod: Pod, logs: str) -> str:
+    """unix or tcp: how the frontend talks to its workers. TorchServe logs the worker command line
+    (`--sock-type unix|tcp`) only at DEBUG, which the JSON log config (config/log4j2-stdout.xml)
+    leaves out, so the kernel's socket tables of the pod's network namespace say it: the workers'
+    Unix sockets are named .ts.sock.<port>; TCP workers listen on 9000 and up (0x2328)."""
+    if "--sock-type, unix" in logs or ".ts.sock" in pod.exec("cat", "/proc/net/unix").stdout:
+        return "unix"
+    listening = [line.split() for line in pod.exec("cat", "/proc/net/tcp", "/proc/net/tcp6").stdout.splitlines()[1:]]
+    if "--sock-type, tcp" in logs or any(len(f) > 3 and f[3] == "0A" and f[1].endswith(":2328") for f in listening):
+        return "tcp"
+    return "unknown"

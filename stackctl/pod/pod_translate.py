@@ -31,6 +31,12 @@ What a kubelet does, and how it maps:
                               (not `--cpus`, which refuses more CPUs than this host has)
 - nvidia.com/gpu              `--gpus N`, unless the caller drops the GPU request (said in the plan)
 - ports                       published on 127.0.0.1 at the host ports the caller chose
+- initContainers              each a foreground `docker run`, in order, each to exit 0 before the next
+                              and before the pod's container starts (a failure stops the pod, as
+                              Init:Error does); they run on the host's network, the one departure
+                              (init_plan says why); emptyDirs they share with the server are named
+                              tmpfs volumes (stackctl/pod/pod_volumes.py), so what they write is there
+- secret (optional, absent)   the empty folder a kubelet mounts; a Secret the pod needs fails here
 Not translated (no effect on a single container): the service-account token (the manifests turn it
 off; a pod that wants one fails here), ephemeral-storage limits (kubelet eviction), /etc/hosts and
 /dev/termination-log, the KUBERNETES_SERVICE_* variables, scheduling fields.
@@ -44,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from stackctl.pod.pod_fields import TranslationError, environment, expand, quantity
-from stackctl.pod.pod_volumes import configmaps, volume_args
+from stackctl.pod.pod_volumes import configmaps, secret_names, shared_volumes, volume_args
 
 CPU_PERIOD_US = 100_000          # the kubelet's CFS period (cpu.cfs_period_us)
 LABEL = "stackctl.podrun"        # on every container this module makes, so leftovers can be found
@@ -67,6 +73,20 @@ class Probe:
 
 
 @dataclass
+class InitPlan:
+    """One init container: `docker run` in the foreground, which must exit 0 before the next."""
+
+    name: str                                  # as in the manifest
+    container_name: str
+    image: str
+    run_args: list[str]
+    command_args: list[str]
+
+    def docker_run(self, staging: Path, docker: str = "docker") -> list[str]:
+        return [docker, "run", *staged(self.run_args, staging), self.image, *self.command_args]
+
+
+@dataclass
 class PodPlan:
     container_name: str
     pod_name: str
@@ -80,6 +100,8 @@ class PodPlan:
     pre_stop: dict[str, Any] | None            # the lifecycle handler, as in the manifest
     grace_seconds: int
     notes: list[str] = field(default_factory=list)
+    init: list[InitPlan] = field(default_factory=list)       # in the manifest's order
+    volumes: list[tuple[str, list[str]]] = field(default_factory=list)   # (name, `docker volume create` options)
 
     def docker_run(self, staging: Path, docker: str = "docker") -> list[str]:
         """The full command line, bind sources under `staging` (where the files are written)."""
@@ -138,9 +160,11 @@ PULL = {"IfNotPresent": "missing", "Never": "never", "Always": "always"}
 
 def plan(docs: list[dict[str, Any]], host_ports: dict[int, int], *, deployment: str = "torchserve",
          container: str | None = None, container_name: str = "podrun-torchserve", drop_gpu: bool = False,
-         node_name: str = "podrun") -> PodPlan:
-    """The docker run of one container of a rendered Deployment's pod. `host_ports` maps each
-    containerPort to the 127.0.0.1 port to publish it on (every declared port must have one)."""
+         node_name: str = "podrun", extra_env: dict[str, str] | None = None) -> PodPlan:
+    """The docker run of one container of a rendered Deployment's pod, and of the pod's init
+    containers before it. `host_ports` maps each containerPort to the 127.0.0.1 port to publish
+    it on (every declared port must have one). `extra_env` is set over every container's env (the
+    caller's choice, said in the plan's notes)."""
     dep = find_deployment(docs, deployment)
     spec = dep["spec"]["template"]["spec"]
     chosen = [c for c in spec["containers"] if container in (None, c["name"])]
@@ -150,17 +174,12 @@ def plan(docs: list[dict[str, Any]], host_ports: dict[int, int], *, deployment: 
     pod = pod_identity(dep, node_name)
     pod_name = pod["metadata"]["name"]
     pod_sc = spec.get("securityContext") or {}
-    notes: list[str] = []
+    notes = [f"env {name}={value} set by the caller over the manifest's" for name, value in (extra_env or {}).items()]
+    shared = shared_volumes(spec, container_name, pod_sc.get("fsGroup"))
+    files: dict[str, str] = {}
 
-    args = ["--detach", "--name", container_name, "--hostname", pod_name, "--label", f"{LABEL}=1",
-            "--restart", "no", "--pull", PULL[c.get("imagePullPolicy", "IfNotPresent")]]
-    args += security_args(c.get("securityContext") or {}, pod_sc)
-    args += resource_args(c.get("resources") or {}, drop_gpu, notes)
-    env_args, command_args = environment_and_command(c, pod)
-    args += env_args
-    v_args, files, v_notes = volume_args(c, spec, configmaps(docs), pod_sc.get("fsGroup"))
-    args += v_args
-    notes += v_notes
+    args = ["--detach", "--name", container_name, "--hostname", pod_name, "--label", f"{LABEL}=1", "--restart", "no"]
+    args += container_args(c, docs, pod, shared, files, notes, drop_gpu, extra_env)
 
     # Ports: every declared containerPort, published on loopback only.
     ports = container_ports(c)
@@ -171,12 +190,57 @@ def plan(docs: list[dict[str, Any]], host_ports: dict[int, int], *, deployment: 
         args += ["--publish", f"127.0.0.1:{host_ports[port]}:{port}"]
     by_name = {name: host_ports[port] for name, port in ports.items()}
 
+    inits = [init_plan(i, f"{container_name}-init-{i['name']}", docs, pod, shared, files, notes, drop_gpu, extra_env)
+             for i in spec.get("initContainers") or []]
     probes = {kind: probe(c[kind], ports, host_ports) for kind in ("startupProbe", "readinessProbe", "livenessProbe")
               if kind in c}
     return PodPlan(container_name=container_name, pod_name=pod_name, image=c["image"], run_args=args,
-                   command_args=command_args, files=files, file_group=pod_sc.get("fsGroup"), host_ports=by_name,
-                   probes=probes, pre_stop=(c.get("lifecycle") or {}).get("preStop"),
-                   grace_seconds=int(spec.get("terminationGracePeriodSeconds", 30)), notes=notes)
+                   command_args=command_args_of(c, pod, extra_env), files=files, file_group=pod_sc.get("fsGroup"),
+                   host_ports=by_name, probes=probes, pre_stop=(c.get("lifecycle") or {}).get("preStop"),
+                   grace_seconds=int(spec.get("terminationGracePeriodSeconds", 30)), notes=notes,
+                   init=inits, volumes=list(shared.values()))
+
+
+def container_args(c: dict[str, Any], docs: list[dict[str, Any]], pod: dict[str, Any],
+                   shared: dict[str, tuple[str, list[str]]], files: dict[str, str], notes: list[str],
+                   drop_gpu: bool, extra_env: dict[str, str] | None) -> list[str]:
+    """What one container (init or not) of the pod gets: pull policy, sandbox, limits, env and
+    entry point, volumes; its ConfigMap files go into `files`."""
+    spec, pod_sc = pod["spec"], pod["spec"].get("securityContext") or {}
+    args = ["--pull", PULL[c.get("imagePullPolicy", "IfNotPresent")]]
+    args += security_args(c.get("securityContext") or {}, pod_sc)
+    args += resource_args(c.get("resources") or {}, drop_gpu, notes)
+    args += environment_and_command(c, pod, extra_env)[0]
+    v_args, v_files, v_notes = volume_args(c, spec, configmaps(docs), pod_sc.get("fsGroup"), shared,
+                                           secret_names(docs))
+    files.update(v_files)
+    notes += [n for n in v_notes if n not in notes]
+    return args + v_args
+
+
+def command_args_of(c: dict[str, Any], pod: dict[str, Any], extra_env: dict[str, str] | None) -> list[str]:
+    return environment_and_command(c, pod, extra_env)[1]
+
+
+def init_plan(c: dict[str, Any], name: str, docs: list[dict[str, Any]], pod: dict[str, Any],
+              shared: dict[str, tuple[str, list[str]]], files: dict[str, str], notes: list[str],
+              drop_gpu: bool, extra_env: dict[str, str] | None) -> InitPlan:
+    """An init container: run to completion before the next one and before the pod's container.
+    It runs on the host's network (podrun's one departure for init containers): a pod's init
+    containers reach the registry over the cluster network, and here the registry of `make
+    push-models` listens on the host's loopback. The server container keeps its own network."""
+    if c.get("restartPolicy") == "Always":
+        raise TranslationError(f"init container {c['name']} is a sidecar (restartPolicy Always): not translated")
+    for field_name in ("ports", "startupProbe", "readinessProbe", "livenessProbe", "lifecycle"):
+        if c.get(field_name):
+            raise TranslationError(f"init container {c['name']} has {field_name}: not translated")
+    args = ["--name", name, "--label", f"{LABEL}=1", "--network", "host"]
+    args += container_args(c, docs, pod, shared, files, notes, drop_gpu, extra_env)
+    note = "init containers run on the host's network (to reach a registry on the host's loopback)"
+    if note not in notes:
+        notes.append(note)
+    return InitPlan(name=c["name"], container_name=name, image=c["image"], run_args=args,
+                    command_args=command_args_of(c, pod, extra_env))
 
 
 def pod_identity(dep: dict[str, Any], node_name: str) -> dict[str, Any]:
@@ -184,8 +248,6 @@ def pod_identity(dep: dict[str, Any], node_name: str) -> dict[str, Any]:
     refusing the pod-level features a lone container cannot have."""
     template = dep["spec"]["template"]
     spec = template["spec"]
-    if spec.get("initContainers"):
-        raise TranslationError("init containers are not translated")
     if spec.get("automountServiceAccountToken") is not False:
         raise TranslationError("the pod mounts a service-account token (automountServiceAccountToken is not "
                                "false); a container outside a cluster has none to mount")
@@ -252,9 +314,10 @@ def resource_args(resources: dict[str, Any], drop_gpu: bool, notes: list[str]) -
     return args
 
 
-def environment_and_command(c: dict[str, Any], pod: dict[str, Any]) -> tuple[list[str], list[str]]:
+def environment_and_command(c: dict[str, Any], pod: dict[str, Any],
+                            extra_env: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
     """(run arguments for env, working directory and entrypoint; the arguments after the image)."""
-    env = environment(c, pod)
+    env = {**environment(c, pod), **(extra_env or {})}
     args: list[str] = []
     for name, value in env.items():
         args += ["--env", f"{name}={value}"]

@@ -31,6 +31,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -48,38 +49,65 @@ from stackctl.pod.pod_report import PodRunError, Report
 from stackctl.pod.pod_requests import predict, scraped_series
 from stackctl.pod.pod_sandbox import sandbox_facts
 
-
-def render_docs(overlay: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(k8s.render(overlay)) if d]
+MODEL_REFS = "k8s/components/model-oci/models.txt"
 
 
-def make_plan(overlay: str, drop_gpu: bool = False, container_name: str | None = None) -> pod_translate.PodPlan:
-    docs = render_docs(overlay)
+def render_docs(overlay: str, components: tuple[str, ...] = (), model_refs: Path | None = None) -> list[dict[str, Any]]:
+    replaced = {MODEL_REFS: model_refs.read_text()} if model_refs else None
+    return [d for d in yaml.safe_load_all(k8s.render(overlay, components, replaced=replaced)) if d]
+
+
+def make_plan(overlay: str, drop_gpu: bool = False, container_name: str | None = None,
+              components: tuple[str, ...] = (), model_refs: Path | None = None,
+              extra_env: dict[str, str] | None = None) -> pod_translate.PodPlan:
+    docs = render_docs(overlay, components, model_refs)
     container = pod_translate.find_deployment(docs, "torchserve")["spec"]["template"]["spec"]["containers"][0]
     host_ports = {p["containerPort"]: free_port() for p in container.get("ports") or []}
-    return pod_translate.plan(docs, host_ports, drop_gpu=drop_gpu,
+    return pod_translate.plan(docs, host_ports, drop_gpu=drop_gpu, extra_env=extra_env,
                               container_name=container_name or f"podrun-{overlay}-{os.getpid()}")
 
 
-def run(overlay: str = "cpu", drop_gpu: bool = False, image: str | None = None,
-        log: Any = None) -> Report:
-    """The whole life of the pod; raises PodRunError at the first broken promise."""
+def use_image(plan: pod_translate.PodPlan, image: str | None) -> None:
+    """Run `image` instead of the overlay's, in the init containers that run the same image too."""
+    if not image:
+        return
+    for init in plan.init:
+        if init.image == plan.image:
+            init.image = image
+    plan.image = image
+
+
+def start_pod(pod: Pod, report: Report, say: Any) -> None:
+    """docker run of the init containers, then of the pod's container, and its probes until ready."""
+    for note in pod.plan.notes:
+        say(f"note: {note}")
+    for init in pod.plan.init:
+        say(f"$ {' '.join(init.docker_run(pod.staging))}")
+    say("$ " + " ".join(report.docker_run))
+    pod.start()
+    report.init_s = dict(pod.init_seconds)
+    if report.init_s:
+        say(f"init containers ran to completion: {report.init_s} s")
+    run_probes_until_ready(pod, report)
+
+
+def run(overlay: str = "cpu", drop_gpu: bool = False, image: str | None = None, log: Any = None,
+        components: tuple[str, ...] = (), model_refs: Path | None = None,
+        extra_env: dict[str, str] | None = None, serve_check: Callable[[Pod], None] | None = None) -> Report:
+    """The whole life of the pod; raises PodRunError at the first broken promise. `serve_check`
+    (a test's) gets the running pod once every model has answered 200, before termination."""
     say = (lambda msg: print(msg, file=log, flush=True)) if log else (lambda msg: None)
     if not engine_answers():
         raise PodRunError("no Docker engine answers (`docker info` fails): start one (`make engine`, docker/README.md)")
-    plan = make_plan(overlay, drop_gpu=drop_gpu)
-    if image:
-        plan.image = image
-    if not image_present(plan.image):
-        raise PodRunError(f"image {plan.image} is not on this engine: build it (`make build`, docker/README.md)")
+    plan = make_plan(overlay, drop_gpu=drop_gpu, components=components, model_refs=model_refs, extra_env=extra_env)
+    use_image(plan, image)
+    for wanted in {plan.image, *(i.image for i in plan.init)}:
+        if not image_present(wanted):
+            raise PodRunError(f"image {wanted} is not on this engine: build it (`make build`, docker/README.md)")
     specs = load_specs()
     with tempfile.TemporaryDirectory(prefix="podrun-") as tmp, Pod(plan, Path(tmp)) as pod:
         report = Report(overlay=overlay, image=plan.image, docker_run=plan.docker_run(Path(tmp)), notes=plan.notes)
-        say("$ " + " ".join(report.docker_run))
-        for note in plan.notes:
-            say(f"note: {note}")
-        pod.start()
-        run_probes_until_ready(pod, report)
+        start_pod(pod, report, say)
         say(f"started {report.started_s:.1f}s, ready {report.ready_s:.1f}s, live {report.live_s}s after docker run "
             f"(probe runs {report.probe_runs})")
         report.sandbox = sandbox_facts(pod)
@@ -88,6 +116,8 @@ def run(overlay: str = "cpu", drop_gpu: bool = False, image: str | None = None,
         say(f"answers: {report.answers}")
         if any(code != 200 for code in report.answers.values()):
             raise PodRunError(f"not every model answered 200: {report.answers}\n{pod.logs()}")
+        if serve_check:
+            serve_check(pod)
         report.metrics = scraped_series(plan.host_ports["metrics"])
         say(f"metrics: {report.metrics}")
         say(f"terminating under load: preStop {plan.pre_stop}, terminationGracePeriodSeconds {plan.grace_seconds}")
@@ -102,10 +132,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop-gpu", action="store_true",
                         help="run without the pod's nvidia.com/gpu request (a host without GPUs)")
     parser.add_argument("--image", help="run this image instead of the overlay's (same pod spec otherwise)")
+    parser.add_argument("--component", action="append", default=[],
+                        help="a component of k8s/components/ to render with the overlay (repeatable)")
+    parser.add_argument("--model-refs", type=Path,
+                        help=f"with --component model-oci: the refs `make push-models MODEL_REFS=` wrote, "
+                             f"rendered instead of {MODEL_REFS}")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="set over every container's env (e.g. MODEL_REGISTRY_PLAIN_HTTP=1 for a "
+                             "plain-HTTP registry on loopback); said in the run's notes")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     try:
-        report = run(args.overlay, drop_gpu=args.drop_gpu, image=args.image, log=sys.stdout)
+        extra_env = dict(item.split("=", 1) for item in args.env)
+        components = tuple(n for item in args.component for n in item.split())
+        report = run(args.overlay, drop_gpu=args.drop_gpu, image=args.image, log=sys.stdout,
+                     components=components, model_refs=args.model_refs, extra_env=extra_env)
     except (PodRunError, pod_translate.TranslationError, k8s.RenderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

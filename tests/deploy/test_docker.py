@@ -79,6 +79,8 @@ def test_runtime_is_the_default_target_and_variants_differ_only_in_settings(stag
         assert [i.keyword for i in stages[variant].instructions] == ["ENV"], f"{variant}: settings only"
     gpu, cpu = stages["runtime-gpu"].env(), stages["runtime-cpu"].env()
     assert gpu["STACK_VARIANT"] == "gpu" and cpu["STACK_VARIANT"] == "cpu"
+    # No silent CPU fallback in the GPU image (handlers/device_check.py); the CPU image serves on the CPU.
+    assert gpu["STACK_REQUIRE_CUDA"] == "1" and "STACK_REQUIRE_CUDA" not in cpu
     assert gpu["NVIDIA_DRIVER_CAPABILITIES"] == "compute,utility" and "NVIDIA_VISIBLE_DEVICES" in gpu
     assert not any(key.startswith("NVIDIA_") for key in cpu)
     global_args = dict(re.findall(r"^ARG (\w+)=(\S+)", DOCKERFILE.read_text().split("\nFROM ", 1)[0], re.M))

@@ -242,12 +242,15 @@ def test_server_has_all_three_probes_with_the_right_meaning(renders, overlay):
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert probe in c, f"torchserve container has no {probe}"
     ready_cmd = ["python", "-m", "stackctl", "ready", "--management", "http://127.0.0.1:8081"]
-    # Ready = every model has a READY worker: the same check as the image's HEALTHCHECK.
+    # Ready = every model has had a READY worker once, then the management API answers with the
+    # same models (stackctl/serve/readiness.py): the same check as the image's HEALTHCHECK.
     assert c["readinessProbe"]["exec"]["command"] == ready_cmd
     assert c["startupProbe"]["exec"]["command"] == ready_cmd
-    # Alive = the frontend answers; a worker busy with a batch does not make /ping fail.
+    # Alive = the same lenient check after start: the frontend answers, every model registered.
+    # Not /ping, which turns unhealthy when one model's workers keep failing (maxRetryTimeoutInSec)
+    # and would restart a pod that still serves the others (issue 29).
     live = c["livenessProbe"]
-    assert live["httpGet"]["path"] == "/ping" and live["httpGet"]["port"] == "inference"
+    assert live["exec"]["command"] == ready_cmd and "httpGet" not in live
     assert live["periodSeconds"] * live["failureThreshold"] >= 2 * longest_response_timeout()
     start = c["startupProbe"]
     assert start["periodSeconds"] * start["failureThreshold"] >= 120
@@ -349,6 +352,9 @@ def test_gpu_only_in_the_gpu_overlay(renders):
             assert len(gpus) == 1, "only the TorchServe pod asks for a GPU"
         else:
             assert not gpus and "nodeSelector" not in pod and "tolerations" not in pod
+        # No silent CPU fallback where a GPU is requested (handlers/device_check.py); none in cpu.
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env.get("STACK_REQUIRE_CUDA") == ("1" if overlay == "gpu" else None), (overlay, env)
 
 
 @pytest.mark.parametrize("overlay", k8s.overlays())

@@ -5,9 +5,9 @@ capabilities), pulls exactly the recorded digests into a store; the server, with
 mounted read-only over /app/model_store, serves every model; and an image built from a context
 without archives holds none.
 
-Not the pod itself: `make k8s-pod` does not run init containers yet (stackctl/pod/pod_translate.py
-refuses them). The init container here uses the host's network to reach the loopback registry,
-where a pod would use its own (with the component's egress policy)."""
+The pod itself, init container first, through `make k8s-pod`'s runner: test_k8s_pod_models.py.
+The init container here uses the host's network to reach the loopback registry, where a pod
+would use its own (with the component's egress policy)."""
 from __future__ import annotations
 
 import hashlib

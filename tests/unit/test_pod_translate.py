@@ -124,9 +124,15 @@ def test_image_command_ports_and_probes_come_from_the_manifest(rendered, overlay
         assert (probe.period, probe.timeout, probe.failure_threshold, probe.initial_delay) == (
             raw["periodSeconds"], raw["timeoutSeconds"], raw["failureThreshold"], raw.get("initialDelaySeconds", 0))
     assert p.probes["readinessProbe"].exec_command == tuple(c["readinessProbe"]["exec"]["command"])
-    live = p.probes["livenessProbe"]
-    assert (live.kind, live.host_port, live.path) == ("httpGet", PORTS[8080], "/ping")   # port name -> number
+    assert p.probes["livenessProbe"].exec_command == tuple(c["livenessProbe"]["exec"]["command"])
     assert p.pre_stop == c["lifecycle"]["preStop"] and p.grace_seconds == 120
+
+
+def test_an_http_probe_reaches_its_named_port_through_the_published_one(rendered):
+    docs = variant(rendered, lambda s, c: c.__setitem__("livenessProbe", {"httpGet": {"path": "/ping", "port": "inference"},
+                                                                         "periodSeconds": 20}))
+    live = pt.plan(docs, PORTS).probes["livenessProbe"]
+    assert (live.kind, live.host_port, live.path, live.period) == ("httpGet", PORTS[8080], "/ping", 20)
 
 
 def test_gpu_request_becomes_gpus_unless_dropped(rendered):
@@ -183,12 +189,49 @@ def test_what_cannot_be_translated_faithfully_fails_clearly(rendered, change, me
         pt.plan(variant(rendered, change), PORTS)
 
 
-def test_model_oci_component_is_refused_not_ignored():
-    """Its init container is not run by `make k8s-pod` yet: refused, so a pod run never serves
-    the image's archives while claiming to test the pulled ones."""
+def test_model_oci_init_container_runs_first_and_shares_its_volumes():
+    """components/model-oci's init container becomes a foreground `docker run` before the server's,
+    with the manifest's sandbox; the emptyDirs both mount (the model store, /tmp) are one named
+    tmpfs volume each, read-only where the server's mount says so; the optional registry Secret,
+    absent from the rendered output, is an empty read-only folder, as a kubelet mounts it."""
     docs = [d for d in yaml.safe_load_all(k8s.render("cpu", ["model-oci"])) if d]
-    with pytest.raises(pt.TranslationError, match="init containers"):
-        pt.plan(docs, PORTS)
+    plan = pt.plan(docs, PORTS, container_name="pr", extra_env={"MODEL_REGISTRY_PLAIN_HTTP": "1"})
+    (init,) = plan.init
+    spec, server = pod_of(docs)
+    raw = spec["initContainers"][0]
+    assert init.name == raw["name"] == "pull-models" and init.image == server["image"]
+    assert init.command_args == raw["command"][1:] and option_values(init.run_args, "--entrypoint") == ["python"]
+    assert "--detach" not in init.run_args and option_values(init.run_args, "--network") == ["host"]
+    assert option_values(init.run_args, "--user") == ["10001:10001"] and "--read-only" in init.run_args
+    assert option_values(init.run_args, "--cap-drop") == ["ALL"]
+    assert env_of(init.run_args)["MODEL_REGISTRY_PLAIN_HTTP"] == "1" == env_of(plan.run_args)["MODEL_REGISTRY_PLAIN_HTTP"]
+    volumes = dict(plan.volumes)
+    assert set(volumes) == {"pr-model-store", "pr-tmp"}
+    for options in volumes.values():
+        o = option_values(options, "--opt")
+        assert "type=tmpfs" in o and any(x.startswith("o=") and "exec" in x[2:].split(",") and "gid=10001" in x for x in o)
+    init_mounts = option_values(init.run_args, "--mount")
+    assert "type=volume,source=pr-model-store,target=/models" in init_mounts
+    assert "type=volume,source=pr-tmp,target=/tmp" in init_mounts
+    assert any(m.startswith("type=bind,") and m.endswith("target=/etc/registry-auth/.docker,readonly")
+               for m in init_mounts)
+    server_mounts = option_values(plan.run_args, "--mount")
+    assert "type=volume,source=pr-model-store,target=/app/model_store,readonly" in server_mounts
+    assert "type=volume,source=pr-tmp,target=/tmp" in server_mounts
+    # Not shared: still the server's own tmpfs.
+    assert [t.split(":")[0] for t in option_values(plan.run_args, "--tmpfs")] == ["/app/logs"]
+    assert "models.txt" in "".join(plan.files)
+
+
+def test_a_sidecar_or_a_required_secret_is_refused():
+    docs = [d for d in yaml.safe_load_all(k8s.render("cpu", ["model-oci"])) if d]
+    sidecar = variant({"cpu": docs}, lambda s, c: s["initContainers"][0].__setitem__("restartPolicy", "Always"))
+    with pytest.raises(pt.TranslationError, match="sidecar"):
+        pt.plan(sidecar, PORTS)
+    required = variant({"cpu": docs}, lambda s, c: next(v for v in s["volumes"] if v["name"] == "registry-auth")[
+        "secret"].__setitem__("optional", False))
+    with pytest.raises(pt.TranslationError, match="registry-auth"):
+        pt.plan(required, PORTS)
 
 
 @pytest.mark.parametrize("text,value", [("2", 2), ("500m", 0.5), ("4Gi", 4 * 2**30), ("1G", 10**9), ("1e3", 1000)])
