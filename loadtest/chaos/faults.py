@@ -25,6 +25,7 @@ class Fault:
     began: float
     ended: float = 0.0
     hits: list[str] = field(default_factory=list)   # "<pid> <status at the hit>"
+    whole_server: bool = False   # every model's requests are in the fault (the TorchServe container)
 
     def describe(self) -> str:
         if not self.model:

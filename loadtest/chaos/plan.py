@@ -8,6 +8,9 @@ from loadtest.chaos.faults import Fault
 from loadtest.chaos.recovery import Recovery
 
 SCENARIOS = ("kill-once", "kill-loop", "stop-continue", "prometheus")
+# Against the compose stack (--against-compose): the workers' faults through `docker exec`, and the
+# TorchServe container itself (loadtest/chaos/compose.py).
+COMPOSE_SCENARIOS = ("kill-once", "kill-loop", "stop-continue", "jvm-crash", "container-kill")
 
 
 @dataclass

@@ -1,0 +1,166 @@
+"""The compose stack (`make up`: docker-compose.yml) as the chaos run's target, and its faults.
+
+`--against-compose` starts `docker/compose.sh up torchserve prometheus` under a project name of its
+own on free loopback ports (as tests/live/test_compose_stack.py does) and takes it down after.
+The faults act from outside the container, as an operator or the kernel would:
+
+- a model's workers: `docker exec` into the TorchServe container, find the worker processes from
+  /proc (their unix socket names carry the management API's worker ids, as natively), signal them;
+- the container: `docker kill` (SIGKILL to the whole container), or SIGKILL of the JVM alone inside
+  it (a crash: the container's main process exits, and its `restart:` policy applies). Docker's
+  restart policy does not restart a container that `docker kill` stopped (the engine marks the
+  kill as a manual stop), so after `docker kill` the run restarts it with `docker start`, as an
+  operator would, and says so in the report.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loadtest.chaos.faults import Fault, _listed
+from stackctl import paths
+from stackctl.serve.native import free_port
+
+# Lists (pid, argv) of every process in the container: the image has Python but no procps.
+_PS = ("import os, json; out = []\n"
+       "for p in os.listdir('/proc'):\n"
+       "    try: out.append([int(p), open(f'/proc/{p}/cmdline', 'rb').read().decode(errors='replace').split('\\0')])\n"
+       "    except (ValueError, OSError): pass\n"
+       "print(json.dumps(out))")
+_PORTS = ("INFERENCE_PORT", "MANAGEMENT_PORT", "METRICS_PORT", "PROMETHEUS_PORT", "LOCUST_PORT", "GRAFANA_PORT")
+
+
+def _run(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, env=env, check=False)
+
+
+@dataclass
+class ComposeStack:
+    project: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def up(cls) -> ComposeStack:
+        project = f"chaos-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, **{name: str(free_port()) for name in _PORTS},
+               "COMPOSE_PROJECT_NAME": project, "STACK_VARIANT": os.environ.get("STACK_VARIANT", "cpu")}
+        stack = cls(project, env)
+        started = stack.compose("up", "torchserve", "prometheus", timeout=900)
+        if started.returncode != 0:
+            stack.down()
+            raise SystemExit(f"compose up failed:\n{started.stdout[-2000:]}{started.stderr[-2000:]}")
+        return stack
+
+    def compose(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return _run(str(Path(paths.ROOT) / "docker" / "compose.sh"), *args, timeout=timeout, env=self.env)
+
+    def down(self) -> None:
+        self.compose("down", "--volumes", "--remove-orphans", timeout=300)
+
+    def url(self, service: str, port: int) -> str:
+        return "http://" + self.compose("port", service, str(port)).stdout.strip().replace("0.0.0.0", "127.0.0.1")
+
+    def container(self, service: str = "torchserve") -> str:
+        return self.compose("ps", "-a", "-q", service).stdout.split()[0]
+
+
+def processes(container: str) -> list[tuple[int, list[str]]]:
+    answer = _run("docker", "exec", container, "python", "-c", _PS, timeout=30)
+    try:
+        return [(int(pid), argv) for pid, argv in json.loads(answer.stdout)]
+    except ValueError:
+        return []
+
+
+def worker_processes(container: str, management_url: str, model: str) -> dict[int, str]:
+    """pid (in the container) -> status of every process of `model`'s workers, starting ones too."""
+    by_socket = {f".ts.sock.{wid}": status for wid, status in _listed(management_url, model).values()}
+    found = {}
+    for pid, argv in processes(container):
+        socket = next((part for part in argv if ".ts.sock." in part), "")
+        status = next((s for suffix, s in by_socket.items() if socket.endswith(suffix)), None)
+        if "model_service_worker" in " ".join(argv) and status is not None:
+            found[pid] = status
+    return found
+
+
+def _signal(container: str, pids: list[int], signal: str) -> bool:
+    return bool(pids) and _run("docker", "exec", container, "kill", f"-{signal}", *map(str, pids)).returncode == 0
+
+
+def kill_workers(container: str, management_url: str, model: str, fault: Fault) -> None:
+    found = worker_processes(container, management_url, model)
+    if _signal(container, list(found), "KILL"):
+        fault.hits += [f"{pid} {status}" for pid, status in found.items()]
+
+
+def kill_once(container: str, management_url: str, model: str) -> Fault:
+    fault = Fault("kill once (docker exec)", model, time.time())
+    kill_workers(container, management_url, model, fault)
+    fault.ended = time.time()
+    return fault
+
+
+def kill_loop(container: str, management_url: str, model: str, seconds: float, period: float) -> Fault:
+    fault = Fault(f"kill loop (docker exec, {period:g} s, {seconds:g} s)", model, time.time())
+    while time.time() - fault.began < seconds:
+        kill_workers(container, management_url, model, fault)
+        time.sleep(period)
+    fault.ended = time.time()
+    return fault
+
+
+def stop_continue(container: str, management_url: str, model: str, seconds: float) -> Fault:
+    fault = Fault(f"SIGSTOP {seconds:g} s (docker exec)", model, time.time())
+    ready = sorted(pid for pid, status in worker_processes(container, management_url, model).items() if status == "READY")
+    if ready and _signal(container, ready[:1], "STOP"):
+        fault.hits.append(f"{ready[0]} READY")
+        time.sleep(seconds)
+        _signal(container, ready[:1], "CONT")
+    fault.ended = time.time()
+    return fault
+
+
+def _state(container: str) -> str:
+    return _run("docker", "inspect", "-f", "{{.State.Status}} {{.RestartCount}}", container).stdout.strip()
+
+
+def container_kill(container: str, policy_wait_s: float) -> Fault:
+    """`docker kill` the TorchServe container; if its restart policy has not restarted it within
+    `policy_wait_s`, `docker start` it. The hits say which happened."""
+    fault = Fault("docker kill of the TorchServe container", "", time.time())
+    before = _state(container)
+    if _run("docker", "kill", container).returncode == 0:
+        fault.hits.append(f"{container[:12]} docker kill ({before})")
+    deadline = time.time() + policy_wait_s
+    while time.time() < deadline and not _state(container).startswith("running"):
+        time.sleep(0.5)
+    after = _state(container)
+    if after.startswith("running"):
+        fault.hits.append(f"restarted by its restart policy ({after})")
+    else:
+        fault.hits.append(f"not restarted by its policy within {policy_wait_s:g} s ({after}): docker start")
+        _run("docker", "start", container)
+    fault.ended = time.time()
+    return fault
+
+
+def jvm_crash(container: str) -> Fault:
+    """SIGKILL the JVM inside the container (a crash, not an operator's kill): tini exits with it,
+    and the container's `restart:` policy brings it back."""
+    fault = Fault("TorchServe's JVM SIGKILLed in the container (a crash)", "", time.time())
+    before = _state(container)
+    java = [pid for pid, argv in processes(container) if argv and argv[0].endswith("java")]
+    if _signal(container, java, "KILL"):
+        fault.hits.append(f"java {java} killed ({before})")
+    fault.ended = time.time()
+    return fault
+
+
+def restarted(container: str) -> str:
+    return _state(container)
