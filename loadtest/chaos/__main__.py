@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,22 +31,36 @@ def _rates(models: list[str], fraction: float, rate: float | None) -> tuple[dict
     return plan_rates(models, fraction, capacity)
 
 
-def _own_stack(run_dir: Path) -> NativeStack:
+LOG_TMPFS = "size=16m"   # the log folder's own small disk, for the log-disk-full scenario
+
+
+def _log_tmpfs(logs: Path) -> str:
+    """Mount a small tmpfs as the stack's log folder (root only: else the scenario is skipped)."""
+    logs.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return ""
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", LOG_TMPFS, "chaos-logs", str(logs)], check=False)
+    return str(logs) if mounted.returncode == 0 else ""
+
+
+def _own_stack(run_dir: Path, log_tmpfs: bool) -> tuple[NativeStack, str]:
+    log_dir = _log_tmpfs(run_dir / "logs") if log_tmpfs else ""
     stack = NativeStack(run_dir=run_dir, ports=Ports.free())
     proc = stack.start_torchserve()
     stack.wait_for_torchserve(proc, timeout=240)
     stack.wait_for_prometheus(stack.start_prometheus())
-    return stack
+    return stack, log_dir
 
 
-def _hooks(stack: NativeStack, model: str, workers: int, own: bool) -> schedule.Hooks:
+def _hooks(stack: NativeStack, model: str, workers: int, own: bool, log_dir: str = "") -> schedule.Hooks:
     def prometheus() -> tuple[int | None, object]:
         return stack.pid("prometheus"), lambda: stack.wait_for_prometheus(stack.start_prometheus())
     server_pid = stack.pid("torchserve")
     if server_pid is None:
         raise SystemExit("TorchServe is not running: start it with `make serve` (or leave out --against-serve)")
     return schedule.Hooks(stack.management_url, stack.inference_url, workers, server_pid,
-                          prometheus if own else None, stack.prometheus_url)  # type: ignore[arg-type]
+                          prometheus if own else None, stack.prometheus_url,  # type: ignore[arg-type]
+                          log_dir=log_dir)
 
 
 def _compose_run(args: argparse.Namespace, specs: list, spec: object) -> tuple:
@@ -91,20 +107,24 @@ def main(argv: list[str] | None = None) -> int:
         records, stages, plan, source = _compose_run(args, specs, spec)
         return _report(args, records, stages, plan, source)
     own = not args.against_serve
-    stack = _own_stack(Path(tempfile.mkdtemp(prefix="chaos-"))) if own else NativeStack.from_run_dir(paths.RUN)
+    scenarios = tuple(args.scenarios or chaos_plan.SCENARIOS)
+    stack, log_dir = (_own_stack(Path(tempfile.mkdtemp(prefix="chaos-")), "log-disk-full" in scenarios) if own
+                      else (NativeStack.from_run_dir(paths.RUN), ""))
     try:
         require_loopback(stack.inference_url)
         default = front_door.default_response_timeout()
         bounds = {m: b.seconds for m, b in wait_bounds.from_store(stack.model_store, default).items()}
         rates, source = _rates([s.name for s in specs], args.fraction, args.rate)
-        plan = chaos_plan.Plan(args.model, rates, bounds, tuple(args.scenarios or chaos_plan.SCENARIOS), loop_s=args.loop_seconds,
+        plan = chaos_plan.Plan(args.model, rates, bounds, scenarios, loop_s=args.loop_seconds,
                              stop_s=wait_bounds.from_serving(spec.name, spec.serving, default).response_timeout_s + 5.0)
         workers = spec.serving.min_workers
-        records, stages = schedule.run(specs, plan, _hooks(stack, args.model, workers, own),
+        records, stages = schedule.run(specs, plan, _hooks(stack, args.model, workers, own, log_dir),
                                        log=lambda line: print(line, flush=True))
     finally:
         if own:
             stack.stop_all()
+            if log_dir:
+                subprocess.run(["umount", log_dir], check=False)
     return _report(args, records, stages, plan, source)
 
 

@@ -164,3 +164,56 @@ def jvm_crash(container: str) -> Fault:
 
 def restarted(container: str) -> str:
     return _state(container)
+
+
+MEMORY_CGROUP = Path("/sys/fs/cgroup/memory")   # cgroup v1 (this host's engine: cgroupfs driver)
+
+
+def _host_worker_pid(container: str, management_url: str, model: str) -> tuple[int, str] | None:
+    """(host pid, worker id) of one READY worker of `model`, from `docker top` (host pids)."""
+    ready = {wid for wid, status in _listed(management_url, model).values() if status == "READY"}
+    lines = _run("docker", "top", container, "-eo", "pid,args").stdout.splitlines()[1:]
+    for line in lines:
+        pid, _, args = line.strip().partition(" ")
+        wid = next((w for w in ready if f".ts.sock.{w} " in args + " "), None)
+        if "model_service_worker" in args and wid is not None:
+            return int(pid), wid
+    return None
+
+
+def worker_oom(container: str, management_url: str, model: str, wait_s: float = 30.0) -> Fault:
+    """One worker out of memory under a cgroup limit, the kernel's OOM killer doing the kill.
+
+    Nothing in the handler changes: a memory cgroup of its own is made under the container's
+    (cgroup v1: /sys/fs/cgroup/memory/docker/<container id>/chaos-oom, root on this host), its
+    charges move with the worker (`memory.move_charge_at_immigrate`), its limit is set at what the
+    worker uses now, and the next requests' allocations push it over: the OOM killer kills it
+    (SIGKILL) within that cgroup only. Its replacement is started by the JVM in the container's
+    own cgroup, without the limit; the empty cgroup is removed after."""
+    fault = Fault("worker OOM-killed under a cgroup memory limit", model, time.time())
+    cid = _run("docker", "inspect", "-f", "{{.Id}}", container).stdout.strip()
+    group = MEMORY_CGROUP / "docker" / cid / "chaos-oom"
+    found = _host_worker_pid(container, management_url, model)
+    if found is None or not group.parent.is_dir():
+        fault.hits.append(f"skipped: no READY worker or no cgroup v1 memory controller at {group.parent}")
+        fault.ended = time.time()
+        return fault
+    pid, wid = found
+    group.mkdir(exist_ok=True)
+    try:
+        (group / "memory.move_charge_at_immigrate").write_text("1")
+        (group / "cgroup.procs").write_text(str(pid))
+        usage = int((group / "memory.usage_in_bytes").read_text())
+        (group / "memory.limit_in_bytes").write_text(str(usage + 256 * 1024))
+        deadline = time.time() + wait_s
+        while time.time() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.1)
+        oom = (group / "memory.oom_control").read_text().split()
+        killed = oom[oom.index("oom_kill") + 1] if "oom_kill" in oom else "?"
+        fault.hits.append(f"{pid} READY (worker {wid}, limit {usage // 2**20} MiB + 256 KiB, oom_kill={killed})")
+    finally:
+        fault.ended = time.time()
+        for leftover in (group / "cgroup.procs").read_text().split():   # still alive: back to the container's
+            (group.parent / "cgroup.procs").write_text(leftover)
+        group.rmdir()
+    return fault

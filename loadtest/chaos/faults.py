@@ -127,3 +127,26 @@ def kill_and_restart(name: str, pid: int | None, restart: Callable[[], None], do
     restart()
     fault.ended = time.time()
     return fault
+
+
+def fill_disk(folder: str, seconds: float) -> Fault:
+    """Fill the filesystem of `folder` (the stack's log folder, on a small tmpfs of its own) to the
+    last byte for `seconds`, then free it: TorchServe cannot write a log line meanwhile."""
+    fault = Fault(f"log folder's disk full for {seconds:g} s", "", time.time())
+    filler = os.path.join(folder, "chaos-filler")
+    with open(filler, "wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(b"\0" * (1 << 20))
+        except OSError as full:   # ENOSPC: the disk is full
+            stats = os.statvfs(folder)
+            fault.hits.append(f"{folder}: {full.strerror}, {stats.f_bavail * stats.f_frsize} bytes left")
+            try:   # the last partial block too
+                out.write(b"\0" * (stats.f_bavail * stats.f_frsize))
+            except OSError:
+                pass
+    time.sleep(seconds)
+    os.unlink(filler)
+    fault.ended = time.time()
+    fault.whole_server = True
+    return fault

@@ -38,6 +38,7 @@ class Hooks:
     prometheus: Callable[[], tuple[int | None, Callable[[], None]]] | None = None  # (pid, restart)
     prometheus_url: str = ""
     container: str = ""                              # the TorchServe container (--against-compose)
+    log_dir: str = ""                                # TorchServe's log folder, on a tmpfs of its own
 
 
 def reference_answers(inference_url: str, bodies: dict[str, Payload]) -> dict[str, tuple]:
@@ -84,6 +85,8 @@ def _container_fault(name: str, plan: Plan, hooks: Hooks) -> Fault | None:
         return compose.kill_loop(container, management, plan.model, plan.loop_s, plan.loop_period_s)
     if name == "stop-continue":
         return compose.stop_continue(container, management, plan.model, plan.stop_s)
+    if name == "worker-oom":
+        return compose.worker_oom(container, management, plan.model)
     if name == "jvm-crash":
         return _lost_then_ended(compose.jvm_crash(container), management)
     if name == "container-kill":
@@ -113,6 +116,8 @@ def _fault(name: str, plan: Plan, hooks: Hooks) -> Fault | None:
         return faults.kill_loop(hooks.management_url, plan.model, hooks.server_pid, plan.loop_s, plan.loop_period_s)
     if name == "stop-continue":
         return faults.stop_continue(hooks.management_url, plan.model, plan.stop_s)
+    if name == "log-disk-full" and hooks.log_dir:
+        return faults.fill_disk(hooks.log_dir, plan.stop_s)
     if name == "prometheus" and hooks.prometheus is not None:
         pid, restart = hooks.prometheus()
         return faults.kill_and_restart("Prometheus", pid, restart, down_s=5.0)
