@@ -45,12 +45,12 @@ class ComposeStack:
     env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def up(cls) -> ComposeStack:
+    def up(cls, services: tuple[str, ...] = ("torchserve", "prometheus")) -> ComposeStack:
         project = f"chaos-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, **{name: str(free_port()) for name in _PORTS},
                "COMPOSE_PROJECT_NAME": project, "STACK_VARIANT": os.environ.get("STACK_VARIANT", "cpu")}
         stack = cls(project, env)
-        started = stack.compose("up", "torchserve", "prometheus", timeout=900)
+        started = stack.compose("up", *services, timeout=900)
         if started.returncode != 0:
             stack.down()
             raise SystemExit(f"compose up failed:\n{started.stdout[-2000:]}{started.stderr[-2000:]}")
