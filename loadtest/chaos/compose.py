@@ -78,19 +78,34 @@ def processes(container: str) -> list[tuple[int, list[str]]]:
 
 
 def worker_processes(container: str, management_url: str, model: str) -> dict[int, str]:
-    """pid (in the container) -> status of every process of `model`'s workers, starting ones too."""
-    by_socket = {f".ts.sock.{wid}": status for wid, status in _listed(management_url, model).values()}
-    found = {}
-    for pid, argv in processes(container):
+    """pid (in the container) -> status of every process of `model`'s workers: the READY ones
+    by the pid the management API gives (the container's pid namespace), the starting ones (no
+    pid in the API yet) by their socket name in /proc."""
+    listed = _listed(management_url, model)
+    found = {pid: status for pid, (_, status) in listed.items() if pid > 0}
+    by_socket = {f".ts.sock.{wid}": status for wid, status in listed.values()}
+    scanned = processes(container)
+    for pid, argv in scanned:
         socket = next((part for part in argv if ".ts.sock." in part), "")
         status = next((s for suffix, s in by_socket.items() if socket.endswith(suffix)), None)
         if "model_service_worker" in " ".join(argv) and status is not None:
             found[pid] = status
+    if not found:   # say why, in the run's log: nothing to signal is a finding, not a silent no-op
+        workers = [" ".join(argv)[:160] for _, argv in scanned if "model_service_worker" in " ".join(argv)]
+        print(f"chaos: no {model} worker found: API lists {listed}; {len(scanned)} processes, workers: {workers[:4]}",
+              flush=True)
     return found
 
 
+_KILL = ("import os, signal, sys\n"
+         "for pid in sys.argv[2:]:\n"
+         "    try: os.kill(int(pid), getattr(signal, 'SIG' + sys.argv[1]))\n"
+         "    except ProcessLookupError: pass")
+
+
 def _signal(container: str, pids: list[int], signal: str) -> bool:
-    return bool(pids) and _run("docker", "exec", container, "kill", f"-{signal}", *map(str, pids)).returncode == 0
+    """Signal processes in the container from inside it (the image has Python, not procps)."""
+    return bool(pids) and _run("docker", "exec", container, "python", "-c", _KILL, signal, *map(str, pids)).returncode == 0
 
 
 def kill_workers(container: str, management_url: str, model: str, fault: Fault) -> None:
@@ -169,15 +184,18 @@ def restarted(container: str) -> str:
 MEMORY_CGROUP = Path("/sys/fs/cgroup/memory")   # cgroup v1 (this host's engine: cgroupfs driver)
 
 
-def _host_worker_pid(container: str, management_url: str, model: str) -> tuple[int, str] | None:
-    """(host pid, worker id) of one READY worker of `model`, from `docker top` (host pids)."""
-    ready = {wid for wid, status in _listed(management_url, model).values() if status == "READY"}
-    lines = _run("docker", "top", container, "-eo", "pid,args").stdout.splitlines()[1:]
-    for line in lines:
-        pid, _, args = line.strip().partition(" ")
-        wid = next((w for w in ready if f".ts.sock.{w} " in args + " "), None)
-        if "model_service_worker" in args and wid is not None:
-            return int(pid), wid
+def _host_worker_pid(container: str, management_url: str, model: str) -> tuple[int, int] | None:
+    """(host pid, pid in the container) of one READY worker of `model`: `docker top` gives host
+    pids, and each one's /proc status (NSpid) its pid in the container, which the API lists."""
+    ready = {pid for pid, (_, status) in _listed(management_url, model).items() if pid > 0 and status == "READY"}
+    for line in _run("docker", "top", container, "-eo", "pid").stdout.split()[1:]:
+        try:
+            status = Path(f"/proc/{int(line)}/status").read_text()
+        except (ValueError, OSError):
+            continue
+        nspids = next((row.split()[1:] for row in status.splitlines() if row.startswith("NSpid:")), [])
+        if nspids and int(nspids[-1]) in ready:
+            return int(line), int(nspids[-1])
     return None
 
 
@@ -186,8 +204,8 @@ def worker_oom(container: str, management_url: str, model: str, wait_s: float = 
 
     Nothing in the handler changes: a memory cgroup of its own is made under the container's
     (cgroup v1: /sys/fs/cgroup/memory/docker/<container id>/chaos-oom, root on this host), its
-    charges move with the worker (`memory.move_charge_at_immigrate`), its limit is set at what the
-    worker uses now, and the next requests' allocations push it over: the OOM killer kills it
+    worker is moved into it, its limit is set 256 KiB above what is charged to it (new allocations
+    only: charges stay where they were made), and the next requests' allocations push it over: the OOM killer kills it
     (SIGKILL) within that cgroup only. Its replacement is started by the JVM in the container's
     own cgroup, without the limit; the empty cgroup is removed after."""
     fault = Fault("worker OOM-killed under a cgroup memory limit", model, time.time())
@@ -198,10 +216,11 @@ def worker_oom(container: str, management_url: str, model: str, wait_s: float = 
         fault.hits.append(f"skipped: no READY worker or no cgroup v1 memory controller at {group.parent}")
         fault.ended = time.time()
         return fault
-    pid, wid = found
+    pid, inner = found
     group.mkdir(exist_ok=True)
     try:
-        (group / "memory.move_charge_at_immigrate").write_text("1")
+        # Charges do not move with a task (this kernel no longer moves them): the group's usage
+        # starts near 0 and what the worker allocates from now on is charged to it.
         (group / "cgroup.procs").write_text(str(pid))
         usage = int((group / "memory.usage_in_bytes").read_text())
         (group / "memory.limit_in_bytes").write_text(str(usage + 256 * 1024))
@@ -210,7 +229,7 @@ def worker_oom(container: str, management_url: str, model: str, wait_s: float = 
             time.sleep(0.1)
         oom = (group / "memory.oom_control").read_text().split()
         killed = oom[oom.index("oom_kill") + 1] if "oom_kill" in oom else "?"
-        fault.hits.append(f"{pid} READY (worker {wid}, limit {usage // 2**20} MiB + 256 KiB, oom_kill={killed})")
+        fault.hits.append(f"{inner} READY (host pid {pid}, limit {usage // 2**20} MiB + 256 KiB, oom_kill={killed})")
     finally:
         fault.ended = time.time()
         for leftover in (group / "cgroup.procs").read_text().split():   # still alive: back to the container's
