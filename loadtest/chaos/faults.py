@@ -25,6 +25,7 @@ class Fault:
     began: float
     ended: float = 0.0
     hits: list[str] = field(default_factory=list)   # "<pid> <status at the hit>"
+    whole_server: bool = False   # every model's requests are in the fault (the TorchServe container)
 
     def describe(self) -> str:
         if not self.model:
@@ -125,4 +126,27 @@ def kill_and_restart(name: str, pid: int | None, restart: Callable[[], None], do
     time.sleep(down_s)
     restart()
     fault.ended = time.time()
+    return fault
+
+
+def fill_disk(folder: str, seconds: float) -> Fault:
+    """Fill the filesystem of `folder` (the stack's log folder, on a small tmpfs of its own) to the
+    last byte for `seconds`, then free it: TorchServe cannot write a log line meanwhile."""
+    fault = Fault(f"log folder's disk full for {seconds:g} s", "", time.time())
+    filler = os.path.join(folder, "chaos-filler")
+    with open(filler, "wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(b"\0" * (1 << 20))
+        except OSError as full:   # ENOSPC: the disk is full
+            stats = os.statvfs(folder)
+            fault.hits.append(f"{folder}: {full.strerror}, {stats.f_bavail * stats.f_frsize} bytes left")
+            try:   # the last partial block too
+                out.write(b"\0" * (stats.f_bavail * stats.f_frsize))
+            except OSError:
+                pass
+    time.sleep(seconds)
+    os.unlink(filler)
+    fault.ended = time.time()
+    fault.whole_server = True
     return fault

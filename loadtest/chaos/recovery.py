@@ -29,7 +29,7 @@ def _all_ready(management_url: str, model: str, expected: int, gone: set[int]) -
     return len(states) >= expected and all(s == "READY" for s in states.values()) and not gone & set(states)
 
 
-def _ready(management_url: str) -> bool:
+def is_ready(management_url: str) -> bool:
     try:
         check_ready(management_url)
         return True
@@ -45,7 +45,7 @@ def watch(management_url: str, fault: Fault, expected_workers: int, limit_s: flo
     gone = {int(hit.split()[0]) for hit in fault.hits} if fault.model else set()
     while time.time() - fault.ended < limit_s:
         now = time.time() - fault.ended
-        if not _ready(management_url):
+        if not is_ready(management_url):
             recovery.readiness_s = None
         elif recovery.readiness_s is None:
             recovery.readiness_s = round(now, 2)
@@ -57,10 +57,12 @@ def watch(management_url: str, fault: Fault, expected_workers: int, limit_s: flo
     return recovery
 
 
-def first_200(records: list[Record], fault: Fault) -> float | None:
-    """Seconds from the fault's end to the first right 200 of its model answered after it."""
+def first_200(records: list[Record], fault: Fault, model: str = "") -> float | None:
+    """Seconds from the fault's end to the first right 200 of `model` (default: the fault's)
+    answered after it."""
+    model = model or fault.model
     answers = [r.ended - fault.ended for r in records
-               if r.status == 200 and not r.wrong and (not fault.model or r.model == fault.model) and r.ended >= fault.ended]
+               if r.status == 200 and not r.wrong and (not model or r.model == model) and r.ended >= fault.ended]
     return round(max(0.0, min(answers)), 2) if answers else None
 
 

@@ -41,11 +41,11 @@ def rows(records: list[Record], stages: list[Stage], plan: Plan) -> list[Row]:
             mine = [r for r in records if r.model == model and start <= r.sent < end]
             errors = Counter(f"{r.status} {r.error}".strip() for r in mine
                              if r.status != 200 and not _unanswered(r, plan.bounds[model]))
-            faulted = model == stage.fault.model
+            faulted = model == stage.fault.model or stage.fault.whole_server
             table.append(Row(stage.fault.scenario, model, len(mine), sum(r.status == 200 for r in mine),
                              dict(errors), sum(_unanswered(r, plan.bounds[model]) for r in mine),
                              sum(r.wrong for r in mine),
-                             first_200(records, stage.fault) if faulted else None,
+                             first_200(records, stage.fault, model) if faulted else None,
                              stage.recovery.workers_ready_s if faulted else None,
                              stage.recovery.readiness_s if faulted or not stage.fault.model else None, faulted))
     return table
@@ -54,7 +54,7 @@ def rows(records: list[Record], stages: list[Stage], plan: Plan) -> list[Row]:
 def verdicts(table: list[Row], plan: Plan, stages: Sequence[Stage] = ()) -> list[str]:
     """The invariant (docs/faults.md), one line per breach; empty when it held."""
     broken = [f"{s.fault.scenario}: a model's request-rate series did not come back within {plan.recover_limit_s:g} s"
-              for s in stages if s.fault.scenario.startswith("Prometheus") and s.recovery.series_s is None]
+              for s in stages if _restarts_series(s) and s.recovery.series_s is None]
     for row in table:
         if row.unanswered:
             broken.append(f"{row.scenario}: {row.model}: {row.unanswered} request(s) unanswered at the bound")
@@ -67,8 +67,13 @@ def verdicts(table: list[Row], plan: Plan, stages: Sequence[Stage] = ()) -> list
     return broken
 
 
+def _restarts_series(stage: Stage) -> bool:
+    """Prometheus restarted, or TorchServe (its counters start again from 0)."""
+    return stage.fault.scenario.startswith("Prometheus") or stage.fault.whole_server
+
+
 def _series_note(stage: Stage) -> str:
-    if not stage.fault.scenario.startswith("Prometheus"):
+    if not _restarts_series(stage):
         return ""
     back = stage.recovery.series_s
     return (f", every model's request-rate series (`rate(ts_inference_requests_total[1m])`) back "

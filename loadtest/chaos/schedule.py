@@ -15,11 +15,11 @@ import gevent
 import requests
 
 from loadtest import users
-from loadtest.chaos import faults
+from loadtest.chaos import compose, faults
 from loadtest.chaos.faults import Fault
 from loadtest.chaos.plan import Plan, Stage
 from loadtest.chaos.record import Recorder, answer_key
-from loadtest.chaos.recovery import series_back, watch
+from loadtest.chaos.recovery import is_ready, series_back, watch
 from loadtest.driver import Driver
 from loadtest.payloads import Payload, payloads_for
 from stackctl.catalog.specs import ModelSpec
@@ -37,6 +37,8 @@ class Hooks:
     server_pid: int                                  # TorchServe's (its workers are its descendants)
     prometheus: Callable[[], tuple[int | None, Callable[[], None]]] | None = None  # (pid, restart)
     prometheus_url: str = ""
+    container: str = ""                              # the TorchServe container (--against-compose)
+    log_dir: str = ""                                # TorchServe's log folder, on a tmpfs of its own
 
 
 def reference_answers(inference_url: str, bodies: dict[str, Payload]) -> dict[str, tuple]:
@@ -75,13 +77,47 @@ def user_classes(specs: list[ModelSpec], bodies: dict[str, Payload], recorder: R
     return classes
 
 
+def _container_fault(name: str, plan: Plan, hooks: Hooks) -> Fault | None:
+    container, management = hooks.container, hooks.management_url
+    if name == "kill-once":
+        return compose.kill_once(container, management, plan.model)
+    if name == "kill-loop":
+        return compose.kill_loop(container, management, plan.model, plan.loop_s, plan.loop_period_s)
+    if name == "stop-continue":
+        return compose.stop_continue(container, management, plan.model, plan.stop_s)
+    if name == "worker-oom":
+        return compose.worker_oom(container, management, plan.model)
+    if name == "jvm-crash":
+        return _lost_then_ended(compose.jvm_crash(container), management)
+    if name == "container-kill":
+        return compose.container_kill(container, policy_wait_s=20.0)
+    return None
+
+
+def _lost_then_ended(fault: Fault, management_url: str, limit_s: float = 30.0) -> Fault:
+    """A crash ends when readiness is lost (the dying server may answer for a moment): recovery
+    counts from there, not from the signal."""
+    while time.time() - fault.began < limit_s and is_ready(management_url):
+        time.sleep(0.1)
+    fault.ended = time.time()
+    fault.whole_server = True
+    return fault
+
+
 def _fault(name: str, plan: Plan, hooks: Hooks) -> Fault | None:
+    if hooks.container:
+        fault = _container_fault(name, plan, hooks)
+        if fault is not None and name == "container-kill":
+            fault.whole_server = True
+        return fault
     if name == "kill-once":
         return faults.kill_once(hooks.management_url, plan.model, hooks.server_pid)
     if name == "kill-loop":
         return faults.kill_loop(hooks.management_url, plan.model, hooks.server_pid, plan.loop_s, plan.loop_period_s)
     if name == "stop-continue":
         return faults.stop_continue(hooks.management_url, plan.model, plan.stop_s)
+    if name == "log-disk-full" and hooks.log_dir:
+        return faults.fill_disk(hooks.log_dir, plan.stop_s)
     if name == "prometheus" and hooks.prometheus is not None:
         pid, restart = hooks.prometheus()
         return faults.kill_and_restart("Prometheus", pid, restart, down_s=5.0)
@@ -105,7 +141,7 @@ def run(specs: list[ModelSpec], plan: Plan, hooks: Hooks, log: Callable[[str], N
                 log(f"chaos: {name}: not available here, skipped")
                 continue
             recovery = watch(hooks.management_url, fault, hooks.workers, plan.recover_limit_s)
-            if name == "prometheus":
+            if name == "prometheus" or fault.whole_server:
                 recovery.series_s = series_back(hooks.prometheus_url, plan.rates, fault.ended, plan.recover_limit_s)
             log(f"chaos: {name}: {fault.describe()}; workers READY after {recovery.workers_ready_s} s, "
                 f"readiness after {recovery.readiness_s} s")
