@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadtest.chaos import faults
 from loadtest.chaos.faults import Fault, _listed
 from stackctl import paths
 from stackctl.serve.native import free_port
@@ -115,19 +116,13 @@ def kill_workers(container: str, management_url: str, model: str, fault: Fault) 
 
 
 def kill_once(container: str, management_url: str, model: str) -> Fault:
-    fault = Fault("kill once (docker exec)", model, time.time())
-    kill_workers(container, management_url, model, fault)
-    fault.ended = time.time()
-    return fault
+    return faults.once(Fault("kill once (docker exec)", model, time.time()),
+                       lambda fault: kill_workers(container, management_url, model, fault))
 
 
 def kill_loop(container: str, management_url: str, model: str, seconds: float, period: float) -> Fault:
-    fault = Fault(f"kill loop (docker exec, {period:g} s, {seconds:g} s)", model, time.time())
-    while time.time() - fault.began < seconds:
-        kill_workers(container, management_url, model, fault)
-        time.sleep(period)
-    fault.ended = time.time()
-    return fault
+    return faults.loop(Fault(f"kill loop (docker exec, {period:g} s, {seconds:g} s)", model, time.time()),
+                       lambda fault: kill_workers(container, management_url, model, fault), seconds, period)
 
 
 def stop_continue(container: str, management_url: str, model: str, seconds: float) -> Fault:

@@ -89,18 +89,27 @@ def kill_workers(management_url: str, model: str, server_pid: int, fault: Fault)
 
 
 def kill_once(management_url: str, model: str, server_pid: int) -> Fault:
-    fault = Fault("kill once", model, time.time())
-    kill_workers(management_url, model, server_pid, fault)
-    fault.ended = time.time()
-    return fault
+    return once(Fault("kill once", model, time.time()), lambda fault: kill_workers(management_url, model, server_pid, fault))
 
 
 def kill_loop(management_url: str, model: str, server_pid: int, seconds: float, period: float) -> Fault:
     """SIGKILL every worker of `model` every `period` s for `seconds`: after the first round the
     kills land on the replacements while they start (their status is not READY yet)."""
-    fault = Fault(f"kill loop ({period:g} s, {seconds:g} s)", model, time.time())
+    return loop(Fault(f"kill loop ({period:g} s, {seconds:g} s)", model, time.time()),
+                lambda fault: kill_workers(management_url, model, server_pid, fault), seconds, period)
+
+
+def once(fault: Fault, kill: Callable[[Fault], None]) -> Fault:
+    """`kill` once, recorded in `fault` (natively, or through docker exec)."""
+    kill(fault)
+    fault.ended = time.time()
+    return fault
+
+
+def loop(fault: Fault, kill: Callable[[Fault], None], seconds: float, period: float) -> Fault:
+    """`kill` every `period` s for `seconds`, recorded in `fault`."""
     while time.time() - fault.began < seconds:
-        kill_workers(management_url, model, server_pid, fault)
+        kill(fault)
         time.sleep(period)
     fault.ended = time.time()
     return fault
