@@ -232,4 +232,4 @@ def test_a_worker_stopped_longer_than_response_timeout_costs_only_its_batch(stac
     _assert_invariant(outcomes, "langid", bound, reference)
     # Only the batch the stopped worker held can fail (the other worker serves the queue):
     # at most one batch of langid's.
-    assert len(failed) <= int(get_spec("langid").serving["batchSize"]), [o.detail for o in failed][:3]
+    assert len(failed) <= get_spec("langid").serving.batch_size, [o.detail for o in failed][:3]
