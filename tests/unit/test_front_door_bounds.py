@@ -10,7 +10,6 @@ import math
 import re
 import socket
 import subprocess
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from stackctl.catalog.archive_files import CONFIG_FILE, MANIFEST
 from stackctl.catalog.specs import load_specs
 from stackctl.serve import front_door, wait_bounds
 from stackctl.serve.native import free_port
+from tests.standin import RawUpstream
 from tests.unit.test_front_door import needs_nginx
 
 DEFAULT_TIMEOUT = front_door.default_response_timeout()
@@ -77,23 +77,13 @@ def test_versions_of_a_model_share_the_longest_bound(tmp_path: Path) -> None:
     assert list(bounds) == ["m"] and bounds["m"].response_timeout_s == 9
 
 
-class _StandIn:
+class _StandIn(RawUpstream):
     """A TorchServe stand-in on a raw socket, acting on the model named in the request path:
     `silent` never answers, `dropped` closes the connection, `refusing` answers 413 itself."""
 
     def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
         self.held: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def _answer(self, conn: socket.socket) -> None:
         head = conn.recv(65536).decode("latin-1")

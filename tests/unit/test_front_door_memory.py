@@ -17,6 +17,7 @@ import requests
 
 from stackctl.serve import front_door
 from stackctl.serve.native import free_port
+from tests.standin import RawUpstream
 from tests.unit.test_front_door import needs_nginx
 
 UPLOADS = 48                       # < front_door.SPILLED_BODIES: none is refused
@@ -24,24 +25,14 @@ BODY = b"\x89PNG" + b"x" * (7 * 1024 * 1024 - 4)
 BUDGET_MIB = 64
 
 
-class _HoldingUpstream:
+class _HoldingUpstream(RawUpstream):
     """Reads each request's body, then answers 200 (with the length it read) once UPLOADS bodies
     have arrived, so all of them are in nginx's hands at the same time."""
 
     def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0), backlog=128)
-        self.port = self.server.getsockname()[1]
         self.arrived = threading.Semaphore(0)
         self.release = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+        super().__init__(backlog=128)
 
     def _answer(self, conn: socket.socket) -> None:
         with conn:

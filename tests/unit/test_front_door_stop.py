@@ -15,6 +15,7 @@ import requests
 
 from stackctl.serve import container, front_door, wait_bounds
 from stackctl.serve.native import free_port
+from tests.standin import RawUpstream
 from tests.unit.test_front_door import needs_nginx
 from tests.unit.test_front_door_bounds import _fake_archive
 
@@ -22,22 +23,12 @@ SLOW_S = 12.0
 RESPONSE_TIMEOUT_S = 20
 
 
-class _SlowUpstream:
+class _SlowUpstream(RawUpstream):
     """Answers every request 200 after SLOW_S; `arrived` is set once a request has reached it."""
 
     def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
         self.arrived = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def _answer(self, conn: socket.socket) -> None:
         with conn:
