@@ -118,10 +118,18 @@ def test_a_digest_the_registry_does_not_hold_fails_the_pull(pushed, images, tmp_
     assert not list(store.glob("*.mar"))
 
 
+def _allowed_top_level() -> set[str]:
+    """The top-level names .dockerignore lets in, so this copy follows the allow-list (it once
+    missed requirements.lock when the lock was added) instead of repeating it."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    names = {line[1:].split("/")[0] for line in lines if line.startswith("!")}
+    return names - {"model_store"}
+
+
 def test_the_image_builds_without_models(images, tmp_path) -> None:
     """A build context whose model_store/ holds no archive still builds (every layer before the
     archives comes from the cache) and the image holds none."""
-    for item in ("requirements.txt", ".dockerignore", "config", "handlers", "models", "stackctl", "loadtest", "docker"):
+    for item in sorted({".dockerignore", "docker", *_allowed_top_level()}):
         source = ROOT / item
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, tmp_path / item)
     (tmp_path / "model_store").mkdir()
