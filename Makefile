@@ -59,7 +59,7 @@ status: $(STAMP_VENV) ## Show the native stack's processes and each model's work
 # with one line per tool that is still missing, instead of dozens of failing tests. engine and
 # base-images (mk/docker.mk) are no-ops where a Docker engine answers and the bases exist.
 .PHONY: test
-test: system-deps $(STAMP_VENV) audit-tools engine base-images ## Run the whole test suite (installs what it needs, builds archives and images if needed; unit, deploy, integration, live containers)
+test: system-deps $(STAMP_VENV) audit-tools kserve-client engine base-images ## Run the whole test suite (installs what it needs, builds archives and images if needed; unit, deploy, integration, live containers)
 	$(PY) -m stackctl.preflight
 	@$(MAKE) --no-print-directory lint
 	$(PY) -m stackctl models

@@ -45,3 +45,4 @@ lock requirements.txt requirements.lock 3.11 "Every package of .venv for Linux x
 # needs Python 3.11.5 or later, which the hosts have (3.11.7 here).
 lock audit/requirements.txt audit/requirements.lock 3.11.5 "checkov's venv (.venv-audit, make audit-tools), Linux x86_64 / CPython 3.11.5+, sha256-pinned."
 lock audit/sbom-requirements.txt audit/sbom-requirements.lock 3.11.5 "cyclonedx-bom's venv (.venv-sbom, make sbom), Linux x86_64 / CPython 3.11.5+, sha256-pinned."
+lock tests/clients/kserve-requirements.txt tests/clients/kserve-requirements.lock 3.11 "The KServe SDK's venv (.venv-kserve, make kserve-client): a test client, never in an image, sha256-pinned."
