@@ -140,7 +140,8 @@ class ModelCore:
         # sizes to warm up before READY, at the price of a few repeated items, which the GPU
         # computes in parallel anyway.
         pad = settings.pad_batches
-        self.batch_sizes = forward_batch_sizes(batch_size, self.device.type == "cuda" if pad == "auto" else bool(pad))
+        self.pads = self.device.type == "cuda" if pad == "auto" else bool(pad)
+        self.batch_sizes = forward_batch_sizes(batch_size, self.pads)
         self.warmed_up = self.warm_up(self.batch_sizes) if settings.warmup else []
 
     @classmethod
@@ -218,7 +219,15 @@ class ModelCore:
 
     # --- one batch -------------------------------------------------------------------------------
     def infer(self, samples: list[Any]) -> torch.Tensor:
-        """Logits for decoded samples as one forward pass (padded per `batch_sizes`)."""
+        """Logits for decoded samples as one forward pass (padded per `batch_sizes`).
+
+        Requests of several instances can bring more samples than `batch_size`. Padded (CUDA),
+        those run as passes of the largest warmed size, so that no pass meets a cold shape (each
+        costs seconds there, see __init__); unpadded (CPU), as one pass.
+        """
+        largest = self.batch_sizes[-1]
+        if self.pads and len(samples) > largest:
+            return torch.cat([self.infer(samples[start:start + largest]) for start in range(0, len(samples), largest)])
         batch = self.task.collate(pad_batch(samples, self.batch_sizes))
         with torch.inference_mode(), self.autocast():
             return self.task.forward(batch)[:len(samples)]
