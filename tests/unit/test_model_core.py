@@ -133,16 +133,16 @@ def test_a_bad_instance_refuses_its_own_request_only_naming_it(core: ModelCore) 
     assert ("handler_batch_size", 1) in metrics.events
 
 
-def test_padded_batches_past_batch_size_run_as_passes_of_warmed_sizes() -> None:
+@pytest.mark.parametrize("pad,expected", [(True, [4, 4, 2]), (False, [10])])
+def test_padded_batches_past_batch_size_run_as_passes_of_warmed_sizes(pad: bool, expected: list[int]) -> None:
     """With padding (CUDA) a batch of multi-instance requests past batch_size never meets a cold
     shape; unpadded (CPU) it is one pass."""
-    for pad, expected in ((True, [4, 4, 2]), (False, [10])):
-        loaded = Loaded(HandlerSettings(pad_batches=pad), Path("."), torch.nn.Identity(), torch.device("cpu"), 1, "n")
-        core = ModelCore(CountTask(loaded), loaded, ["a", "b", "c"], batch_size=4)
-        seen: list[int] = []
-        forward = core.task.forward
-        core.task.forward = lambda batch: seen.append(len(batch)) or forward(batch)  # type: ignore[method-assign]
-        item = Instances(tuple(Request(b"x" * n, "image/png") for n in range(1, 11)))
-        result, = core.answer([item])
-        assert seen == expected and result.status == 200
-        assert result.body["answers"] == core.predict([core.decode(r) for r in item.requests])
+    loaded = Loaded(HandlerSettings(pad_batches=pad), Path("."), torch.nn.Identity(), torch.device("cpu"), 1, "n")
+    core = ModelCore(CountTask(loaded), loaded, ["a", "b", "c"], batch_size=4)
+    seen: list[int] = []
+    forward = core.task.forward
+    core.task.forward = lambda batch: seen.append(len(batch)) or forward(batch)  # type: ignore[method-assign]
+    item = Instances(tuple(Request(b"x" * n, "image/png") for n in range(1, 11)))
+    result, = core.answer([item])
+    assert seen == expected and result.status == 200
+    assert result.body["answers"] == core.predict([core.decode(r) for r in item.requests])
