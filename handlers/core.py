@@ -6,6 +6,10 @@ It owns the path every runtime shares: the input stage (`handlers/inputs.py`), t
 of its items. Also warm-up, autocast, batch padding and the metrics hooks (`handlers/reporting.py`).
 Runtime adapters (TorchServe's `handlers/base.py`, the bench's peers) only translate their
 requests and answers; nothing here imports TorchServe.
+
+A request may carry several inputs (`Instances`: an Open Inference Protocol request of N
+elements, `handlers/oip_exchange.py`): each is read exactly as a request of its own would be, all
+N join the one forward pass, and one that fails refuses its whole request (400 naming it), no other.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 
@@ -70,6 +74,26 @@ class Loaded:
 
 
 @dataclass(frozen=True)
+class Instances:
+    """One request that carries several inputs, each read like a request of its own (`requests`),
+    answered together: {"model": name, "answers": [one answer per input]}. `refused`: the
+    request's own 4xx, found before any input was read (a malformed envelope)."""
+
+    requests: tuple[Request, ...] = ()
+    refused: InputError | None = None
+
+
+Item = Request | Instances
+
+
+def is_instances(item: Item) -> bool:
+    """Whether `item` carries several inputs. By shape, not class: callers such as the bench's
+    peers build their `Request`s from the repository's handlers/ while the core they call was
+    imported from the archive's copy, so the classes differ."""
+    return hasattr(item, "refused")
+
+
+@dataclass(frozen=True)
 class Result:
     """One request's answer: its HTTP status and JSON body (`error_type` for an error)."""
 
@@ -116,7 +140,8 @@ class ModelCore:
         # sizes to warm up before READY, at the price of a few repeated items, which the GPU
         # computes in parallel anyway.
         pad = settings.pad_batches
-        self.batch_sizes = forward_batch_sizes(batch_size, self.device.type == "cuda" if pad == "auto" else bool(pad))
+        self.pads = self.device.type == "cuda" if pad == "auto" else bool(pad)
+        self.batch_sizes = forward_batch_sizes(batch_size, self.pads)
         self.warmed_up = self.warm_up(self.batch_sizes) if settings.warmup else []
 
     @classmethod
@@ -153,25 +178,56 @@ class ModelCore:
         except InputError as err:
             raise with_form_hint(err, request) from None
 
-    def decode_or_answer(self, request: Request, request_id: Any = None,
-                         metrics: Metrics | None = None) -> tuple[Any, Result | None]:
-        """(sample, None), or (None, the request's own error answer): 4xx for its input, 500 for a
-        decoder bug (logged); never raises for one request."""
+    def decode_instance(self, index: int, request: Request) -> Any:
+        """`decode` for input `index` of an `Instances`: its error refuses the whole request with
+        400, naming the input (`instance 3: image_too_large: ...`)."""
+        try:
+            return self.decode(request)
+        except InputError as err:
+            raise InputError(400, err.type, f"instance {index}: {err.type}: {err.message}") from None
+
+    def samples_of(self, item: Item) -> list[Any]:
+        """The model inputs of one request (one, or one per instance), or the InputError refusing it."""
+        if not is_instances(item):
+            return [self.decode(cast(Request, item))]
+        instances = cast(Instances, item)
+        if instances.refused is not None:
+            raise instances.refused
+        return [self.decode_instance(index, request) for index, request in enumerate(instances.requests)]
+
+    def read_or_answer(self, item: Item, request_id: Any = None,
+                       metrics: Metrics | None = None) -> tuple[list[Any], Result | None]:
+        """(samples, None), or ([], the request's own error answer): 4xx for its input, 500 for a
+        decoder bug (logged); never raises for one request. One rejection counted per request."""
         metrics = metrics or NoMetrics()
         try:
-            return self.decode(request), None
+            return self.samples_of(item), None
         except InputError as err:
             logger.warning("request %s rejected: %d %s: %s", request_id, err.code, err.type, err.message)
             metrics.rejected(err.type)
-            return None, Result(err.code, err.body(), err.type)
+            return [], Result(err.code, err.body(), err.type)
         except Exception:  # a decoder bug answers this item with 500, never the whole batch
             logger.exception("request %s: unexpected error while decoding", request_id)
             metrics.rejected("internal_error")
-            return None, internal_error()
+            return [], internal_error()
+
+    def decode_or_answer(self, request: Request, request_id: Any = None,
+                         metrics: Metrics | None = None) -> tuple[Any, Result | None]:
+        """(sample, None), or (None, the request's own error answer): `read_or_answer` for one input."""
+        samples, result = self.read_or_answer(request, request_id, metrics)
+        return (samples[0] if samples else None), result
 
     # --- one batch -------------------------------------------------------------------------------
     def infer(self, samples: list[Any]) -> torch.Tensor:
-        """Logits for decoded samples as one forward pass (padded per `batch_sizes`)."""
+        """Logits for decoded samples as one forward pass (padded per `batch_sizes`).
+
+        Requests of several instances can bring more samples than `batch_size`. Padded (CUDA),
+        those run as passes of the largest warmed size, so that no pass meets a cold shape (each
+        costs seconds there, see __init__); unpadded (CPU), as one pass.
+        """
+        largest = self.batch_sizes[-1]
+        if self.pads and len(samples) > largest:
+            return torch.cat([self.infer(samples[start:start + largest]) for start in range(0, len(samples), largest)])
         batch = self.task.collate(pad_batch(samples, self.batch_sizes))
         with torch.inference_mode(), self.autocast():
             return self.task.forward(batch)[:len(samples)]
@@ -184,21 +240,21 @@ class ModelCore:
         """The answers for decoded samples, run as one batch: collate -> forward -> top-k."""
         return self.rank(self.infer(samples))
 
-    def answer(self, requests: Sequence[Request], ids: Sequence[Any] | None = None,
+    def answer(self, requests: Sequence[Item], ids: Sequence[Any] | None = None,
                metrics: Metrics | None = None) -> list[Result]:
         """One answer per request, in order: the whole path for a batch, each item's errors its own."""
         started = time.perf_counter()
         metrics = metrics or NoMetrics()
         ids = list(ids) if ids is not None else list(range(len(requests)))
         results: list[Result | None] = [None] * len(requests)
-        valid: list[tuple[int, Any]] = []
+        valid: list[tuple[int, list[Any]]] = []
         for idx, request in enumerate(requests):
-            sample, results[idx] = self.decode_or_answer(request, ids[idx], metrics)
+            samples, results[idx] = self.read_or_answer(request, ids[idx], metrics)
             if results[idx] is None:
-                valid.append((idx, sample))
+                valid.append((idx, samples))
         if valid:
             try:
-                self._answer_batch(valid, results, started, metrics)
+                self._answer_batch(valid, requests, results, started, metrics)
             except Exception:  # collate/forward/top-k: every item of this batch gets its own 500
                 logger.exception("model %s: batch of %d failed after decoding; answering 500 to requests %s",
                                  self.name, len(valid), [ids[idx] for idx, _ in valid])
@@ -208,16 +264,20 @@ class ModelCore:
                     results[idx] = internal_error()
         return [result or internal_error() for result in results]
 
-    def _answer_batch(self, valid: list[tuple[int, Any]], results: list[Result | None], started: float,
-                      metrics: Metrics) -> None:
-        """One forward pass over the decoded items; each answer goes to its slot in `results`."""
+    def _answer_batch(self, valid: list[tuple[int, list[Any]]], requests: Sequence[Item],
+                      results: list[Result | None], started: float, metrics: Metrics) -> None:
+        """One forward pass over the samples of every decoded request; each request's answer goes
+        to its slot in `results`."""
         decoded = time.perf_counter()
         metrics.observe(PREPROCESS_SECONDS, decoded - started)
-        logits = self.infer([sample for _, sample in valid])
+        logits = self.infer([sample for _, samples in valid for sample in samples])
         inferred = time.perf_counter()
         metrics.observe(INFERENCE_SECONDS, inferred - decoded)
-        metrics.observe(BATCH_SIZE, len(valid))
-        for (idx, _), body in zip(valid, self.rank(logits)):
+        metrics.observe(BATCH_SIZE, len(logits))
+        answers = iter(self.rank(logits))
+        for idx, samples in valid:
+            mine = [next(answers) for _ in samples]
+            body = {"model": self.name, "answers": mine} if is_instances(requests[idx]) else mine[0]
             results[idx] = Result(200, body)
         finished = time.perf_counter()
         metrics.observe(POSTPROCESS_SECONDS, finished - inferred)
