@@ -22,6 +22,7 @@ import jsonschema
 import yaml
 
 from handlers.sections import read, written
+from handlers.sequence_settings import SequenceSettings
 from handlers.settings import HandlerSettings, ServingSettings
 from stackctl import paths
 from stackctl.catalog.versions import SEPARATOR as VERSION_SEPARATOR  # <name>@<version>.yaml: another version
@@ -80,6 +81,7 @@ class ModelSpec:
     slo: Slo
     load: LoadSettings
     source: Path = field(compare=False)
+    sequence: SequenceSettings | None = None  # a streaming model's `sequence:` section
     extra_files: tuple[Path, ...] = ()
 
     @property
@@ -128,7 +130,10 @@ class ModelSpec:
         handler = {"name": self.name, "architecture": self.architecture,
                    "arguments": dict(self.arguments), **written(self.handler)}
         handler.update(extra_handler or {})
-        return {**written(self.serving), "handler": handler}
+        if self.sequence is None:
+            return {**written(self.serving), "handler": handler}
+        handler["sequence"] = written(self.sequence)
+        return {**written(self.serving), **self.sequence.torchserve_keys(self.serving.workers), "handler": handler}
 
 
 def _schema() -> dict[str, Any]:
@@ -227,6 +232,7 @@ def load_spec(path: Path) -> ModelSpec:
                 max_error_ratio=float(slo["max_error_ratio"])),
         load=LoadSettings.from_config(doc.get("load")),
         source=path,
+        sequence=SequenceSettings.from_config(doc["sequence"]) if "sequence" in doc else None,
         extra_files=tuple(p for p in (_data_path(f, base) for f in model.get("extra_files", [])) if p),
     )
 

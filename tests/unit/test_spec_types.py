@@ -14,6 +14,7 @@ import pytest
 
 from handlers.image_settings import ImageSettings
 from handlers.image_transforms import normalize_ink
+from handlers.sequence_settings import SequenceSettings
 from handlers.sections import key_of, override, section_fields, written
 from handlers.settings import HandlerSettings, ServingSettings, TextSettings
 from stackctl import paths
@@ -27,6 +28,7 @@ SECTIONS: dict[tuple[str, ...], type] = {
     ("handler", "text"): TextSettings,
     ("load",): LoadSettings,
     ("slo",): Slo,
+    ("sequence",): SequenceSettings,
 }
 # Non-test code that reads specs, archives' configs or handler settings.
 PACKAGES = ("handlers", "models", "stackctl", "loadtest", "bench")
