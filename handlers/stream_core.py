@@ -96,6 +96,9 @@ class StreamCore:
         self.core, self.name = core, core.name
         self.task: StreamTask = core.task  # type: ignore[assignment]
         self.store = SequenceStore(sequence.max_live_per_worker, sequence.idle_ms / 1000)
+        # A model with `step(ids, lengths, state)`, `initial_state(rows)` and `classifier`
+        # (models.langstream.LangStreamGRU): typed loosely, as the core loads any class by name.
+        self.model: Any = core.model
 
     @classmethod
     def load(cls, settings: HandlerSettings, model_dir: Path, weights: Path, name: str, device: torch.device,
@@ -153,13 +156,13 @@ class StreamCore:
         try:
             with torch.inference_mode():
                 states = self.step(planned)
-                logits = self.core.model.classifier(torch.stack(states))
+                logits = self.model.classifier(torch.stack(states))
             answers = self.core.rank(logits)
         except Exception:
             logger.exception("model %s: a step of %d chunks failed; answering 500, no state changed",
                              self.name, len(planned))
             metrics.failed_batch()
-            for row in planned:
+            for _ in planned:
                 metrics.rejected("internal_error")
             return
         metrics.observe(BATCH_SIZE, len(planned))
@@ -175,7 +178,7 @@ class StreamCore:
     def step(self, planned: list[Planned]) -> list[torch.Tensor]:
         """Each row's state after its chunk: rows that feed characters run as one packed step from
         their own states; a row that feeds none (only separators) keeps its state."""
-        model = self.core.model
+        model = self.model
         moving = [row for row in planned if len(row.ids)]
         after: dict[int, torch.Tensor] = {}
         if moving:

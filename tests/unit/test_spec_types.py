@@ -14,8 +14,8 @@ import pytest
 
 from handlers.image_settings import ImageSettings
 from handlers.image_transforms import normalize_ink
-from handlers.sequence_settings import SequenceSettings
 from handlers.sections import key_of, override, section_fields, written
+from handlers.sequence_settings import SequenceSettings
 from handlers.settings import HandlerSettings, ServingSettings, TextSettings
 from stackctl import paths
 from stackctl.catalog.specs import SCHEMA_FILE, LoadSettings, Slo, all_specs, load_spec
