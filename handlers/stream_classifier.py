@@ -12,6 +12,7 @@ gateway sets from it). Every answer carries the sequence id back in `ts_request_
 """
 from __future__ import annotations
 
+import uuid
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ class StreamClassifier(BaseHandler):
     def chunk(self, context: Any, idx: int, item: Any, exchange: Exchange | None) -> Chunk:
         routed = str(context.get_sequence_id(idx) or "")
         start = flag(request_header(context, idx, context.header_key_sequence_start))
+        if not routed:  # not through TorchServe's frontend (in process): as it does, a new sequence
+            routed, start = f"ts-seq-{uuid.uuid4()}", True
         end = flag(request_header(context, idx, context.header_key_sequence_end))
         if exchange is None:
             return Chunk(core_request(context, idx, item), routed, start, end)

@@ -71,26 +71,27 @@ def train(spec: Any, out_dir: Path) -> dict[str, Any]:
 
 
 def _batches(encoded: list[tuple[torch.Tensor, int]], batch_size: int):
+    """Length-bucketed batches, as langid's (an RNN step costs per time step), each as
+    ((ids, lengths, mask), one target per real character): the loss is at every prefix."""
     from handlers.text import pack_batch
 
     def batches(epoch: int):
-        # Length-bucketed batches, as langid's: an RNN step costs per time step.
         shuffle = random.Random(SEED + epoch)
         order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i][0]), shuffle.random()))
         chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
         shuffle.shuffle(chunks)
         for chunk in chunks:
             ids, lengths = pack_batch([encoded[i][0] for i in chunk])
-            yield (ids, lengths), torch.tensor([encoded[i][1] for i in chunk])
+            mask = torch.arange(ids.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+            labels = torch.tensor([encoded[i][1] for i in chunk])
+            yield (ids, mask), labels.unsqueeze(1).expand_as(ids)[mask]
     return batches
 
 
-def prefix_loss(model: LangStreamGRU, inputs: tuple[torch.Tensor, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy at every real character, so every prefix learns to answer."""
-    ids, lengths = inputs
-    logits = model.every_position(ids)
-    mask = torch.arange(ids.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
-    return nn.functional.cross_entropy(logits[mask], targets.unsqueeze(1).expand_as(ids)[mask])
+def every_prefix(model: LangStreamGRU, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """The logits after every real character, in the order of the batch's targets."""
+    ids, mask = inputs
+    return model.every_position(ids)[mask]
 
 
 def _train(spec: Any, out_dir: Path) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def _train(spec: Any, out_dir: Path) -> dict[str, Any]:
     from handlers.text import encode
     from models.langid import build_vocab
     from models.langid_data import debian_packages, split
-    from models.training import Stopwatch, fit_with_loss, save_artifacts
+    from models.training import Stopwatch, fit, save_artifacts
 
     with Stopwatch() as clock:
         data = split(SEED)
@@ -108,8 +109,8 @@ def _train(spec: Any, out_dir: Path) -> dict[str, Any]:
         arguments = {"vocab_size": len(vocab) + 2, **spec.arguments}
         model = LangStreamGRU(num_classes=len(LABELS), **arguments)
         steps = (len(encoded) + BATCH_SIZE - 1) // BATCH_SIZE
-        fit_with_loss(model, _batches(encoded, BATCH_SIZE), prefix_loss, epochs=EPOCHS, lr=5e-3,
-                      desc="train langstream", steps_per_epoch=steps)
+        fit(model, _batches(encoded, BATCH_SIZE), every_prefix, epochs=EPOCHS, lr=5e-3,
+            desc="train langstream", steps_per_epoch=steps)
         whole = {name: round(evaluate(model, samples, vocab), 4) for name, samples in data.held_out.items()}
         sentences = [s for name, samples in data.held_out.items() if name != "words" for s in samples]
         prefixes = {f"{n} chars": round(evaluate_prefix(model, sentences, vocab, n), 4) for n in PREFIX_CHARS}

@@ -23,22 +23,15 @@ def fit(model: torch.nn.Module, batches: Callable[[int], Iterable[tuple[Any, tor
         forward: Callable[[torch.nn.Module, Any], torch.Tensor], epochs: int, lr: float,
         desc: str, steps_per_epoch: int) -> None:
     """Adam + cross-entropy; `batches(epoch)` yields (inputs, targets) for one epoch."""
-    loss_fn = torch.nn.CrossEntropyLoss()
-    fit_with_loss(model, batches, lambda m, x, y: loss_fn(forward(m, x), y), epochs, lr, desc, steps_per_epoch)
-
-
-def fit_with_loss(model: torch.nn.Module, batches: Callable[[int], Iterable[tuple[Any, torch.Tensor]]],
-                  loss_of: Callable[[torch.nn.Module, Any, torch.Tensor], torch.Tensor], epochs: int, lr: float,
-                  desc: str, steps_per_epoch: int) -> None:
-    """Adam with a one-cycle schedule on `loss_of(model, inputs, targets)`."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
     with tqdm(total=epochs * steps_per_epoch, desc=desc, unit="step", mininterval=1.0) as bar:
         for epoch in range(epochs):
             for inputs, targets in batches(epoch):
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_of(model, inputs, targets)
+                loss = loss_fn(forward(model, inputs), targets)
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
