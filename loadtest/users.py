@@ -5,7 +5,9 @@ deliberately bad requests get their own row (`digits [bad]`) so they never flatt
 """
 from __future__ import annotations
 
+import json
 import random
+import uuid
 from typing import Any
 
 from locust import FastHttpUser, task
@@ -84,12 +86,59 @@ class ModelUser(FastHttpUser):
             response.success()
 
 
+# --- streaming models (a spec with `sequence:`) -------------------------------------------------
+CHUNK_CHARS = 24
+ID, START, END = "ts_request_sequence_id", "ts_request_sequence_start", "ts_request_sequence_end"
+_RNG = random.Random()
+
+
+def text_of(body: bytes, content_type: str) -> str:
+    """The text of a payload (text/plain, or JSON {"text": ...})."""
+    decoded = body.decode("utf-8")
+    return json.loads(decoded)["text"] if content_type.startswith("application/json") else decoded
+
+
+def chunks(text: str, rng: random.Random) -> list[str]:
+    pieces, at = [], 0
+    while at < len(text):
+        size = rng.randint(1, CHUNK_CHARS)
+        pieces.append(text[at:at + size])
+        at += size
+    return pieces
+
+
+class StreamUser(ModelUser):
+    """One stream at a time: a payload's text cut at random into chunks of 1..CHUNK_CHARS characters,
+    each sent after the answer to the one before with TorchServe's sequence headers (start on the
+    first, end on the last), so the concurrent streams are the users. A refused chunk ends its stream."""
+
+    abstract = True
+
+    @task
+    def predict(self) -> None:
+        item = random.choice(self.good)
+        pieces = chunks(text_of(item.body, item.content_type), _RNG)
+        sequence = f"loadtest-{uuid.uuid4()}"
+        for index, piece in enumerate(pieces):
+            flags = {**({START: "true"} if index == 0 else {}), **({END: "true"} if index == len(pieces) - 1 else {})}
+            headers = {"Content-Type": "text/plain; charset=utf-8", ID: sequence, **flags, **self.auth}
+            with self.client.post(self.path, data=piece.encode("utf-8"),  # type: ignore[arg-type]
+                                  headers=headers, name=self.spec.name, catch_response=True) as response:
+                status = response.status_code or 0
+                problem = check_prediction(self.expected, status, response.text) if status else "no answer"
+                if problem:
+                    response.failure(problem)
+                    return
+                response.success()
+
+
 def make_user_class(spec: ModelSpec, module: str = __name__, *, route: str = "",
                     bodies: list[payloads.Payload] | None = None) -> type[ModelUser]:
     """`DigitsUser` etc.: a concrete ModelUser for one spec, weighted by `load.weight`; `route` and
     `bodies` replace the spec's path and payloads (the bench's archive variants and photos)."""
     class_name = "".join(part.capitalize() for part in spec.name.replace("-", "_").split("_")) + "User"
-    return type(class_name, (ModelUser,), {
+    base = StreamUser if spec.sequence is not None else ModelUser
+    return type(class_name, (base,), {
         "spec": spec, "expected": answer_shape(spec), "weight": spec.load_weight, "abstract": False, "__module__": module,
         "route": route, "bodies": list(bodies) if bodies else None,
         "__doc__": f"Load for model {spec.name!r} ({spec.description or 'see its spec'}).",
