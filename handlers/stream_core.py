@@ -185,8 +185,10 @@ class StreamCore:
             ids, lengths = pack_batch([row.ids for row in moving])
             start = torch.stack([row.entry.state if row.entry.state is not None
                                  else model.initial_state(1)[0] for row in moving])
+            # A copy per row: a row of the batch's output would keep the whole batch's tensor alive
+            # for as long as any of its sequences lives.
             for row, state in zip(moving, model.step(to_device(ids, self.task.device), lengths, start)):
-                after[row.index] = state
+                after[row.index] = state.clone()
         return [after.get(row.index, row.entry.state) for row in planned]
 
 
