@@ -27,9 +27,14 @@ class SequenceSettings:
         return read(cls, cfg, "sequence settings")
 
     def torchserve_keys(self, workers: int) -> Config:
-        """TorchServe's own keys for this section. Its maxNumSequence bounds sequences model-wide,
-        ended ones included until they idle out (0.12's plain sequence batching never hears of an
-        end), so it is twice the workers' own bounds: the handler's 429 is the bound clients meet."""
-        return {"sequenceBatching": True, "sequenceMaxIdleMSec": self.idle_ms,
+        """TorchServe's own keys for this section.
+
+        `continuousBatching` with `sequenceBatching` is 0.12's SequenceContinuousBatching: the one
+        that drops a sequence when the handler's answer names it in `ts_request_sequence_end`
+        (plain SequenceBatching never hears of an end, and each ended or refused sequence would
+        hold one of the worker's batchSize + 1 polling threads for the idle time). Its
+        maxNumSequence bounds sequences model-wide: twice the workers' own bounds, so the
+        handler's 429 is the bound clients meet."""
+        return {"sequenceBatching": True, "continuousBatching": True, "sequenceMaxIdleMSec": self.idle_ms,
                 "maxNumSequence": 2 * self.max_live_per_worker * max(1, workers),
                 "maxSequenceJobQueueSize": self.queue_per_sequence}

@@ -98,6 +98,7 @@ class ServingSettings:
     max_sequence_job_queue_size: int | None = field(default=None, metadata={"key": "maxSequenceJobQueueSize"})
     # Added from a spec's `sequence:` section (SequenceSettings.torchserve_keys), not spec keys:
     sequence_batching: bool = field(default=False, metadata={"key": "sequenceBatching", **ADDED})
+    continuous_batching: bool = field(default=False, metadata={"key": "continuousBatching", **ADDED})
     sequence_max_idle_msec: int = field(default=0, metadata={"key": "sequenceMaxIdleMSec", **ADDED})
     max_num_sequence: int = field(default=1, metadata={"key": "maxNumSequence", **ADDED})
     given: tuple[str, ...] = field(default=(), repr=False)  # the keys the file wrote (handlers.sections)

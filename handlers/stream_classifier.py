@@ -94,6 +94,10 @@ class StreamClassifier(BaseHandler):
             context.set_response_content_type(idx, reply.content_type)
             for name, value in {**reply.headers, SEQUENCE_HEADER: chunks[idx].sequence_id}.items():
                 context.set_response_header(idx, name, value)
+            if chunks[idx].sequence_id not in self.core.store:
+                # Not live here (ended, refused, unknown): TorchServe drops its sequence now
+                # rather than after the idle time (SequenceContinuousBatching.setJobGroupFinished).
+                context.set_response_header(idx, context.header_key_sequence_end, chunks[idx].sequence_id)
         return [reply.body for reply in replies]
 
     def reply(self, exchange: Exchange | None, result: Result) -> Reply:
