@@ -8,7 +8,8 @@ to one worker, and puts at most one request per sequence in a batch. The start a
 the headers `ts_request_sequence_start` / `_end` ("true"). An Open Inference Protocol request may
 carry them as Triton's clients do, as the request parameters `sequence_id`, `sequence_start`,
 `sequence_end`; its id must be the one TorchServe routed it by (the header, which the front door or
-gateway sets from it). Every answer carries the sequence id back in `ts_request_sequence_id`.
+gateway sets from it). Every answer carries the sequence id back in `ts_request_sequence_id`. A
+request that names no sequence is answered as a whole text and kept by nobody.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from handlers.settings import HandlerSettings, ServingSettings
 from handlers.stream_core import Chunk, StreamCore
 
 SEQUENCE_HEADER = "ts_request_sequence_id"
+GENERATED_PREFIX = "ts-seq-"  # TorchServe's id for a request that names no sequence
 
 
 def flag(value: Any) -> bool:
@@ -69,8 +71,12 @@ class StreamClassifier(BaseHandler):
     def chunk(self, context: Any, idx: int, item: Any, exchange: Exchange | None) -> Chunk:
         routed = str(context.get_sequence_id(idx) or "")
         start = flag(request_header(context, idx, context.header_key_sequence_start))
-        if not routed:  # not through TorchServe's frontend (in process): as it does, a new sequence
-            routed, start = f"ts-seq-{uuid.uuid4()}", True
+        if not routed:  # not through TorchServe's frontend (in process): named as it names them
+            routed = f"{GENERATED_PREFIX}{uuid.uuid4()}"
+        if routed.startswith(GENERATED_PREFIX):
+            # A request that named no sequence is a whole text: answered and not kept, so clients
+            # that do not stream (probes, load tests, other models' tools) never fill the bound.
+            start, end = True, True
         end = flag(request_header(context, idx, context.header_key_sequence_end))
         if exchange is None:
             return Chunk(core_request(context, idx, item), routed, start, end)

@@ -124,6 +124,10 @@ def test_unknown_and_ended_sequences_are_refused_naming_them(stack: NativeStack)
     after = send(stack, sid, "noch mehr")
     assert after.status_code == 400 and after.json()["error"]["type"] == "sequence_unknown"
     assert send(stack, sid, "noch mehr", start=True).status_code == 200  # a start begins it anew
+    unnamed = requests.post(f"{stack.inference_url}/predictions/langstream", data=b"hello world", headers=TEXT,
+                            timeout=60)  # a whole text: answered under TorchServe's generated id, kept by nobody
+    assert unnamed.status_code == 200 and unnamed.headers[ID].startswith("ts-seq-")
+    assert unnamed.headers.get(END) == unnamed.headers[ID]
 
 
 def test_a_bad_chunk_mid_stream_leaves_its_sequence_as_it_was(stack: NativeStack) -> None:
