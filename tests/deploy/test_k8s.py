@@ -25,7 +25,8 @@ from stackctl.serve import front_door, wait_bounds
 
 ROOT = paths.ROOT
 DATA = Path(__file__).parent / "data" / "crds"
-KUBERNETES_VERSIONS = ["1.37.0", "1.33.0"]  # newest the pinned kubernetes-validate knows; oldest we support
+KUBERNETES_VERSIONS = ["1.37.0", "1.33.0"]
+GRPC_PORT = 7070  # the Open Inference Protocol's gRPC port (issue 25's contract)  # newest the pinned kubernetes-validate knows; oldest we support
 VERSION_LABEL = "app.kubernetes.io/version"
 REQUIRED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/part-of", VERSION_LABEL,
                    "app.kubernetes.io/component")
@@ -390,7 +391,9 @@ def test_services_are_cluster_internal(renders, overlay):
         for p in svc["spec"]["ports"]:
             ports[p["port"]] = svc["metadata"]["name"]
     # No Service for management: it listens on the pod's loopback only (closed by default).
-    assert ports == {8080: "torchserve", 8082: "torchserve-metrics"}
+    assert ports == {8080: "torchserve", GRPC_PORT: "torchserve", 8082: "torchserve-metrics"}
+    grpc = next(p for svc in docs if svc["kind"] == "Service" for p in svc["spec"]["ports"] if p["port"] == GRPC_PORT)
+    assert grpc["appProtocol"] == "kubernetes.io/h2c", "gRPC is HTTP/2 cleartext: tell ingresses and meshes"
 
 
 @pytest.mark.parametrize("overlay", k8s.overlays())
@@ -401,7 +404,8 @@ def test_management_api_binds_loopback_in_the_pod(renders, overlay):
     c = server_container(docs)
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["TS_MANAGEMENT_ADDRESS"] == "http://127.0.0.1:8081"
-    assert {p["containerPort"] for p in c["ports"]} == {8080, 8082}
+    assert {p["containerPort"] for p in c["ports"]} == {8080, GRPC_PORT, 8082}
+    assert env["OIP_GRPC_ADDRESS"] == f"0.0.0.0:{GRPC_PORT}", "gRPC is inference: every interface, like 8080"
     for probe in ("startupProbe", "readinessProbe"):
         assert c[probe]["exec"]["command"][-1] == env["TS_MANAGEMENT_ADDRESS"]
 
@@ -418,7 +422,8 @@ def test_network_policy_closes_management_and_metrics(renders, overlay):
     for rule in policy["spec"]["ingress"]:
         for port in rule["ports"]:
             peers_by_port.setdefault(port["port"], []).extend(rule["from"])
-    assert set(peers_by_port) == {"inference", "metrics"}, "management listens on loopback: no rule admits it"
+    assert set(peers_by_port) == {"inference", "grpc", "metrics"}, "management listens on loopback: no rule admits it"
+    assert peers_by_port["grpc"] == peers_by_port["inference"], "gRPC inference is admitted exactly as REST inference"
     for port in ("metrics",):
         for peer in peers_by_port[port]:
             # same namespace (podSelector only) or a namespace named explicitly
