@@ -22,6 +22,8 @@ from stackctl import paths, tools
 from stackctl.catalog.specs import load_specs
 from stackctl.deploy import k8s, k8s_monitoring
 from stackctl.serve import front_door, wait_bounds
+from tests import crd_schema as crd_schemas
+from tests.crd_schema import undeclared_fields
 
 ROOT = paths.ROOT
 DATA = Path(__file__).parent / "data" / "crds"
@@ -185,33 +187,7 @@ def test_kubernetes_validate_strict_rejects_an_unknown_field(renders, tmp_path):
 
 
 def crd_schema(kind: str) -> dict[str, Any]:
-    for path in DATA.glob("*.yaml"):
-        crd = yaml.safe_load(path.read_text())
-        if crd["spec"]["names"]["kind"] == kind:
-            version = next(v for v in crd["spec"]["versions"] if v.get("storage"))
-            return version["schema"]["openAPIV3Schema"]
-    raise AssertionError(f"no pinned CRD for {kind} in {DATA}")
-
-
-def undeclared_fields(value: Any, schema: dict[str, Any], where: str = "") -> list[str]:
-    """Fields the structural schema does not declare (what strict field validation rejects)."""
-    if schema.get("x-kubernetes-preserve-unknown-fields"):
-        return []
-    found: list[str] = []
-    if isinstance(value, dict):
-        props = schema.get("properties")
-        extra = schema.get("additionalProperties")
-        for key, sub in value.items():
-            if props is not None and key in props:
-                found += undeclared_fields(sub, props[key], f"{where}.{key}")
-            elif isinstance(extra, dict):
-                found += undeclared_fields(sub, extra, f"{where}.{key}")
-            elif props is not None and where != ".metadata":
-                found.append(f"{where}.{key}")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, item in enumerate(value):
-            found += undeclared_fields(item, schema["items"], f"{where}[{i}]")
-    return found
+    return crd_schemas.crd_schema(DATA, kind)
 
 
 @pytest.mark.parametrize("kind", ["ServiceMonitor", "PrometheusRule"])
@@ -673,7 +649,7 @@ def test_release_label_is_set_in_one_place():
 
 
 def test_every_folder_has_a_readme():
-    folders = [ROOT / "k8s", ROOT / "k8s" / "base", ROOT / "k8s" / "prometheus-adapter",
+    folders = [ROOT / "k8s", ROOT / "k8s" / "base", ROOT / "k8s" / "prometheus-adapter", ROOT / "k8s" / "kserve",
                *(ROOT / "k8s" / "overlays").iterdir(), *(ROOT / "k8s" / "components").iterdir()]
     missing = [f.relative_to(ROOT).as_posix() for f in folders if f.is_dir() and not (f / "README.md").is_file()]
     assert not missing, f"folders without README.md: {missing}"
