@@ -44,6 +44,7 @@ RUNTIME, GRPC_RUNTIME = "torchserve-stack", "torchserve-stack-grpc"
 STORAGE_CONTAINER = "torchserve-model-oci"
 MODEL_FORMAT = {"name": "torchserve-mar", "version": "1"}
 REST_PORT, GRPC_PORT, METRICS_PORT = 8080, 7070, 8082
+REST_PORT_SPEC = {"name": "http1", "containerPort": REST_PORT, "protocol": "TCP"}
 MODEL_STORE = "/app/model_store"  # the image's CMD: --model-store /app/model_store --models all
 IMAGE_VARIANT = "cpu"
 LABELS = {"app.kubernetes.io/name": "torchserve", "app.kubernetes.io/part-of": "torchserve-stack",
@@ -178,9 +179,11 @@ def inference_service(spec: ModelSpec, refs: list[str]) -> dict[str, Any]:
                     "modelFormat": dict(MODEL_FORMAT),
                     "runtime": RUNTIME,
                     "protocolVersion": "v2",
-                    # Merged into the runtime's ports (strategic merge on containerPort): REST stays
-                    # first (the Service's port 80), gRPC follows with appProtocol kubernetes.io/h2c.
-                    "ports": [{"name": "h2c", "containerPort": GRPC_PORT, "protocol": "TCP"}],
+                    # Merged into the runtime's one port (a strategic merge on containerPort, in
+                    # which the patch's order wins: a runtime port the patch left out would come
+                    # after the patch's), so REST is listed again to stay first: the Service's port
+                    # 80. gRPC follows, on 7070 with appProtocol kubernetes.io/h2c.
+                    "ports": [REST_PORT_SPEC, {"name": "h2c", "containerPort": GRPC_PORT, "protocol": "TCP"}],
                 },
             },
         },
@@ -210,7 +213,7 @@ def documents(specs: list[ModelSpec], refs: list[str]) -> dict[str, list[dict[st
     files: dict[str, list[dict[str, Any]]] = {
         "namespace.yaml": namespace(),
         "servingRuntimes.yaml": [
-            serving_runtime(RUNTIME, {"name": "http1", "containerPort": REST_PORT, "protocol": "TCP"}, ["v2", "grpc-v2"]),
+            serving_runtime(RUNTIME, dict(REST_PORT_SPEC), ["v2", "grpc-v2"]),
             serving_runtime(GRPC_RUNTIME, {"name": "h2c", "containerPort": GRPC_PORT, "protocol": "TCP"}, ["grpc-v2"]),
         ],
         "clusterStorageContainer.yaml": [storage_container()],

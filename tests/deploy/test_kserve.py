@@ -168,12 +168,32 @@ def test_each_runtime_container_declares_one_port_and_grpc_is_named_h2c(docs):
 
 
 def merged_ports(runtime_ports: list[dict], isvc_ports: list[dict]) -> list[dict]:
-    """KServe merges the InferenceService's container into the runtime's with a strategic merge
-    patch (pkg/utils/container_merge.go); corev1.Container.ports merges on containerPort."""
-    merged = {p["containerPort"]: dict(p) for p in runtime_ports}
-    for p in isvc_ports:
-        merged.setdefault(p["containerPort"], {}).update(p)
-    return list(merged.values())
+    """The container ports KServe ends with: it merges the InferenceService's container into the
+    runtime's with a strategic merge patch (pkg/utils/container_merge.go), and corev1's ports merge
+    on containerPort. As apimachinery's mergeSortedSlice orders the result: the patch's items in
+    the patch's order, each runtime-only item placed before a patch item only where both appear
+    in the runtime's list and it came first there."""
+    server_order = [p["containerPort"] for p in runtime_ports]
+    patched = [{**next((r for r in runtime_ports if r["containerPort"] == p["containerPort"]), {}), **p}
+               for p in isvc_ports]
+    server_only = [r for r in runtime_ports if r["containerPort"] not in {p["containerPort"] for p in isvc_ports}]
+    merged: list[dict] = []
+    while server_only or patched:
+        if server_only and patched:
+            left, right = server_only[0]["containerPort"], patched[0]["containerPort"]
+            take_left = left in server_order and right in server_order and \
+                server_order.index(left) < server_order.index(right)
+        else:
+            take_left = bool(server_only)
+        merged.append((server_only if take_left else patched).pop(0))
+    return merged
+
+
+def test_port_merge_model_matches_apimachinery():
+    """The trap the generated order avoids: a runtime-only port goes after the patch's ports."""
+    http, grpc = {"name": "http1", "containerPort": 8080}, {"name": "h2c", "containerPort": 7070}
+    assert merged_ports([http], [grpc]) == [grpc, http]
+    assert merged_ports([http], [http, grpc]) == [http, grpc]
 
 
 def test_one_inference_service_per_model_answering_rest_and_grpc(docs):
