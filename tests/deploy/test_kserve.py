@@ -112,7 +112,7 @@ def test_crd_check_rejects_an_unknown_field_and_a_wrong_type(docs):
 def test_builtin_objects_pass_kubernetes_validate_strict(docs, tmp_path, version):
     validate = tools.find("kubernetes-validate", "`make venv` installs it")
     builtin = [d for d in docs if not d["apiVersion"].startswith("serving.kserve.io/")]
-    assert {d["kind"] for d in builtin} == {"Namespace", "ServiceAccount"}
+    assert {d["kind"] for d in builtin} == {"Namespace", "ServiceAccount", "NetworkPolicy"}
     manifest = tmp_path / "builtin.yaml"
     manifest.write_text(yaml.safe_dump_all(builtin))
     proc = subprocess.run([validate, "--strict", "--kubernetes-version", version, str(manifest)],
@@ -230,6 +230,24 @@ def test_inference_service_pod_is_locked_down_like_the_base(docs):
         assert sc["allowPrivilegeEscalation"] is False and sc["runAsNonRoot"] is True
         assert sc["capabilities"]["drop"] == ["ALL"] and sc["seccompProfile"]["type"] == "RuntimeDefault"
         assert sc["readOnlyRootFilesystem"] is True
+
+
+def test_network_policy_admits_inference_from_the_cluster_and_metrics_from_monitoring(docs):
+    (policy,) = of_kind(docs, "NetworkPolicy")
+    selector = policy["spec"]["podSelector"]
+    for isvc in of_kind(docs, "InferenceService"):
+        # KServe puts the InferenceService's labels and its name label on the predictor pods.
+        pod_labels = {**isvc["metadata"]["labels"], "serving.kserve.io/inferenceservice": isvc["metadata"]["name"]}
+        assert selector["matchLabels"].items() <= pod_labels.items()
+        assert all(e["key"] in pod_labels and e["operator"] == "Exists" for e in selector["matchExpressions"])
+    peers: dict[int, list[dict]] = {}
+    for rule in policy["spec"]["ingress"]:
+        for port in rule["ports"]:
+            peers.setdefault(port["port"], []).extend(rule["from"])
+    assert set(peers) == {8080, 7070, 8082}, "management listens on loopback: no rule admits it"
+    assert peers[8080] == peers[7070] == [{"namespaceSelector": {}}]
+    assert all("namespaceSelector" not in p or p["namespaceSelector"].get("matchLabels") for p in peers[8082])
+    assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} == {443, 53}, "the pull only"
 
 
 # ------------------------------------------------------------------------------------------------
