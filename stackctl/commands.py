@@ -30,6 +30,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("k8s", "stackctl.deploy.k8s", "render the Kubernetes manifests: an overlay plus components", "make k8s-render"),
     Command("k8s-monitoring", "stackctl.deploy.k8s_monitoring",
             "generate the Kubernetes monitoring objects from the Prometheus rules", "make k8s-generate"),
+    Command("k8s-kserve", "stackctl.deploy.k8s_kserve",
+            "generate k8s/kserve/: ServingRuntimes and one InferenceService per model spec", "make kserve-generate"),
     Command("podrun", "stackctl.pod.podrun", "run the Kubernetes pod as a Docker container, as a kubelet would",
             "make k8s-pod"),
     Command("gpu-check", "stackctl.serve.gpu_check", "refuse to start without a usable CUDA device when STACK_REQUIRE_CUDA=1"),
