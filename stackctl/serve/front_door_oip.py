@@ -20,7 +20,6 @@ from stackctl.serve.wait_bounds import WaitBound
 # A model or version name as the v2 locations take it (wait_bounds.SAFE_NAME); anything else
 # falls to `location /v2/`, the gateway, which answers 404.
 NAME = "[A-Za-z0-9][A-Za-z0-9_.-]*"
-HEADER = "X-Inference-Protocol"
 # The header lines every proxying location has: a location with any proxy_set_header of its own
 # inherits none from the server, so the v2 ones repeat the server's and add the protocol.
 V2_HEADERS = """proxy_set_header Connection "";

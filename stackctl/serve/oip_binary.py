@@ -17,7 +17,9 @@ from urllib.parse import quote
 
 from tritonclient.grpc import service_pb2 as pb
 
-HEADER_LENGTH = "Inference-Header-Content-Length"
+from handlers import oip_contract
+
+HEADER_LENGTH = oip_contract.HEADER_LENGTH_HEADER
 # datatype -> (field of InferTensorContents, struct format of one element, little-endian)
 TYPED = {"BOOL": ("bool_contents", "?"), "INT8": ("int_contents", "b"), "INT16": ("int_contents", "h"),
          "INT32": ("int_contents", "i"), "INT64": ("int64_contents", "q"), "UINT8": ("uint_contents", "B"),

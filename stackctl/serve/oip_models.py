@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from handlers import oip_contract
 from handlers.settings import HandlerSettings
 from stackctl.catalog import versions
 from stackctl.catalog.archive_files import read_config, read_manifest
@@ -22,7 +23,6 @@ from stackctl.catalog.archive_files import read_config, read_manifest
 SERVER_NAME = "torchserve-stack"
 SERVER_VERSION = "0.1.0"  # pyproject.toml's version
 EXTENSIONS = ("binary_tensor_data",)
-KINDS = ("image", "text")
 DEFAULT_VERSION = "1.0"
 
 
@@ -36,7 +36,7 @@ class ServedModel:
 
     name: str
     version: str
-    kind: str
+    kind: oip_contract.Kind
     top_k: int
     backend: str
 
@@ -80,10 +80,11 @@ def served_versions(store: Path) -> dict[str, list[str]]:
 
 
 def archive_model(archive: Path) -> ServedModel:
-    handler = HandlerSettings.from_config(read_config(archive).get("handler"))
-    kinds = [kind for kind in KINDS if kind in handler.given]
-    return ServedModel(name=versions.model_name(archive), version=archive_version(archive),
-                       kind=kinds[0] if kinds else "image", top_k=handler.top_k, backend=handler.backend)
+    handler = read_config(archive).get("handler") or {}
+    kind = oip_contract.task_kind(handler, read_manifest(archive)["model"].get("handler"))
+    return ServedModel(name=versions.model_name(archive), version=archive_version(archive), kind=kind,
+                       top_k=oip_contract.handler_top_k(handler),
+                       backend=HandlerSettings.from_config(handler).backend)
 
 
 def read_catalog(store: Path) -> Catalog:
@@ -103,15 +104,6 @@ def server_metadata() -> dict[str, Any]:
 def model_metadata(catalog: Catalog, name: str, version: str | None = None) -> dict[str, Any]:
     """The OIP model metadata; raises UnknownModel. `versions` lists every version served."""
     model = catalog.get(name, version)
-    inputs, outputs = tensors(model.kind, model.top_k)
+    inputs, outputs = oip_contract.tensors(model.kind, model.top_k)
     return {"name": model.name, "versions": sorted(catalog.models[name]), "platform": model.platform,
             "inputs": inputs, "outputs": outputs}
-
-
-def tensors(kind: str, top_k: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(inputs, outputs) metadata of a task kind: OIP_DESIGN.md's contract (until
-    handlers.oip_contract lands, then read from there)."""
-    inputs = [{"name": kind, "datatype": "BYTES", "shape": [-1]}]
-    outputs = [{"name": "label", "datatype": "BYTES", "shape": [-1, top_k]},
-               {"name": "probability", "datatype": "FP32", "shape": [-1, top_k]}]
-    return inputs, outputs
