@@ -21,17 +21,18 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def _found(status: int) -> web.Response:
-    """An empty answer with the status only: what OIP health and ready answers carry."""
-    return web.Response(status=status)
+def _state(key: str, value: bool, **more: str) -> web.Response:
+    """A health or ready answer: the status says it (200, else 503), as the protocol's text and
+    tritonclient read it, and the body too ({"live": true}, ...), as the KServe SDK reads it."""
+    return web.json_response({**more, key: value}, status=200 if value else 503)
 
 
 async def live(request: web.Request) -> web.Response:
-    return _found(200 if await request.app[STATUS].live() else 503)
+    return _state("live", await request.app[STATUS].live())
 
 
 async def ready(request: web.Request) -> web.Response:
-    return _found(200 if await request.app[STATUS].server_ready() else 503)
+    return _state("ready", await request.app[STATUS].server_ready())
 
 
 async def server_metadata(request: web.Request) -> web.Response:
@@ -56,7 +57,7 @@ async def model_ready(request: web.Request) -> web.Response:
         request.app[CATALOG].get(name, version)
     except UnknownModel as exc:
         return _error(404, str(exc))
-    return _found(200 if await request.app[STATUS].model_ready(name, version) else 503)
+    return _state("ready", await request.app[STATUS].model_ready(name, version), name=name)
 
 
 async def not_found(request: web.Request) -> web.Response:
