@@ -189,7 +189,7 @@ class NativeStack:
         for p in (*public, self.torchserve_inference_port, self.ports.management, self.ports.metrics):
             if port_in_use(p, self.host):
                 raise RuntimeError(f"port {p} is already in use on {self.host}; set INFERENCE_PORT/"
-                                   "MANAGEMENT_PORT/METRICS_PORT or stop what is there")
+                                   "MANAGEMENT_PORT/METRICS_PORT/OIP_GRPC_PORT or stop what is there")
         for sub in ("logs", "tmp"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         archives = sorted(self.model_store.glob("*.mar"))
