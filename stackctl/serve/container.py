@@ -194,6 +194,19 @@ def refuse_start(command: list[str]) -> int | None:
     return None
 
 
+def drain_server(launcher: subprocess.Popen | None, signum: int) -> None:
+    """The signal to the JVM alone (it drains); the launcher forwards none."""
+    if launcher is None:
+        return   # a signal during the start: handled right after it
+    try:
+        root = psutil.Process(launcher.pid)
+        # Before the JVM exists there is nothing to drain: stop the launcher itself.
+        for process in jvms(root) or [root]:
+            process.send_signal(signum)
+    except psutil.NoSuchProcess:
+        pass   # already gone: wait() below returns
+
+
 def main(argv: list[str] | None = None) -> int:
     command = list(sys.argv[1:] if argv is None else argv)
     refused = refuse_start(command)
@@ -216,18 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             # Graceful, each killed after door_stop_s; the server's turn comes once the door has gone (below).
             threading.Thread(target=stop_frontends, args=(gateway, door, door_stop_s), daemon=True).start()
             return
-        drain_server(signum)
-
-    def drain_server(signum: int) -> None:
-        if launcher is None:
-            return   # a signal during the start: handled right after it
-        try:
-            root = psutil.Process(launcher.pid)
-            # Before the JVM exists there is nothing to drain: stop the launcher itself.
-            for process in jvms(root) or [root]:
-                process.send_signal(signum)
-        except psutil.NoSuchProcess:
-            pass   # already gone: wait() below returns
+        drain_server(launcher, signum)
 
     # Handlers first: a stop that arrives while the launcher starts must not kill this process.
     signal.signal(signal.SIGTERM, stop)
@@ -246,14 +248,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name} stopped on its own (exit status {first.returncode}); stopping torchserve",
               file=sys.stderr, flush=True)
         stop_frontends(gateway, door, door_stop_s)
-        drain_server(signal.SIGTERM)
+        drain_server(launcher, signal.SIGTERM)
         launcher.wait()
         return first.returncode or 1
     if first is not launcher:
-        drain_server(signal.SIGTERM)   # the front door has finished its requests: now TorchServe drains
+        drain_server(launcher, signal.SIGTERM)   # the front door has finished its requests: now TorchServe drains
     elif door is not None and stopping:
         stop_frontends(gateway, door, door_stop_s)   # the server went first: still give them their graceful stop
-        drain_server(signal.SIGTERM)
+        drain_server(launcher, signal.SIGTERM)
     status = launcher.wait()
     stop_frontends(gateway, door, door_stop_s)
     return exit_status(status, stopping)
