@@ -6,12 +6,11 @@ SHELL := /bin/bash -o pipefail
 VENV            ?= .venv
 PY              := $(VENV)/bin/python
 INFERENCE_PORT  ?= 8080
+GRPC_PORT       ?= 7070
 MANAGEMENT_PORT ?= 8081
 METRICS_PORT    ?= 8082
 PROMETHEUS_PORT ?= 9090
-# The OIP gateway's gRPC port (inference.GRPCInferenceService, stackctl/serve/oip_gateway.py).
-OIP_GRPC_PORT   ?= 7070
-export INFERENCE_PORT MANAGEMENT_PORT METRICS_PORT PROMETHEUS_PORT OIP_GRPC_PORT
+export INFERENCE_PORT GRPC_PORT MANAGEMENT_PORT METRICS_PORT PROMETHEUS_PORT
 
 STAMP_VENV := $(VENV)/.installed
 

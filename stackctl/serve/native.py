@@ -82,7 +82,7 @@ class Ports:
         env = os.environ
         return cls(int(env.get("INFERENCE_PORT", 8080)), int(env.get("MANAGEMENT_PORT", 8081)),
                    int(env.get("METRICS_PORT", 8082)), int(env.get("PROMETHEUS_PORT", 9090)),
-                   int(env.get("WORKER_PORT_BASE", 9000)), oip_grpc=int(env.get("OIP_GRPC_PORT", 7070)))
+                   int(env.get("WORKER_PORT_BASE", 9000)), oip_grpc=int(env.get("GRPC_PORT", 7070)))
 
     @classmethod
     def free(cls) -> Ports:
@@ -189,7 +189,7 @@ class NativeStack:
         for p in (*public, self.torchserve_inference_port, self.ports.management, self.ports.metrics):
             if port_in_use(p, self.host):
                 raise RuntimeError(f"port {p} is already in use on {self.host}; set INFERENCE_PORT/"
-                                   "MANAGEMENT_PORT/METRICS_PORT/OIP_GRPC_PORT or stop what is there")
+                                   "MANAGEMENT_PORT/METRICS_PORT/GRPC_PORT or stop what is there")
         for sub in ("logs", "tmp"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         archives = sorted(self.model_store.glob("*.mar"))

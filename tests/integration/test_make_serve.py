@@ -24,7 +24,7 @@ def test_serve_is_ready_when_it_returns_rerun_is_harmless_and_stop_stops(tmp_pat
     env = dict(os.environ, STACK_RUN_DIR=str(tmp_path / "run"), INFERENCE_PORT=str(ports.inference),
                MANAGEMENT_PORT=str(ports.management), METRICS_PORT=str(ports.metrics),
                PROMETHEUS_PORT=str(ports.prometheus), WORKER_PORT_BASE=str(ports.worker_base),
-               OIP_GRPC_PORT=str(ports.oip_grpc))
+               GRPC_PORT=str(ports.oip_grpc))
     try:
         first = _cli("serve", env=env)
         assert first.returncode == 0, first.stdout + first.stderr
