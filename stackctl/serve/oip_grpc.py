@@ -45,6 +45,13 @@ def error_text(status: int, body: bytes) -> str:
     return f"HTTP {status}: {body[:500].decode(errors='replace').strip()}"
 
 
+def _forwarded(context: Any) -> dict[str, str]:
+    """The call's `authorization` metadata as the REST header: with token auth on, TorchServe
+    checks the inference key on the request the gateway makes for the client."""
+    values = [str(value) for key, value in (context.invocation_metadata() or ()) if key == "authorization"]
+    return {"Authorization": values[0]} if values else {}
+
+
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, catalog: Catalog, status: StatusClient, session: aiohttp.ClientSession,
                  upstream_url: str) -> None:
@@ -80,12 +87,18 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             path, body, headers = oip_binary.rest_request(request)
         except BadRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        headers.update(_forwarded(context))
+        remaining = context.time_remaining()   # the client's deadline, if it set one
+        timeout = aiohttp.ClientTimeout(total=remaining) if remaining is not None else None
         try:
-            async with self.session.post(f"{self.upstream}{path}", data=body, headers=headers) as response:
+            async with self.session.post(f"{self.upstream}{path}", data=body, headers=headers,
+                                         timeout=timeout) as response:
                 answer = await response.read()
                 if response.status != 200:
                     await context.abort(grpc_code(response.status), error_text(response.status, answer))
                 return oip_binary.infer_response(answer, response.headers.get(oip_binary.HEADER_LENGTH), request)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline_exceeded: no answer within the call's deadline")
         except aiohttp.ClientError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"bad_gateway: the front door is not answering: {exc}")
 
