@@ -34,7 +34,8 @@ class Target:
 
     label: str                    # e.g. "torchserve", "torchserve batchSize=1", "fastapi peer"
     url: str
-    model_path: str               # /predictions/<name> (a variant's name; answers name the spec's model)
+    model_path: str               # /predictions/<name> (a variant's name; answers name the spec's model),
+                                  # or /v2/models/<name>/infer (OIP)
     server_pid: int | None = None
 
 
@@ -80,9 +81,12 @@ class CpuMeter:
 class Load:
     """One driver against one target; steps run one after another."""
 
-    def __init__(self, target: Target, spec: ModelSpec, bodies: list[Payload]):
+    def __init__(self, target: Target, spec: ModelSpec, bodies: list[Payload], protocol: str = "predictions"):
         self.target = target
-        self.driver = Driver([make_user_class(spec, route=target.model_path, bodies=bodies)], target.url)
+        # `instances`: every body of one load carries as many (oip_rows.py builds them so).
+        user = make_user_class(spec, route=target.model_path, bodies=bodies, protocol=protocol,
+                               instances=bodies[0].instances if bodies else 1)
+        self.driver = Driver([user], target.url)
 
     def __enter__(self) -> Self:
         return self

@@ -2,17 +2,23 @@
 
 Stats rows are named after the model (`digits`), so Locust's own percentiles are per model; the
 deliberately bad requests get their own row (`digits [bad]`) so they never flatter the latency.
+
+`protocol` picks the API: "predictions" (the default, TorchServe's /predictions/<m> with the
+spec's bodies) or "oip" (Open Inference Protocol: POST /v2/models/<m>/infer, binary tensor data,
+`instances` of the spec's bodies per request; oip_bodies.py). With "oip", Locust's rows still
+count requests; items are requests x `instances` (every answer is checked to hold that many).
 """
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from locust import FastHttpUser, task
 from locust.contrib.fasthttp import ResponseContextManager
 
-from loadtest import payloads
-from loadtest.checks import AnswerShape, answer_shape, check_prediction, check_rejection
+from loadtest import oip_bodies, payloads
+from loadtest.checks import AnswerShape, answer_shape, check_oip_answer, check_prediction, check_rejection
 from loadtest.pacing import Pacer
 from loadtest.slo import BAD_SUFFIX
 from stackctl.catalog.specs import ModelSpec
@@ -34,6 +40,8 @@ class ModelUser(FastHttpUser):
     bad_share: float = 0.0
     user_rate: float = 0.0       # >0: open loop, each user starts this many requests/s
     think_time: float = 0.2      # closed loop: mean pause between a user's requests (s)
+    protocol: str = "predictions"  # or "oip" (PROTOCOLS)
+    instances: int = 1           # OIP: instances (items) per request
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -43,10 +51,20 @@ class ModelUser(FastHttpUser):
             cls.bad_share = float(getattr(options, "bad_request_share", cls.bad_share))
             cls.user_rate = float(getattr(options, "user_rate", cls.user_rate))
             cls.think_time = float(getattr(options, "think_time", cls.think_time))
-        self.good = self.bodies or payloads.payloads_for(self.spec).good
-        self.bad = [] if self.bodies else payloads.payloads_for(self.spec).bad
+            cls.protocol = str(getattr(options, "protocol", cls.protocol))
+            cls.instances = int(getattr(options, "instances", cls.instances))
+        self.good: Sequence[payloads.Payload]
+        self.bad: Sequence[payloads.Payload]
+        if self.protocol == "oip":
+            # No deliberately bad OIP bodies yet: --bad-request-share sends /predictions-only cases.
+            self.good = self.bodies or oip_bodies.oip_payloads_for(self.spec, self.instances)
+            self.bad = ()
+            self.path = self.route or oip_bodies.infer_path(self.spec.name)
+        else:
+            self.good = self.bodies or payloads.payloads_for(self.spec).good
+            self.bad = [] if self.bodies else payloads.payloads_for(self.spec).bad
+            self.path = self.route or f"/predictions/{self.spec.name}"
         self.pacer = Pacer(self.user_rate or 1.0, phase=random.random())
-        self.path = self.route or f"/predictions/{self.spec.name}"
         self.auth = auth_headers("inference")  # TS_INFERENCE_KEY or TS_KEY_FILE; {} when auth is off
 
     def wait_time(self) -> float:
@@ -62,7 +80,7 @@ class ModelUser(FastHttpUser):
         name = self.spec.name + (BAD_SUFFIX if bad else "")
         # FastHttpSession sends bytes as they are; its annotation names only str and dict.
         with self.client.post(self.path, data=item.body,  # type: ignore[arg-type]
-                              headers={"Content-Type": item.content_type, **self.auth},
+                              headers={"Content-Type": item.content_type, **dict(item.headers), **self.auth},
                               name=name, catch_response=True) as response:
             self._judge(response, item)
             if late_s:
@@ -76,6 +94,10 @@ class ModelUser(FastHttpUser):
             return
         if item.is_bad:
             problem = check_rejection(item.expect_status, item.expect_error, status, response.text)
+        elif item.instances > 1 or self.protocol == "oip":
+            length = response.headers.get(oip_bodies.HEADER_LENGTH) if response.headers is not None else None
+            problem = check_oip_answer(self.expected, item.instances, status, response.content,
+                                       length if isinstance(length, str) else None)
         else:
             problem = check_prediction(self.expected, status, response.text)
         if problem:
@@ -84,13 +106,20 @@ class ModelUser(FastHttpUser):
             response.success()
 
 
+PROTOCOLS = ("predictions", "oip")
+
+
 def make_user_class(spec: ModelSpec, module: str = __name__, *, route: str = "",
-                    bodies: list[payloads.Payload] | None = None) -> type[ModelUser]:
+                    bodies: list[payloads.Payload] | None = None, protocol: str = "predictions",
+                    instances: int = 1) -> type[ModelUser]:
     """`DigitsUser` etc.: a concrete ModelUser for one spec, weighted by `load.weight`; `route` and
-    `bodies` replace the spec's path and payloads (the bench's archive variants and photos)."""
+    `bodies` replace the spec's path and payloads (the bench's archive variants and photos);
+    `protocol` and `instances` (PROTOCOLS; OIP instances per request) as on the command line."""
+    if protocol not in PROTOCOLS or instances < 1:
+        raise ValueError(f"protocol must be one of {PROTOCOLS} and instances >= 1, got {protocol!r}, {instances}")
     class_name = "".join(part.capitalize() for part in spec.name.replace("-", "_").split("_")) + "User"
     return type(class_name, (ModelUser,), {
         "spec": spec, "expected": answer_shape(spec), "weight": spec.load_weight, "abstract": False, "__module__": module,
-        "route": route, "bodies": list(bodies) if bodies else None,
+        "route": route, "bodies": list(bodies) if bodies else None, "protocol": protocol, "instances": instances,
         "__doc__": f"Load for model {spec.name!r} ({spec.description or 'see its spec'}).",
     })

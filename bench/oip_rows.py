@@ -1,0 +1,50 @@
+"""`make bench`'s Open Inference Protocol rows: TorchServe answering OIP requests of 1, 8 and 32
+instances, in items/s against the true limit (issue 25).
+
+Per instance count, a closed-loop sweep of POST /v2/models/<m>/infer with the binary tensor data
+extension (loadtest/oip_bodies.py: tritonclient's own serialisation of the workload's bodies, built
+before any clock starts) straight to TorchServe, as every bench row is, so each request carries
+the `X-Inference-Protocol: v2` header the front door would set. Requests count as Locust counts
+them; items/s is the saturating step's requests/s x instances (each answer is checked to hold that
+many rows). A sweep stops at MAX_ITEMS_IN_FLIGHT items outstanding: 32 users of 32 instances
+would only queue 1,024 items behind the workers and time out, not run faster.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from bench import loadgen
+from bench.steps import Step
+from loadtest.oip_bodies import infer_path, oip_payloads
+from loadtest.payloads import Payload, kind_of
+from stackctl.catalog.specs import ModelSpec
+
+INSTANCES = (1, 8, 32)
+MAX_ITEMS_IN_FLIGHT = 256
+
+
+def levels_for(levels: list[int], instances: int) -> list[int]:
+    """The sweep's user counts that keep at most MAX_ITEMS_IN_FLIGHT items outstanding (at least one)."""
+    return [u for u in levels if u * instances <= MAX_ITEMS_IN_FLIGHT] or levels[:1]
+
+
+def row(instances: int, steps: list[Step]) -> dict[str, Any]:
+    """One instance count's results: its sweep, the saturating step and the items/s there."""
+    best = loadgen.saturation(steps)
+    return {"instances": instances, "sweep": [s.to_json() for s in steps],
+            "saturation": best.to_json() if best else None,
+            "items_per_s": round(best.measured.rps * instances, 1) if best else None}
+
+
+def measure(spec: ModelSpec, model: str, url: str, pid: int | None, singles: list[Payload], levels: list[int],
+            warmup: float, window: float, log=print) -> dict[str, Any]:
+    """{"1": row, "8": row, "32": row} against the server at `url` serving `model` (spec `spec`)."""
+    out = {}
+    for n in INSTANCES:
+        bodies = oip_payloads(kind_of(spec), singles, n)
+        target = loadgen.Target(f"torchserve OIP x{n}", url, infer_path(model), pid)
+        with loadgen.Load(target, spec, bodies, protocol="oip") as load:
+            steps = loadgen.sweep(load, levels_for(levels, n), warmup, window, log=log)
+        out[str(n)] = row(n, steps)
+        log(f"    OIP {n} instances/request: {out[str(n)]['items_per_s']} items/s at saturation")
+    return out
