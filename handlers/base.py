@@ -5,18 +5,27 @@ This class only translates: the archive's settings and TorchServe's properties i
 `handlers.core.ModelCore`, each request item and its headers into a `handlers.inputs.Request`,
 and each `Result` into the item's status and content type. Subclasses name their task
 (`image_classifier.py`, `text_classifier.py`: the files the specs name as `model.handler`).
+
+A request that the front door marks `X-Inference-Protocol: v2` (its /v2/models/<m>/infer
+locations; /predictions never carries it) is an Open Inference Protocol request: read by
+`handlers.oip_exchange.Exchange` into the core's `Instances`, answered in v2 with the content type
+and `Inference-Header-Content-Length` the response needs (TorchServe 0.12 sends the headers a
+handler sets: RestJob.responseInference).
 """
 from __future__ import annotations
 
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from ts.torch_handler.base_handler import BaseHandler
 
 from handlers import payload, runtime
-from handlers.core import ModelCore
+from handlers.core import Item, ModelCore
 from handlers.inputs import Request
 from handlers.metrics import HandlerMetrics
+from handlers.oip_contract import HEADER_LENGTH_HEADER, JSON_CONTENT_TYPE, PROTOCOL_HEADER, PROTOCOL_VALUE
+from handlers.oip_exchange import Exchange, Reply
 from handlers.settings import HandlerSettings, ServingSettings
 
 
@@ -55,6 +64,19 @@ def core_request(context: Any, idx: int, item: Any) -> Request:
     return Request(body, content_type, fields=item, sent_as=sent_as)
 
 
+def speaks_oip(context: Any, idx: int) -> bool:
+    """Whether request `idx` came through the front door's v2 infer location."""
+    return (request_header(context, idx, PROTOCOL_HEADER) or "").strip().lower() == PROTOCOL_VALUE
+
+
+def oip_body(item: Any) -> Any:
+    """The raw body of a v2 request (TorchServe's {"body": ...}); a form its frontend split is no
+    v2 body, so it is handed on as None (refused as empty)."""
+    if not isinstance(item, dict):
+        return item
+    return next((item[key] for key in ("body", "data") if item.get(key) is not None), None)
+
+
 class ClassifierHandler(BaseHandler):
     """Base for our classifiers; a subclass sets `task` (handlers.image_task / handlers.text_task)."""
 
@@ -72,14 +94,25 @@ class ClassifierHandler(BaseHandler):
                                    batch_size=int(properties.get("batch_size") or 1),
                                    own_workers=ServingSettings.from_config(self.model_yaml_config).workers)
         self.handler_metrics = HandlerMetrics(name)
+        # The v2 answer's model_version: the archive's (TorchServe serves each version's own archive).
+        self.version = str(self.manifest["model"].get("modelVersion") or "")
         self.initialized = True
 
     def handle(self, data: list[Any], context: Any) -> list[Any]:
-        requests = [core_request(context, idx, item) for idx, item in enumerate(data)]
+        exchanges = {idx: Exchange(oip_body(item), request_header(context, idx, HEADER_LENGTH_HEADER),
+                                   self.core.task.accepts.kind, self.core.k)
+                     for idx, item in enumerate(data) if speaks_oip(context, idx)}
+        requests: list[Item] = [exchanges[idx].item if idx in exchanges else core_request(context, idx, item)
+                                for idx, item in enumerate(data)]
         ids = [context.get_request_id(idx) for idx in range(len(data))]
         results = self.core.answer(requests, ids, self.handler_metrics.for_batch(context))
-        for idx, result in enumerate(results):
-            if result.status != 200:
-                context.set_response_status(result.status, result.phrase, idx)
-            context.set_response_content_type(idx, "application/json")
-        return [result.body for result in results]
+        replies = [exchanges[idx].reply(result, self.core.name, self.version) if idx in exchanges
+                   else Reply(result.status, result.body, JSON_CONTENT_TYPE)
+                   for idx, result in enumerate(results)]
+        for idx, reply in enumerate(replies):
+            if reply.status != 200:
+                context.set_response_status(reply.status, HTTPStatus(reply.status).phrase, idx)
+            context.set_response_content_type(idx, reply.content_type)
+            for name, value in reply.headers.items():
+                context.set_response_header(idx, name, value)
+        return [reply.body for reply in replies]

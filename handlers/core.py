@@ -6,6 +6,10 @@ It owns the path every runtime shares: the input stage (`handlers/inputs.py`), t
 of its items. Also warm-up, autocast, batch padding and the metrics hooks (`handlers/reporting.py`).
 Runtime adapters (TorchServe's `handlers/base.py`, the bench's peers) only translate their
 requests and answers; nothing here imports TorchServe.
+
+A request may carry several inputs (`Instances`: an Open Inference Protocol request of N
+elements, `handlers/oip_exchange.py`): each is read exactly as a request of its own would be, all
+N join the one forward pass, and one that fails refuses its whole request (400 naming it), no other.
 """
 from __future__ import annotations
 
@@ -67,6 +71,19 @@ class Loaded:
     device: torch.device
     threads: int
     name: str
+
+
+@dataclass(frozen=True)
+class Instances:
+    """One request that carries several inputs, each read like a request of its own (`requests`),
+    answered together: {"model": name, "answers": [one answer per input]}. `refused`: the
+    request's own 4xx, found before any input was read (a malformed envelope)."""
+
+    requests: tuple[Request, ...] = ()
+    refused: InputError | None = None
+
+
+Item = Request | Instances
 
 
 @dataclass(frozen=True)
@@ -153,21 +170,43 @@ class ModelCore:
         except InputError as err:
             raise with_form_hint(err, request) from None
 
-    def decode_or_answer(self, request: Request, request_id: Any = None,
-                         metrics: Metrics | None = None) -> tuple[Any, Result | None]:
-        """(sample, None), or (None, the request's own error answer): 4xx for its input, 500 for a
-        decoder bug (logged); never raises for one request."""
+    def decode_instance(self, index: int, request: Request) -> Any:
+        """`decode` for input `index` of an `Instances`: its error refuses the whole request with
+        400, naming the input (`instance 3: image_too_large: ...`)."""
+        try:
+            return self.decode(request)
+        except InputError as err:
+            raise InputError(400, err.type, f"instance {index}: {err.type}: {err.message}") from None
+
+    def samples_of(self, item: Item) -> list[Any]:
+        """The model inputs of one request (one, or one per instance), or the InputError refusing it."""
+        if isinstance(item, Request):
+            return [self.decode(item)]
+        if item.refused is not None:
+            raise item.refused
+        return [self.decode_instance(index, request) for index, request in enumerate(item.requests)]
+
+    def read_or_answer(self, item: Item, request_id: Any = None,
+                       metrics: Metrics | None = None) -> tuple[list[Any], Result | None]:
+        """(samples, None), or ([], the request's own error answer): 4xx for its input, 500 for a
+        decoder bug (logged); never raises for one request. One rejection counted per request."""
         metrics = metrics or NoMetrics()
         try:
-            return self.decode(request), None
+            return self.samples_of(item), None
         except InputError as err:
             logger.warning("request %s rejected: %d %s: %s", request_id, err.code, err.type, err.message)
             metrics.rejected(err.type)
-            return None, Result(err.code, err.body(), err.type)
+            return [], Result(err.code, err.body(), err.type)
         except Exception:  # a decoder bug answers this item with 500, never the whole batch
             logger.exception("request %s: unexpected error while decoding", request_id)
             metrics.rejected("internal_error")
-            return None, internal_error()
+            return [], internal_error()
+
+    def decode_or_answer(self, request: Request, request_id: Any = None,
+                         metrics: Metrics | None = None) -> tuple[Any, Result | None]:
+        """(sample, None), or (None, the request's own error answer): `read_or_answer` for one input."""
+        samples, result = self.read_or_answer(request, request_id, metrics)
+        return (samples[0] if samples else None), result
 
     # --- one batch -------------------------------------------------------------------------------
     def infer(self, samples: list[Any]) -> torch.Tensor:
@@ -184,21 +223,21 @@ class ModelCore:
         """The answers for decoded samples, run as one batch: collate -> forward -> top-k."""
         return self.rank(self.infer(samples))
 
-    def answer(self, requests: Sequence[Request], ids: Sequence[Any] | None = None,
+    def answer(self, requests: Sequence[Item], ids: Sequence[Any] | None = None,
                metrics: Metrics | None = None) -> list[Result]:
         """One answer per request, in order: the whole path for a batch, each item's errors its own."""
         started = time.perf_counter()
         metrics = metrics or NoMetrics()
         ids = list(ids) if ids is not None else list(range(len(requests)))
         results: list[Result | None] = [None] * len(requests)
-        valid: list[tuple[int, Any]] = []
+        valid: list[tuple[int, list[Any]]] = []
         for idx, request in enumerate(requests):
-            sample, results[idx] = self.decode_or_answer(request, ids[idx], metrics)
+            samples, results[idx] = self.read_or_answer(request, ids[idx], metrics)
             if results[idx] is None:
-                valid.append((idx, sample))
+                valid.append((idx, samples))
         if valid:
             try:
-                self._answer_batch(valid, results, started, metrics)
+                self._answer_batch(valid, requests, results, started, metrics)
             except Exception:  # collate/forward/top-k: every item of this batch gets its own 500
                 logger.exception("model %s: batch of %d failed after decoding; answering 500 to requests %s",
                                  self.name, len(valid), [ids[idx] for idx, _ in valid])
@@ -208,16 +247,20 @@ class ModelCore:
                     results[idx] = internal_error()
         return [result or internal_error() for result in results]
 
-    def _answer_batch(self, valid: list[tuple[int, Any]], results: list[Result | None], started: float,
-                      metrics: Metrics) -> None:
-        """One forward pass over the decoded items; each answer goes to its slot in `results`."""
+    def _answer_batch(self, valid: list[tuple[int, list[Any]]], requests: Sequence[Item],
+                      results: list[Result | None], started: float, metrics: Metrics) -> None:
+        """One forward pass over the samples of every decoded request; each request's answer goes
+        to its slot in `results`."""
         decoded = time.perf_counter()
         metrics.observe(PREPROCESS_SECONDS, decoded - started)
-        logits = self.infer([sample for _, sample in valid])
+        logits = self.infer([sample for _, samples in valid for sample in samples])
         inferred = time.perf_counter()
         metrics.observe(INFERENCE_SECONDS, inferred - decoded)
-        metrics.observe(BATCH_SIZE, len(valid))
-        for (idx, _), body in zip(valid, self.rank(logits)):
+        metrics.observe(BATCH_SIZE, len(logits))
+        answers = iter(self.rank(logits))
+        for idx, samples in valid:
+            mine = [next(answers) for _ in samples]
+            body = mine[0] if isinstance(requests[idx], Request) else {"model": self.name, "answers": mine}
             results[idx] = Result(200, body)
         finished = time.perf_counter()
         metrics.observe(POSTPROCESS_SECONDS, finished - inferred)

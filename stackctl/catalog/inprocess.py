@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
 from pathlib import Path
@@ -24,10 +24,22 @@ from stackctl.catalog.archive_files import read_config, read_manifest, unpack
 
 @dataclass
 class Request:
-    """One client request: a body and its Content-Type, as a client sends it."""
+    """One client request: a body and its Content-Type, as a client sends it, and any other
+    headers the worker sees (the front door's X-Inference-Protocol on /v2 infer requests...)."""
 
     body: Any
     content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Response:
+    """One answer as the worker gives it: status, body (bytes, or the JSON document TorchServe
+    serialises) and the response headers the handler set (content-type among them)."""
+
+    status: int
+    body: Any
+    headers: dict[str, str]
 
 
 class InProcessModel:
@@ -68,14 +80,17 @@ class InProcessModel:
     def predict(self, requests: list[Request], front_door: bool = True) -> list[tuple[int, Any]]:
         """[(status code, answer)] per request, in order — what each HTTP client would get through
         the front door (as served), or from TorchServe alone with `front_door=False`."""
+        return [(response.status, response.body) for response in self.respond(requests, front_door)]
+
+    def respond(self, requests: list[Request], front_door: bool = True) -> list[Response]:
+        """`predict` with each answer's response headers: one batch, as a worker runs it."""
         ctx = self.context(len(requests))
         items = [worker_item(r, front_door) for r in requests]
         ctx.request_processor = [RequestProcessor(headers) for _, headers in items]
         self.metrics.request_ids = ctx.request_ids
         answers = self.handler.handle([item for item, _ in items], ctx)
-        statuses = [ctx.get_response_status(i)[0] or 200 for i in range(len(requests))]
-        return list(zip(statuses, answers))
-
+        return [Response(ctx.get_response_status(i)[0] or 200, answer, dict(ctx.get_response_headers(i)))
+                for i, answer in enumerate(answers)]
 
 
 def worker_item(request: Request, front_door: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -87,6 +102,12 @@ def worker_item(request: Request, front_door: bool = True) -> tuple[dict[str, An
     front door (config/front-door.conf.template) passes form-urlencoded bodies on as
     application/octet-stream with the client's type in X-Original-Content-Type, so those arrive raw.
     """
+    item, headers = worker_body(request, front_door)
+    return item, {**headers, **request.headers}
+
+
+def worker_body(request: Request, front_door: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`worker_item` for the body and its content type alone."""
     media = (request.content_type or "").split(";", 1)[0].strip().lower()
     if front_door and media == "application/x-www-form-urlencoded":
         return {"body": request.body}, {"body": {"content-type": "application/octet-stream"},
