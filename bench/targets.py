@@ -67,13 +67,13 @@ def _oip_target(name: str, r: dict[str, Any], cores: int) -> dict[str, Any]:
     lim = r["limit"]
     items = oip.get("items_per_s")
     server_ms = _per_item(sat.get("server_cores"), items)
+    why = (f"{items} items/s ({sat.get('rps')} req/s at {sat.get('users')} users) against the limit "
+           f"{lim['items_per_s']} items/s ({limit_config(lim)}); at that step the load generator used "
+           f"{sat.get('client_cores')} cores, TorchServe {sat.get('server_cores')}, the machine "
+           f"{sat.get('machine_busy_cores')} of {cores}. Server core-ms per item {server_ms} against "
+           f"~{r['ratios']['limit_core_ms_per_item']} in-process." if sat else "no step of its sweep ran without errors.")
     return _target(f"OIP, {OIP_INSTANCES} instances per request: items/s / true limit", name,
-                   r["ratios"].get(f"oip_{OIP_INSTANCES}_items_over_limit"), ">=", OIP_ITEMS_OVER_LIMIT_MIN,
-                   f"{items} items/s ({sat.get('rps')} req/s at {sat.get('users')} users) against the limit "
-                   f"{lim['items_per_s']} items/s ({limit_config(lim)}); at that step the load generator used "
-                   f"{sat.get('client_cores')} cores, TorchServe {sat.get('server_cores')}, the machine "
-                   f"{sat.get('machine_busy_cores')} of {cores}. Server core-ms per item {server_ms} against "
-                   f"~{r['ratios']['limit_core_ms_per_item']} in-process.",
+                   r["ratios"].get(f"oip_{OIP_INSTANCES}_items_over_limit"), ">=", OIP_ITEMS_OVER_LIMIT_MIN, why,
                    # No saturating step: the sweep's failing step says why (e.g. every request got 400).
                    steps=[oip.get("saturation") or next((s for s in oip["sweep"] if failed(s)), None)])
 

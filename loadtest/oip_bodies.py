@@ -1,15 +1,15 @@
 """Open Inference Protocol (v2) request bodies for the load test and the bench, built once.
 
 Each body is one `POST /v2/models/<m>/infer` carrying N instances in the binary tensor data
-extension, serialised by tritonclient's own code (`InferenceServerClient.generate_request_body`),
-so the load is exactly what a `tritonclient.http` user sends: a JSON header (its length in
-`Inference-Header-Content-Length`), then per element a 4-byte little-endian length and the bytes;
-both outputs asked back as binary, as tritonclient asks by default.
+extension, byte for byte what `tritonclient.http` sends for them (tests/unit/test_oip_bodies.py
+compares it with tritonclient's own `generate_request_body` and reads it back with its
+deserializer): a JSON header (its length in `Inference-Header-Content-Length`), then per element a
+4-byte little-endian length and the bytes (handlers/oip.py's `serialize_bytes`); both outputs
+asked back as binary, as tritonclient asks by default.
 
 The instances are the model's own load-test bodies (payloads.py, from the spec's `load:` section),
-taken in order and wrapped round: an image body's encoded file, a text body's UTF-8 text (a JSON
+interleaved across the bodies (`oip_payloads`): an image body's encoded file, a text body's UTF-8 text (a JSON
 envelope `{"image": <base64>}` / `{"text": ...}` is unwrapped to the element it carries).
-tritonclient is imported on first use: a /predictions-only load generator does not need it.
 """
 from __future__ import annotations
 
@@ -18,19 +18,18 @@ import json
 import math
 from collections.abc import Sequence
 
+from handlers import oip_contract
+from handlers.oip import serialize_bytes
 from loadtest.payloads import kind_of, payloads_for
 from loadtest.request_body import Payload
 from stackctl.catalog.specs import ModelSpec
 
-CONTENT_TYPE = "application/octet-stream"
-HEADER_LENGTH = "Inference-Header-Content-Length"
+CONTENT_TYPE = oip_contract.BINARY_CONTENT_TYPE
+HEADER_LENGTH = oip_contract.HEADER_LENGTH_HEADER
 # TorchServe routes /v2/models/<m>/infer to the handler itself; this header tells our handler the
 # body is OIP. The front door sets it on that path whatever the client sent, so the load test may
 # always send it; the bench talks to TorchServe directly and must.
-PROTOCOL_HEADER = ("X-Inference-Protocol", "v2")
-# The input tensor per input kind (handlers/oip_contract.py's names).
-INPUT_NAMES = {"image": "image", "text": "text"}
-OUTPUT_NAMES = ("label", "probability")
+PROTOCOL_HEADER = (oip_contract.PROTOCOL_HEADER, oip_contract.PROTOCOL_VALUE)
 MIN_BODIES = 8                # distinct bodies per instance count, however few the model's payloads
 
 
@@ -51,34 +50,37 @@ def element(payload: Payload) -> bytes:
 
 
 def binary_request(input_name: str, elements: Sequence[bytes], request_id: str = "") -> tuple[bytes, int]:
-    """(body, JSON header length) of one binary-extension request with `elements` as a BYTES [N] input."""
-    import numpy as np
-    import tritonclient.http as triton
-
-    tensor = triton.InferInput(input_name, [len(elements)], "BYTES")
-    data = np.empty(len(elements), dtype=object)
-    data[:] = list(elements)  # element by element: numpy would otherwise pad bytes to one width
-    tensor.set_data_from_numpy(data, binary_data=True)
-    outputs = [triton.InferRequestedOutput(name, binary_data=True) for name in OUTPUT_NAMES]
-    body, header_length = triton.InferenceServerClient.generate_request_body([tensor], outputs=outputs,
-                                                                             request_id=request_id)
-    return bytes(body), int(header_length or len(body))
+    """(body, JSON header length) of one binary-extension request with `elements` as a BYTES [N] input,
+    both outputs asked back as binary: byte for byte what tritonclient.http's
+    `InferenceServerClient.generate_request_body` writes (the unit tests compare the two), built
+    without it so the load generator's image needs no tritonclient."""
+    data = serialize_bytes(elements)
+    document: dict[str, object] = {"id": request_id} if request_id else {}
+    document["inputs"] = [{"name": input_name, "shape": [len(elements)], "datatype": "BYTES",
+                           "parameters": {"binary_data_size": len(data)}}]
+    document["outputs"] = [{"name": name, "parameters": {"binary_data": True}} for name in oip_contract.OUTPUT_NAMES]
+    header = json.dumps(document, separators=(",", ":")).encode("utf-8")
+    return header + data, len(header)
 
 
 def oip_payloads(kind: str, singles: Sequence[Payload], instances: int) -> list[Payload]:
-    """Bodies of `instances` instances each from a model's single-item bodies, in order, wrapped
-    round; as many bodies as it takes to use every single at least once (at least MIN_BODIES)."""
+    """Bodies of `instances` instances each from a model's single-item bodies: as many bodies as it
+    takes to use every single at least once (at least MIN_BODIES), body b taking singles b, b + B,
+    b + 2B, ... (B bodies, wrapped round). Interleaved, not consecutive, because the singles come
+    grouped by size and format: digits' eight 1 MB BMPs side by side would make one 8-instance
+    body larger than TorchServe's max_request_size (8 MiB) and get 413."""
     if instances < 1:
         raise ValueError(f"instances per request must be >= 1, got {instances}")
     if not singles:
         raise ValueError("no single-item bodies to build OIP requests from")
     elements = [element(p) for p in singles]
+    count = max(MIN_BODIES, math.ceil(len(singles) / instances))
     out = []
-    for number in range(max(MIN_BODIES, math.ceil(len(singles) / instances))):
-        start = number * instances
-        chosen = [elements[(start + j) % len(elements)] for j in range(instances)]
-        body, header_length = binary_request(INPUT_NAMES[kind], chosen, request_id=str(number))
-        out.append(Payload(body, CONTENT_TYPE, f"{instances} instances from #{start % len(elements)}",
+    for number in range(count):
+        chosen = [elements[(number + j * count) % len(elements)] for j in range(instances)]
+        body, header_length = binary_request(oip_contract.input_tensor(kind).name, chosen,  # type: ignore[arg-type]
+                                             request_id=str(number))
+        out.append(Payload(body, CONTENT_TYPE, f"{instances} instances from #{number % len(elements)}, every {count}",
                            headers=((HEADER_LENGTH, str(header_length)), PROTOCOL_HEADER), instances=instances))
     return out
 

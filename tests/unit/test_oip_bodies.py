@@ -12,6 +12,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import deserialize_bytes_tensor
 
+from handlers import oip
 from loadtest import oip_bodies, payloads
 from loadtest.checks import AnswerShape, check_oip_answer
 from loadtest.request_body import TEXT_PLAIN, Payload
@@ -36,13 +37,14 @@ def test_bodies_decode_to_the_models_own_inputs(model: str, instances: int) -> N
     bodies = oip_bodies.oip_payloads_for(spec, instances)
     expected = [oip_bodies.element(p) for p in singles]
     assert len(bodies) >= oip_bodies.MIN_BODIES and len(bodies) * instances >= len(singles)  # every single used
+    # under TorchServe's max_request_size (config.properties): digits' 1 MB BMPs are spread out
+    assert max(len(b.body) for b in bodies) < 8 * 1024 * 1024
     for number, body in enumerate(bodies):
         header, elements = decode(body)
         (tensor,) = header["inputs"]
         assert (tensor["name"], tensor["datatype"], tensor["shape"]) == (payloads.kind_of(spec), "BYTES", [instances])
         assert body.instances == instances == len(elements)
-        start = number * instances
-        assert elements == [expected[(start + j) % len(expected)] for j in range(instances)]
+        assert elements == [expected[(number + j * len(bodies)) % len(expected)] for j in range(instances)]
         assert header["id"] == str(number)
         assert {o["name"]: o["parameters"] for o in header["outputs"]} == {
             "label": {"binary_data": True}, "probability": {"binary_data": True}}
@@ -62,8 +64,9 @@ def test_elements_unwrap_json_envelopes_and_keep_raw_bodies() -> None:
 
 
 def test_a_body_is_what_tritonclient_http_itself_sends() -> None:
-    elements = [b"abc", b"", "é".encode()]
-    (body,) = oip_bodies.oip_payloads("text", [Payload(e, TEXT_PLAIN, "x") for e in elements], 3)[:1]
+    singles = [b"abc", b"", "é".encode()]
+    (body,) = oip_bodies.oip_payloads("text", [Payload(e, TEXT_PLAIN, "x") for e in singles], 3)[:1]
+    elements = [singles[(j * oip_bodies.MIN_BODIES) % 3] for j in range(3)]  # body 0 of MIN_BODIES, interleaved
     tensor = triton.InferInput("text", [3], "BYTES")
     tensor.set_data_from_numpy(np.array(elements, dtype=object), binary_data=True)
     outputs = [triton.InferRequestedOutput(n, binary_data=True) for n in ("label", "probability")]
@@ -78,15 +81,13 @@ def test_no_instances_is_refused() -> None:
         oip_bodies.oip_payloads("text", [Payload(b"a", TEXT_PLAIN, "a")], 0)
 
 
-def _answer(rows: int, k: int, request_id: str = "0") -> tuple[bytes, str]:
-    """A binary OIP answer as the protocol lays it out (labels BYTES, probabilities FP32)."""
-    labels = b"".join(struct.pack("<I", 1) + b"7" for _ in range(rows * k))
-    probabilities = np.full(rows * k, 0.5, dtype="<f4").tobytes()
-    header = json.dumps({"model_name": "digits", "id": request_id, "outputs": [
-        {"name": "label", "datatype": "BYTES", "shape": [rows, k], "parameters": {"binary_data_size": len(labels)}},
-        {"name": "probability", "datatype": "FP32", "shape": [rows, k],
-         "parameters": {"binary_data_size": len(probabilities)}}]}).encode()
-    return header + labels + probabilities, str(len(header))
+def _answer(rows: int, k: int) -> tuple[bytes, str]:
+    """The handler codec's binary answer (handlers/oip.py) to one of our bodies of `rows` instances."""
+    (body,) = oip_bodies.oip_payloads("text", [Payload(b"hallo", TEXT_PLAIN, "x")], rows)[:1]
+    request = oip.parse_request(body.body, dict(body.headers)[oip_bodies.HEADER_LENGTH], "text", k)
+    assert len(request.elements) == rows and request.outputs == (("label", True), ("probability", True))
+    encoded = oip.encode_response("langid", "1", request, [["de"] * k] * rows, [[0.5] * k] * rows)
+    return encoded.body, encoded.headers[oip_bodies.HEADER_LENGTH]
 
 
 def test_the_answer_check_reads_the_json_header_only() -> None:
