@@ -8,7 +8,7 @@ deserializer): a JSON header (its length in `Inference-Header-Content-Length`), 
 asked back as binary, as tritonclient asks by default.
 
 The instances are the model's own load-test bodies (payloads.py, from the spec's `load:` section),
-interleaved across the bodies (`oip_payloads`): an image body's encoded file, a text body's UTF-8 text (a JSON
+interleaved across the requests (`instance_groups`): an image body's encoded file, a text body's UTF-8 text (a JSON
 envelope `{"image": <base64>}` / `{"text": ...}` is unwrapped to the element it carries).
 """
 from __future__ import annotations
@@ -63,24 +63,28 @@ def binary_request(input_name: str, elements: Sequence[bytes], request_id: str =
     return header + data, len(header)
 
 
-def oip_payloads(kind: str, singles: Sequence[Payload], instances: int) -> list[Payload]:
-    """Bodies of `instances` instances each from a model's single-item bodies: as many bodies as it
-    takes to use every single at least once (at least MIN_BODIES), body b taking singles b, b + B,
-    b + 2B, ... (B bodies, wrapped round). Interleaved, not consecutive, because the singles come
-    grouped by size and format: digits' eight 1 MB BMPs side by side would make one 8-instance
-    body larger than TorchServe's max_request_size (8 MiB) and get 413."""
+def instance_groups(singles: Sequence[Payload], instances: int) -> list[list[bytes]]:
+    """The elements of each request of `instances` instances, from a model's single-item bodies: as
+    many requests as it takes to use every single at least once (at least MIN_BODIES), request b
+    taking singles b, b + B, b + 2B, ... (B requests, wrapped round). Interleaved, not consecutive,
+    because the singles come grouped by size and format: digits' eight 1 MB BMPs side by side would
+    make one 8-instance body larger than TorchServe's max_request_size (8 MiB) and get 413."""
     if instances < 1:
         raise ValueError(f"instances per request must be >= 1, got {instances}")
     if not singles:
         raise ValueError("no single-item bodies to build OIP requests from")
     elements = [element(p) for p in singles]
     count = max(MIN_BODIES, math.ceil(len(singles) / instances))
+    return [[elements[(number + j * count) % len(elements)] for j in range(instances)] for number in range(count)]
+
+
+def oip_payloads(kind: str, singles: Sequence[Payload], instances: int) -> list[Payload]:
+    """One binary-extension body per group of `instance_groups`, its request id its number."""
     out = []
-    for number in range(count):
-        chosen = [elements[(number + j * count) % len(elements)] for j in range(instances)]
+    for number, chosen in enumerate(instance_groups(singles, instances)):
         body, header_length = binary_request(oip_contract.input_tensor(kind).name, chosen,  # type: ignore[arg-type]
                                              request_id=str(number))
-        out.append(Payload(body, CONTENT_TYPE, f"{instances} instances from #{number % len(elements)}, every {count}",
+        out.append(Payload(body, CONTENT_TYPE, f"request {number} of {instances} instances",
                            headers=((HEADER_LENGTH, str(header_length)), PROTOCOL_HEADER), instances=instances))
     return out
 

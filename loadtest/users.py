@@ -4,8 +4,9 @@ Stats rows are named after the model (`digits`), so Locust's own percentiles are
 deliberately bad requests get their own row (`digits [bad]`) so they never flatter the latency.
 
 `protocol` picks the API: "predictions" (the default, TorchServe's /predictions/<m> with the
-spec's bodies) or "oip" (Open Inference Protocol: POST /v2/models/<m>/infer, binary tensor data,
-`instances` of the spec's bodies per request; oip_bodies.py). With "oip", Locust's rows still
+spec's bodies), "oip" (Open Inference Protocol: POST /v2/models/<m>/infer, binary tensor data,
+`instances` of the spec's bodies per request; oip_bodies.py) or "oip-grpc" (the same instances
+through the OIP gateway's gRPC ModelInfer at `grpc_address`, tritonclient.grpc; oip_grpc.py). With "oip", Locust's rows still
 count requests; items are requests x `instances` (every answer is checked to hold that many).
 """
 from __future__ import annotations
@@ -40,8 +41,9 @@ class ModelUser(FastHttpUser):
     bad_share: float = 0.0
     user_rate: float = 0.0       # >0: open loop, each user starts this many requests/s
     think_time: float = 0.2      # closed loop: mean pause between a user's requests (s)
-    protocol: str = "predictions"  # or "oip" (PROTOCOLS)
+    protocol: str = "predictions"  # or "oip", "oip-grpc" (PROTOCOLS)
     instances: int = 1           # OIP: instances (items) per request
+    grpc_address: str = "127.0.0.1:7070"  # oip-grpc: the OIP gateway's gRPC address
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -53,19 +55,32 @@ class ModelUser(FastHttpUser):
             cls.think_time = float(getattr(options, "think_time", cls.think_time))
             cls.protocol = str(getattr(options, "protocol", cls.protocol))
             cls.instances = int(getattr(options, "instances", cls.instances))
-        self.good: Sequence[payloads.Payload]
-        self.bad: Sequence[payloads.Payload]
-        if self.protocol == "oip":
-            # No deliberately bad OIP bodies yet: --bad-request-share sends /predictions-only cases.
-            self.good = self.bodies or oip_bodies.oip_payloads_for(self.spec, self.instances)
-            self.bad = ()
-            self.path = self.route or oip_bodies.infer_path(self.spec.name)
-        else:
-            self.good = self.bodies or payloads.payloads_for(self.spec).good
-            self.bad = [] if self.bodies else payloads.payloads_for(self.spec).bad
-            self.path = self.route or f"/predictions/{self.spec.name}"
+            cls.grpc_address = str(getattr(options, "grpc_address", cls.grpc_address))
+        self.grpc = None
+        if self.protocol == "oip-grpc":
+            from loadtest.oip_grpc import OipGrpcClient  # calls grpcio's init_gevent: only when used
+
+            self.grpc = OipGrpcClient(self.grpc_address, self.spec, self.instances, self.expected.top_k,
+                                      environment.events)
+        self.good, self.bad, self.path = self._requests()
         self.pacer = Pacer(self.user_rate or 1.0, phase=random.random())
         self.auth = auth_headers("inference")  # TS_INFERENCE_KEY or TS_KEY_FILE; {} when auth is off
+
+    def _requests(self) -> tuple[Sequence[Any], Sequence[payloads.Payload], str]:
+        """(valid requests, deliberately bad ones, path) for this user's protocol."""
+        if self.grpc is not None:
+            return self.grpc.requests, (), ""
+        if self.protocol == "oip":
+            # No deliberately bad OIP bodies yet: --bad-request-share sends /predictions-only cases.
+            return (self.bodies or oip_bodies.oip_payloads_for(self.spec, self.instances), (),
+                    self.route or oip_bodies.infer_path(self.spec.name))
+        return (self.bodies or payloads.payloads_for(self.spec).good,
+                [] if self.bodies else payloads.payloads_for(self.spec).bad,
+                self.route or f"/predictions/{self.spec.name}")
+
+    def on_stop(self) -> None:
+        if self.grpc is not None:
+            self.grpc.close()
 
     def wait_time(self) -> float:
         if self.user_rate > 0:
@@ -75,6 +90,9 @@ class ModelUser(FastHttpUser):
     @task
     def predict(self) -> None:
         late_s = self.pacer.late_by() if self.user_rate > 0 else 0.0
+        if self.grpc is not None:
+            self.grpc.infer(random.choice(self.good), late_s * 1000)
+            return
         bad = self.bad_share > 0 and self.bad and random.random() < self.bad_share
         item = random.choice(self.bad if bad else self.good)
         name = self.spec.name + (BAD_SUFFIX if bad else "")
@@ -106,7 +124,7 @@ class ModelUser(FastHttpUser):
             response.success()
 
 
-PROTOCOLS = ("predictions", "oip")
+PROTOCOLS = ("predictions", "oip", "oip-grpc")
 
 
 def make_user_class(spec: ModelSpec, module: str = __name__, *, route: str = "",
