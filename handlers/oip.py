@@ -97,8 +97,12 @@ def parse_request(body: Any, header_length: Any, kind: Kind, top_k: int) -> Infe
 
 def split_body(body: Any, header_length: Any) -> tuple[Any, bytes]:
     """(the JSON document, the binary data after it)."""
-    if isinstance(body, (dict, list)) and header_length is None:
+    if isinstance(body, (dict, list)):
+        if header_length is not None:
+            raise OipError(f"{HEADER_LENGTH_HEADER} is set but the body is not binary data")
         return body, b""
+    if body is not None and not isinstance(body, (bytes, bytearray, str)):
+        raise OipError(f"unexpected body of type {type(body).__name__}")
     raw = body.encode() if isinstance(body, str) else bytes(body or b"")
     if not raw:
         raise OipError('request body is empty; send a v2 infer request: {"inputs": [...]}', errors.EMPTY_INPUT)
@@ -217,9 +221,11 @@ def binary_elements(raw: bytes, kind: Kind, count: int) -> tuple[bytes, ...]:
                            f"{len(raw) - offset} bytes of binary data are left")
         elements.append(raw[offset:offset + size])
         offset += size
-    if len(elements) != count or offset != len(raw):
-        raise OipError(f"input {kind!r}: its shape says {count} elements but the binary data holds "
-                       f"{len(elements)}{' and more bytes' if offset != len(raw) else ''}")
+    if offset != len(raw):
+        raise OipError(f"input {kind!r}: its shape says {count} elements but {len(raw) - offset} bytes of "
+                       "binary data are left after them")
+    if len(elements) != count:
+        raise OipError(f"input {kind!r}: its shape says {count} elements but the binary data holds {len(elements)}")
     return tuple(elements)
 
 

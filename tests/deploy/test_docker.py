@@ -336,6 +336,9 @@ def test_runtime_image_has_every_package_the_handlers_and_models_import(stages) 
     entries += [module_file(spec.architecture.split(":")[0]) for spec in specs if ":" in spec.architecture
                 and module_file(spec.architecture.split(":")[0])]
     entries += [module_file("stackctl.__main__") or ROOT / "stackctl" / "__init__.py"]
+    # The entry point and the OIP gateway it starts (stackctl.serve.container, oip_gateway).
+    entries += [path for path in (module_file("stackctl.serve.container"), module_file("stackctl.serve.oip_gateway"))
+                if path is not None]
     # Serving loads modules, it does not train: module-level imports only.
     assert_covered("runtime", third_party_imports(entries, nested=False), pip_installs(stages["torch"]) | pip_installs(stages["serving"]))
 

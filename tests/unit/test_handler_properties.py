@@ -200,3 +200,11 @@ def test_docs_table_matches_the_case_table() -> None:
     doc = (paths.ROOT / "docs" / "hostile-inputs.md").read_text()
     for model in ("digits", "langid"):
         assert markdown_table(model) in doc, f"docs/hostile-inputs.md is out of date for {model}: regenerate its table"
+
+
+def test_docs_v2_table_matches_the_v2_case_table() -> None:
+    from stackctl import paths
+    from tests.oip_hostile import markdown_table
+
+    doc = (paths.ROOT / "docs" / "hostile-inputs.md").read_text()
+    assert markdown_table() in doc, "docs/hostile-inputs.md is out of date for v2 requests: regenerate its table"

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from handlers import errors
-from handlers.core import Loaded, ModelCore
+from handlers.core import Instances, Loaded, ModelCore
 from handlers.errors import InputError
 from handlers.inputs import IMAGE, Input, Request
 from handlers.settings import HandlerSettings
@@ -99,3 +99,35 @@ def test_decode_raises_the_input_error_with_the_form_hint_for_a_body_labelled_a_
     assert refused.value.code == 400 and "-H 'Content-Type: image/png'" in refused.value.message
     sample, result = core.decode_or_answer(Request(b"bug", "image/png"))
     assert sample is None and result is not None and result.status == 500
+
+
+class ValueRecorder(Recorder):
+    def observe(self, name: str, value: float) -> None:
+        self.events.append((name, value))
+
+
+def test_a_request_of_several_instances_joins_the_one_forward_pass(core: ModelCore) -> None:
+    """N instances are N samples of the batch; each answers as it would alone; metrics stay per request."""
+    metrics = ValueRecorder()
+    three = Instances(tuple(Request(body, "image/png") for body in (b"x", b"xxxx", b"xx")))
+    results = core.answer([three, Request(b"xxx", "image/png")], metrics=metrics)
+    assert [r.status for r in results] == [200, 200]
+    alone = core.predict([core.decode(Request(body, "image/png")) for body in (b"x", b"xxxx", b"xx", b"xxx")])
+    assert results[0].body == {"model": "count", "answers": alone[:3]} and results[1].body == alone[3]
+    assert ("handler_batch_size", 4) in metrics.events
+    assert [name for name, _ in metrics.events].count("handler_request_seconds") == 2
+
+
+def test_a_bad_instance_refuses_its_own_request_only_naming_it(core: ModelCore) -> None:
+    metrics = ValueRecorder()
+    refused = InputError(400, errors.INVALID_REQUEST, "no inputs")
+    results = core.answer([Instances((Request(b"ok", "image/png"), Request(b"", "image/png"))),
+                           Instances((Request(b"bug", "image/png"),)), Instances(refused=refused),
+                           Instances((Request(b"ok", "image/png"),))], metrics=metrics)
+    assert [(r.status, r.error_type) for r in results] == [
+        (400, errors.EMPTY_INPUT), (500, "internal_error"), (400, errors.INVALID_REQUEST), (200, None)]
+    assert results[0].body["error"]["message"].startswith("instance 1: empty_input: ")
+    assert results[2].body["error"]["message"] == "no inputs"
+    assert [e for e in metrics.events if e[0] == "rejected"] == [
+        ("rejected", errors.EMPTY_INPUT), ("rejected", "internal_error"), ("rejected", errors.INVALID_REQUEST)]
+    assert ("handler_batch_size", 1) in metrics.events
