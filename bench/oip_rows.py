@@ -6,21 +6,28 @@ extension (loadtest/oip_bodies.py: tritonclient's own serialisation of the workl
 before any clock starts) straight to TorchServe, as every bench row is, so each request carries
 the `X-Inference-Protocol: v2` header the front door would set. Requests count as Locust counts
 them; items/s is the saturating step's requests/s x instances (each answer is checked to hold that
-many rows). A sweep stops at MAX_ITEMS_IN_FLIGHT items outstanding: 32 users of 32 instances
-would only queue 1,024 items behind the workers and time out, not run faster.
+many rows). A sweep stops at MAX_ITEMS_IN_FLIGHT items outstanding (32 users of 32 instances).
+It must reach past batchSize requests: TorchServe batches requests, not items, so while at most
+batchSize requests are out (8 users of 32 instances against digits' batchSize 8) they tend to
+land in one worker's batch together and the other worker idles (measured: 0.6 server cores of 2).
+
+Where the time goes: with the server's metrics URL, each instance count also gets one 1-user step
+with TorchServe's counters read around it (floor.breakdown: frontend total, queue wait, handler,
+the rest), so the handler's ms per request of N items can be set against the in-process limit's
+ms per item.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from bench import loadgen
+from bench import floor, loadgen
 from bench.steps import Step
 from loadtest.oip_bodies import infer_path, oip_payloads
 from loadtest.payloads import Payload, kind_of
 from stackctl.catalog.specs import ModelSpec
 
 INSTANCES = (1, 8, 32)
-MAX_ITEMS_IN_FLIGHT = 256
+MAX_ITEMS_IN_FLIGHT = 1024
 
 
 def levels_for(levels: list[int], instances: int) -> list[int]:
@@ -28,23 +35,31 @@ def levels_for(levels: list[int], instances: int) -> list[int]:
     return [u for u in levels if u * instances <= MAX_ITEMS_IN_FLIGHT] or levels[:1]
 
 
-def row(instances: int, steps: list[Step]) -> dict[str, Any]:
-    """One instance count's results: its sweep, the saturating step and the items/s there."""
+def row(instances: int, steps: list[Step], breakdown: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One instance count's results: its sweep, the saturating step and the items/s there, and
+    the 1-user breakdown when measured."""
     best = loadgen.saturation(steps)
-    return {"instances": instances, "sweep": [s.to_json() for s in steps],
-            "saturation": best.to_json() if best else None,
-            "items_per_s": round(best.measured.rps * instances, 1) if best else None}
+    out = {"instances": instances, "sweep": [s.to_json() for s in steps],
+           "saturation": best.to_json() if best else None,
+           "items_per_s": round(best.measured.rps * instances, 1) if best else None}
+    return {**out, "breakdown": breakdown} if breakdown is not None else out
 
 
 def measure(spec: ModelSpec, model: str, url: str, pid: int | None, singles: list[Payload], levels: list[int],
-            warmup: float, window: float, log=print) -> dict[str, Any]:
+            warmup: float, window: float, metrics_url: str | None = None, log=print) -> dict[str, Any]:
     """{"1": row, "8": row, "32": row} against the server at `url` serving `model` (spec `spec`)."""
     out = {}
     for n in INSTANCES:
         bodies = oip_payloads(kind_of(spec), singles, n)
         target = loadgen.Target(f"torchserve OIP x{n}", url, infer_path(model), pid)
         with loadgen.Load(target, spec, bodies, protocol="oip") as load:
+            split = None
+            if metrics_url:
+                before = floor.counters(metrics_url, model)
+                one = load.closed_step(1, warmup, window)
+                split = floor.breakdown(before, floor.counters(metrics_url, model), one.measured.p50_ms)
             steps = loadgen.sweep(load, levels_for(levels, n), warmup, window, log=log)
-        out[str(n)] = row(n, steps)
-        log(f"    OIP {n} instances/request: {out[str(n)]['items_per_s']} items/s at saturation")
+        out[str(n)] = row(n, steps, split)
+        log(f"    OIP {n} instances/request: {out[str(n)]['items_per_s']} items/s at saturation"
+            + (f"; 1 user: {split}" if split else ""))
     return out

@@ -178,6 +178,10 @@ def _workload_details(r: dict[str, Any]) -> list[str]:
                       for n, o in oip.items()) + ". Sweeps (users: req/s, p99 ms): " + "; ".join(
                       f"x{n} " + ", ".join(f"{s['users']}: {_f(s['rps'], 0)}, {_f(s['p99_ms'], 0)}" for s in o["sweep"])
                       for n, o in oip.items()) + "."]
+        for n, o in oip.items():
+            if o.get("breakdown"):
+                lines += ["", f"OIP x{n} at 1 user, where a request's time goes (mean ms over "
+                              f"{o['breakdown']['requests']} requests): {breakdown_text(o['breakdown'])}."]
     by_config = lim.get("by_config") or [{"processes": 1, **t} for t in lim["by_threads"]]
     lines += ["", f"In-process: decode alone {lim['decode_items_per_s']} items/s; forward + top-k alone at "
                   f"batch {lim['best_batch_size']}: {lim['forward_items_per_s_at_best_batch']} items/s. "

@@ -85,7 +85,7 @@ class Plan:
         step = self.warmup + self.window
         sweep = 6 * step + 12
         limit = len(self.batch_sizes) * (self.limit_seconds + 0.6) * 2 + 20  # + warm-up and hand-off
-        served = sweep + 3 * self.window + 3 * step + len(oip_rows.INSTANCES) * 4 * step
+        served = sweep + 3 * self.window + 3 * step + len(oip_rows.INSTANCES) * 5 * step
         return workloads * (limit + peers * sweep + served) + 30  # + the cold start
 
 
@@ -130,7 +130,7 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
         result.update(measure_torchserve(w, stack, bodies, plan, log))
         log(f"[{w.name}] OIP, {', '.join(map(str, oip_rows.INSTANCES))} instances per request")
         result["oip"] = oip_rows.measure(w.spec, w.name, stack.inference_url, stack.proc.pid,  # type: ignore[attr-defined]
-                                         bodies, plan.levels, plan.warmup, plan.window, log=log)
+                                         bodies, plan.levels, plan.warmup, plan.window, stack.metrics_url, log=log)
     return result
 
 
