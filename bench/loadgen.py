@@ -113,8 +113,10 @@ def exit_on_sigterm() -> None:
 
 
 def sweep(load: Load, levels: list[int], warmup: float, window: float,
-          p95_limit_ms: float | None = None, deadline: float | None = None, log=print) -> list[Step]:
-    """Closed-loop concurrency sweep until throughput stops rising, failures, a p95 limit or the deadline."""
+          p95_limit_ms: float | None = None, deadline: float | None = None, log=print, min_users: int = 0) -> list[Step]:
+    """Closed-loop concurrency sweep until throughput stops rising, failures, a p95 limit or the deadline;
+    a flat throughput ends it only from `min_users` users on (oip_rows.py: enough requests to fill
+    every worker's batch)."""
     steps: list[Step] = []
     for users in levels:
         if deadline is not None and steps and time.monotonic() + warmup + window > deadline:
@@ -130,7 +132,7 @@ def sweep(load: Load, levels: list[int], warmup: float, window: float,
         if p95_limit_ms is not None and (m.p95_ms or 0) > p95_limit_ms:
             break
         best = max(s.measured.rps for s in steps)
-        if len(steps) >= 3 and all(s.measured.rps < 1.05 * best for s in steps[-2:]) and steps[-3].measured.rps == best:
+        if users >= min_users and len(steps) >= 3 and all(s.measured.rps < 1.05 * best for s in steps[-2:]) and steps[-3].measured.rps == best:
             break  # two steps past the peak without 5% more
     return steps
 

@@ -9,10 +9,13 @@ them; items/s is the saturating step's requests/s x instances (each answer is ch
 many rows). A sweep stops at MAX_ITEMS_IN_FLIGHT items outstanding (32 users of 32 instances).
 It must reach past batchSize requests: TorchServe batches requests, not items, so while at most
 batchSize requests are out (8 users of 32 instances against digits' batchSize 8) they tend to
-land in one worker's batch together and the other worker idles (measured: 0.6 server cores of 2).
+land in one worker's batch together and the other worker idles (measured: 0.6 server cores of 2,
+and a throughput flat from 1 to 4 users), so a flat throughput ends a sweep only from workers x
+batchSize users on.
 
 Where the time goes: with the server's metrics URL, each instance count also gets one 1-user step
-with TorchServe's counters read around it (floor.breakdown: frontend total, queue wait, handler,
+(after one unmeasured step, so the previous sweep's queue has drained) with TorchServe's counters
+read around it (floor.breakdown: frontend total, queue wait, handler,
 the rest), so the handler's ms per request of N items can be set against the in-process limit's
 ms per item.
 """
@@ -46,8 +49,10 @@ def row(instances: int, steps: list[Step], breakdown: dict[str, Any] | None = No
 
 
 def measure(spec: ModelSpec, model: str, url: str, pid: int | None, singles: list[Payload], levels: list[int],
-            warmup: float, window: float, metrics_url: str | None = None, log=print) -> dict[str, Any]:
-    """{"1": row, "8": row, "32": row} against the server at `url` serving `model` (spec `spec`)."""
+            warmup: float, window: float, metrics_url: str | None = None, fill_users: int = 0,
+            log=print) -> dict[str, Any]:
+    """{"1": row, "8": row, "32": row} against the server at `url` serving `model` (spec `spec`);
+    `fill_users`: the server's workers x batchSize (a sweep goes at least that far)."""
     out = {}
     for n in INSTANCES:
         bodies = oip_payloads(kind_of(spec), singles, n)
@@ -55,10 +60,11 @@ def measure(spec: ModelSpec, model: str, url: str, pid: int | None, singles: lis
         with loadgen.Load(target, spec, bodies, protocol="oip") as load:
             split = None
             if metrics_url:
+                load.closed_step(1, warmup, 0.0)
                 before = floor.counters(metrics_url, model)
-                one = load.closed_step(1, warmup, window)
+                one = load.closed_step(1, 0.0, window)
                 split = floor.breakdown(before, floor.counters(metrics_url, model), one.measured.p50_ms)
-            steps = loadgen.sweep(load, levels_for(levels, n), warmup, window, log=log)
+            steps = loadgen.sweep(load, levels_for(levels, n), warmup, window, log=log, min_users=fill_users)
         out[str(n)] = row(n, steps, split)
         log(f"    OIP {n} instances/request: {out[str(n)]['items_per_s']} items/s at saturation"
             + (f"; 1 user: {split}" if split else ""))

@@ -130,7 +130,8 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
         result.update(measure_torchserve(w, stack, bodies, plan, log))
         log(f"[{w.name}] OIP, {', '.join(map(str, oip_rows.INSTANCES))} instances per request")
         result["oip"] = oip_rows.measure(w.spec, w.name, stack.inference_url, stack.proc.pid,  # type: ignore[attr-defined]
-                                         bodies, plan.levels, plan.warmup, plan.window, stack.metrics_url, log=log)
+                                         bodies, plan.levels, plan.warmup, plan.window, stack.metrics_url,
+                                         fill_users=serving.workers * serving.batch_size, log=log)
     return result
 
 

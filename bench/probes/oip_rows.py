@@ -54,7 +54,7 @@ def one_workload(w: Workload, plan: Plan, folder: Path, log=print) -> dict[str, 
             best = loadgen.saturation(loadgen.sweep(load, plan.levels, plan.warmup, plan.window, log=log))
         log(f"[{w.name}] OIP")
         oip = oip_rows.measure(w.spec, w.name, stack.inference_url, pid, bodies, plan.levels, plan.warmup,
-                               plan.window, stack.metrics_url, log=log)
+                               plan.window, stack.metrics_url, fill_users=serving.workers * serving.batch_size, log=log)
     predictions = best.to_json() if best else None
     over = {"predictions": _ratio(best.measured.rps if best else None, limit["items_per_s"]),
             **{f"oip_{n}": _ratio(o["items_per_s"], limit["items_per_s"]) for n, o in oip.items()}}
