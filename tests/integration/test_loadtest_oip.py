@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from stackctl.catalog.specs import load_specs
+from stackctl.serve import readiness
 from tests.tool_runs import LATENCY_ANY, rows, run
 
 MODELS = sorted(spec.name for spec in load_specs())
@@ -45,5 +46,7 @@ def test_oip_grpc_users_call_model_infer(torchserve, tmp_path):
     address = getattr(torchserve, "oip_grpc_address", None)
     if address is None:
         pytest.skip("this server has no OIP gateway address (a container attached by name)")
+    # The gateway serves gRPC and the REST health routes from one process: ready there, ready here.
+    readiness.wait_for_http(f"{torchserve.inference_url}/v2/health/ready", timeout=60)
     stdout, stats = locust(torchserve.inference_url, tmp_path, "--protocol", "oip-grpc", "--grpc-address", address)
     check(stdout, stats, "grpc")
