@@ -14,13 +14,15 @@ and a throughput flat from 1 to 4 users), so a flat throughput ends a sweep only
 batchSize users on.
 
 Where the time goes: with the server's metrics URL, each instance count also gets one 1-user step
-(after one unmeasured step, so the previous sweep's queue has drained) with TorchServe's counters
-read around it (floor.breakdown: frontend total, queue wait, handler,
+(once the previous sweep's queue has drained: `drain`; requests left from 128 users of 8 mobilenet
+photos had made a 32-instance request's mean queue wait 296 ms) with TorchServe's counters read
+around it (floor.breakdown: frontend total, queue wait, handler,
 the rest), so the handler's ms per request of N items can be set against the in-process limit's
 ms per item.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from bench import floor, loadgen
@@ -36,6 +38,20 @@ MAX_ITEMS_IN_FLIGHT = 1024
 def levels_for(levels: list[int], instances: int) -> list[int]:
     """The sweep's user counts that keep at most MAX_ITEMS_IN_FLIGHT items outstanding (at least one)."""
     return [u for u in levels if u * instances <= MAX_ITEMS_IN_FLIGHT] or levels[:1]
+
+
+def drain(metrics_url: str, model: str, timeout: float = 60.0, interval: float = 0.5) -> None:
+    """Return once TorchServe has answered every request it held for `model` (its count of answered
+    requests stops moving for `interval`), or after `timeout`: a stopped load's users leave their
+    last requests queued in the server, and they would be counted in the next step's means."""
+    deadline = time.monotonic() + timeout
+    last = floor.counters(metrics_url, model)["requests"]
+    while time.monotonic() < deadline:
+        time.sleep(interval)  # gevent's, under Locust's monkey-patching
+        now = floor.counters(metrics_url, model)["requests"]
+        if now == last:
+            return
+        last = now
 
 
 def row(instances: int, steps: list[Step], breakdown: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -60,6 +76,7 @@ def measure(spec: ModelSpec, model: str, url: str, pid: int | None, singles: lis
         with loadgen.Load(target, spec, bodies, protocol="oip") as load:
             split = None
             if metrics_url:
+                drain(metrics_url, model)
                 load.closed_step(1, warmup, 0.0)
                 before = floor.counters(metrics_url, model)
                 one = load.closed_step(1, 0.0, window)
