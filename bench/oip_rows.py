@@ -14,11 +14,11 @@ and a throughput flat from 1 to 4 users), so a flat throughput ends a sweep only
 batchSize users on.
 
 Where the time goes: with the server's metrics URL, each instance count also gets one 1-user step
-(once the previous sweep's queue has drained: `drain`; requests left from 128 users of 8 mobilenet
-photos had made a 32-instance request's mean queue wait 296 ms) with TorchServe's counters read
-around it (floor.breakdown: frontend total, queue wait, handler,
+with TorchServe's counters read around it (floor.breakdown: frontend total, queue wait, handler,
 the rest), so the handler's ms per request of N items can be set against the in-process limit's
-ms per item.
+ms per item. These run before any OIP sweep, each once the server's queue is empty (`drain`):
+requests a stopped sweep left queued (128 users of 8 mobilenet photos) had made a later
+32-instance request's mean queue wait 0.3-6 s.
 """
 from __future__ import annotations
 
@@ -40,17 +40,17 @@ def levels_for(levels: list[int], instances: int) -> list[int]:
     return [u for u in levels if u * instances <= MAX_ITEMS_IN_FLIGHT] or levels[:1]
 
 
-def drain(metrics_url: str, model: str, timeout: float = 60.0, interval: float = 0.5) -> None:
-    """Return once TorchServe has answered every request it held for `model` (its count of answered
-    requests stops moving for `interval`), or after `timeout`: a stopped load's users leave their
-    last requests queued in the server, and they would be counted in the next step's means."""
+def drain(metrics_url: str, model: str, timeout: float = 60.0, interval: float = 0.5, still: int = 4) -> None:
+    """Return once TorchServe has answered every request it held for `model`: its summed latency
+    (added as each answer leaves) has not moved for `still` polls `interval` apart, longer than
+    one batch of 32-instance requests takes; or after `timeout`. A stopped load's users leave
+    their last requests queued in the server, and they would be counted in the next step's means."""
     deadline = time.monotonic() + timeout
-    last = floor.counters(metrics_url, model)["requests"]
-    while time.monotonic() < deadline:
+    last, unchanged = floor.counters(metrics_url, model)["frontend_us"], 0
+    while unchanged < still and time.monotonic() < deadline:
         time.sleep(interval)  # gevent's, under Locust's monkey-patching
-        now = floor.counters(metrics_url, model)["requests"]
-        if now == last:
-            return
+        now = floor.counters(metrics_url, model)["frontend_us"]
+        unchanged = unchanged + 1 if now == last else 0
         last = now
 
 
@@ -68,21 +68,28 @@ def measure(spec: ModelSpec, model: str, url: str, pid: int | None, singles: lis
             warmup: float, window: float, metrics_url: str | None = None, fill_users: int = 0,
             log=print) -> dict[str, Any]:
     """{"1": row, "8": row, "32": row} against the server at `url` serving `model` (spec `spec`);
-    `fill_users`: the server's workers x batchSize (a sweep goes at least that far)."""
+    `fill_users`: the server's workers x batchSize (a sweep goes at least that far). The 1-user
+    breakdowns run first, before any sweep has queued hundreds of items in the server."""
+    bodies = {n: oip_payloads(kind_of(spec), singles, n) for n in INSTANCES}
+
+    def load(n: int) -> loadgen.Load:
+        return loadgen.Load(loadgen.Target(f"torchserve OIP x{n}", url, infer_path(model), pid), spec, bodies[n],
+                            protocol="oip")
+
+    splits: dict[int, dict[str, Any] | None] = dict.fromkeys(INSTANCES)
+    for n in INSTANCES if metrics_url else ():
+        with load(n) as one_user:
+            drain(metrics_url, model)  # type: ignore[arg-type]
+            one_user.closed_step(1, warmup, 0.0)
+            before = floor.counters(metrics_url, model)  # type: ignore[arg-type]
+            one = one_user.closed_step(1, 0.0, window)
+            splits[n] = floor.breakdown(before, floor.counters(metrics_url, model),  # type: ignore[arg-type]
+                                        one.measured.p50_ms)
+        log(f"    OIP {n} instances/request at 1 user: {splits[n]}")
     out = {}
     for n in INSTANCES:
-        bodies = oip_payloads(kind_of(spec), singles, n)
-        target = loadgen.Target(f"torchserve OIP x{n}", url, infer_path(model), pid)
-        with loadgen.Load(target, spec, bodies, protocol="oip") as load:
-            split = None
-            if metrics_url:
-                drain(metrics_url, model)
-                load.closed_step(1, warmup, 0.0)
-                before = floor.counters(metrics_url, model)
-                one = load.closed_step(1, 0.0, window)
-                split = floor.breakdown(before, floor.counters(metrics_url, model), one.measured.p50_ms)
-            steps = loadgen.sweep(load, levels_for(levels, n), warmup, window, log=log, min_users=fill_users)
-        out[str(n)] = row(n, steps, split)
-        log(f"    OIP {n} instances/request: {out[str(n)]['items_per_s']} items/s at saturation"
-            + (f"; 1 user: {split}" if split else ""))
+        with load(n) as swept:
+            steps = loadgen.sweep(swept, levels_for(levels, n), warmup, window, log=log, min_users=fill_users)
+        out[str(n)] = row(n, steps, splits[n])
+        log(f"    OIP {n} instances/request: {out[str(n)]['items_per_s']} items/s at saturation")
     return out
