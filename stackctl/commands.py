@@ -64,6 +64,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("probe-front-door", "bench.probes.front_door", "what the front door (nginx) costs per request"),
     Command("probe-langid-backends", "bench.probes.langid_backends",
             "langid per handler call on CUDA GRUs and ONNX Runtime"),
+    Command("probe-oip-rows", "bench.probes.oip_rows",
+            "make bench's OIP rows alone: the limit, /predictions and 1/8/32-instance OIP requests in items/s"),
     # loadtest: load against a running stack
     Command("chaos", "loadtest.chaos", "faults on a schedule under steady load; every request answered, recovery times",
             "make chaos"),
