@@ -34,7 +34,8 @@ class Target:
 
     label: str                    # e.g. "torchserve", "torchserve batchSize=1", "fastapi peer"
     url: str
-    model_path: str               # /predictions/<name> (a variant's name; answers name the spec's model)
+    model_path: str               # /predictions/<name> (a variant's name; answers name the spec's model),
+                                  # or /v2/models/<name>/infer (OIP)
     server_pid: int | None = None
 
 
@@ -80,9 +81,12 @@ class CpuMeter:
 class Load:
     """One driver against one target; steps run one after another."""
 
-    def __init__(self, target: Target, spec: ModelSpec, bodies: list[Payload]):
+    def __init__(self, target: Target, spec: ModelSpec, bodies: list[Payload], protocol: str = "predictions"):
         self.target = target
-        self.driver = Driver([make_user_class(spec, route=target.model_path, bodies=bodies)], target.url)
+        # `instances`: every body of one load carries as many (oip_rows.py builds them so).
+        user = make_user_class(spec, route=target.model_path, bodies=bodies, protocol=protocol,
+                               instances=bodies[0].instances if bodies else 1)
+        self.driver = Driver([user], target.url)
 
     def __enter__(self) -> Self:
         return self
@@ -109,8 +113,10 @@ def exit_on_sigterm() -> None:
 
 
 def sweep(load: Load, levels: list[int], warmup: float, window: float,
-          p95_limit_ms: float | None = None, deadline: float | None = None, log=print) -> list[Step]:
-    """Closed-loop concurrency sweep until throughput stops rising, failures, a p95 limit or the deadline."""
+          p95_limit_ms: float | None = None, deadline: float | None = None, log=print, min_users: int = 0) -> list[Step]:
+    """Closed-loop concurrency sweep until throughput stops rising, failures, a p95 limit or the deadline;
+    a flat throughput ends it only from `min_users` users on (oip_rows.py: enough requests to fill
+    every worker's batch)."""
     steps: list[Step] = []
     for users in levels:
         if deadline is not None and steps and time.monotonic() + warmup + window > deadline:
@@ -126,7 +132,7 @@ def sweep(load: Load, levels: list[int], warmup: float, window: float,
         if p95_limit_ms is not None and (m.p95_ms or 0) > p95_limit_ms:
             break
         best = max(s.measured.rps for s in steps)
-        if len(steps) >= 3 and all(s.measured.rps < 1.05 * best for s in steps[-2:]) and steps[-3].measured.rps == best:
+        if users >= min_users and len(steps) >= 3 and all(s.measured.rps < 1.05 * best for s in steps[-2:]) and steps[-3].measured.rps == best:
             break  # two steps past the peak without 5% more
     return steps
 

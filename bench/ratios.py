@@ -91,4 +91,7 @@ def ratios(r: dict[str, Any], cores: int) -> dict[str, Any]:
     }
     for name, peer in peers.items():
         out[f"served_over_{name}"] = _div(sat.get("rps"), (peer.get("saturation") or {}).get("rps"))
+    # Open Inference Protocol rows (issue 25; absent from older results, which keep their keys).
+    for n, oip in (r.get("oip") or {}).items():
+        out[f"oip_{n}_items_over_limit"] = _div(oip.get("items_per_s"), limit)
     return out

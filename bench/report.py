@@ -67,6 +67,8 @@ def problems(results: dict[str, Any]) -> list[str]:
                 found.append(f"round {number} {name}: no served saturation point")
             if "peers" not in r and "peer" not in r:
                 found.append(f"round {number} {name}: missing peers")
+            found += [f"round {number} {name}: no OIP x{n} saturation point"
+                      for n, o in (r.get("oip") or {}).items() if not o.get("saturation")]
             for peer, p in peers_of(r).items() if ("peers" in r or "peer" in r) else []:
                 if "not_run" not in p and not p.get("saturation"):
                     found.append(f"round {number} {name}: no {peer} saturation point")

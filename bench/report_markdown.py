@@ -52,7 +52,9 @@ HEADLINE = [("served / true limit", "served_over_limit"),
             ("served / LitServe (max req/s)", "served_over_litserve"),
             ("served / BentoML (max req/s)", "served_over_bentoml"),
             ("p99 / p50 at half load", "half_load_p99_over_p50"),
-            ("client cores at saturation", "client_cores_at_saturation"), ("client-bound", "client_bound")]
+            ("client cores at saturation", "client_cores_at_saturation"), ("client-bound", "client_bound"),
+            ("OIP x1 items/s / limit", "oip_1_items_over_limit"), ("OIP x8 items/s / limit", "oip_8_items_over_limit"),
+            ("OIP x32 items/s / limit", "oip_32_items_over_limit")]
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -165,7 +167,21 @@ def _workload_details(r: dict[str, Any]) -> list[str]:
         rows.append(_step_row("TorchServe no-op handler, batch 1 (the frontend hop)", r["floor"]))
     rows += [_step_row(f"{p['label']} at saturation ({p['processes']} processes)", p.get("saturation"))
              for p in peers.values() if "not_run" not in p]
+    oip = r.get("oip") or {}
+    rows += [_step_row(f"TorchServe OIP, {n} instance(s) per request, at saturation", o.get("saturation"))
+             for n, o in oip.items()]
     lines = _table(header, rows)
+    if oip:
+        lines += ["", "OIP (req/s above counts requests): items/s at saturation against the limit "
+                  f"{_f(lim['items_per_s'])}: " + "; ".join(
+                      f"{n} per request {_f(o.get('items_per_s'))} ({_f(r['ratios'].get(f'oip_{n}_items_over_limit'), 2)})"
+                      for n, o in oip.items()) + ". Sweeps (users: req/s, p99 ms): " + "; ".join(
+                      f"x{n} " + ", ".join(f"{s['users']}: {_f(s['rps'], 0)}, {_f(s['p99_ms'], 0)}" for s in o["sweep"])
+                      for n, o in oip.items()) + "."]
+        for n, o in oip.items():
+            if o.get("breakdown"):
+                lines += ["", f"OIP x{n} at 1 user, where a request's time goes (mean ms over "
+                              f"{o['breakdown']['requests']} requests): {breakdown_text(o['breakdown'])}."]
     by_config = lim.get("by_config") or [{"processes": 1, **t} for t in lim["by_threads"]]
     lines += ["", f"In-process: decode alone {lim['decode_items_per_s']} items/s; forward + top-k alone at "
                   f"batch {lim['best_batch_size']}: {lim['forward_items_per_s_at_best_batch']} items/s. "
@@ -182,7 +198,8 @@ def _workload_details(r: dict[str, Any]) -> list[str]:
     if r.get("breakdown"):
         lines += ["", f"TorchServe at 1 user, where a request's time goes (mean ms over {r['breakdown']['requests']} "
                   f"requests): {breakdown_text(r['breakdown'])}."]
-    steps = [sat, r["batch1"], r["half_load"], *[p.get("saturation") for p in peers.values()]]
+    steps = [sat, r["batch1"], r["half_load"], *[p.get("saturation") for p in peers.values()],
+             *[o.get("saturation") for o in oip.values()]]
     flags = sorted({f for s in steps if s for f in s["flags"]})
     if flags:
         lines += ["", "Flags:", "", *[f"- {f}" for f in flags]]

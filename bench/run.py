@@ -11,7 +11,9 @@ served models only. Per workload, one after another so that only one server is l
   3. TorchServe with the spec's serving settings: the same sweep -> saturation (max req/s with
      zero errors) and p50/p95/p99 there; the same concurrency with batchSize=1 (batching gain);
      an open-loop run at half the saturation rate (latency under moderate load); the floor
-     (floor.py: a no-op handler at 1 user, and 1 user on the model with the server's counters).
+     (floor.py: a no-op handler at 1 user, and 1 user on the model with the server's counters);
+     then the OIP rows (oip_rows.py): Open Inference Protocol requests of 1, 8 and 32 instances,
+     a sweep each, reported as items/s against the true limit.
 Then the cold start: TorchServe on a store with every workload's archive, seconds until every
 model has a READY worker. That is one round; `--repeat` runs the rounds one after another and the
 report judges every target on its median over them (repeats.py). Writes <out>/latest.json,
@@ -31,7 +33,7 @@ from typing import Any
 
 import locust  # noqa: F401  (first: gevent monkey-patching, before anything opens a socket)
 
-from bench import archives, floor, limit, loadgen, machine, peers, plot, report, servers
+from bench import archives, floor, limit, loadgen, machine, oip_rows, peers, plot, report, servers
 from bench.workloads import (
     Workload,
     all_workloads,
@@ -83,7 +85,7 @@ class Plan:
         step = self.warmup + self.window
         sweep = 6 * step + 12
         limit = len(self.batch_sizes) * (self.limit_seconds + 0.6) * 2 + 20  # + warm-up and hand-off
-        served = sweep + 3 * self.window + 3 * step
+        served = sweep + 3 * self.window + 3 * step + len(oip_rows.INSTANCES) * 5 * step
         return workloads * (limit + peers * sweep + served) + 30  # + the cold start
 
 
@@ -126,6 +128,10 @@ def bench_workload(w: Workload, plan: Plan, work: Path, log=print) -> dict[str, 
     with servers.torchserve(store, folder / "torchserve", workers) as (stack, ready_s):
         result["server_start_s"] = round(ready_s, 2)
         result.update(measure_torchserve(w, stack, bodies, plan, log))
+        log(f"[{w.name}] OIP, {', '.join(map(str, oip_rows.INSTANCES))} instances per request")
+        result["oip"] = oip_rows.measure(w.spec, w.name, stack.inference_url, stack.proc.pid,  # type: ignore[attr-defined]
+                                         bodies, plan.levels, plan.warmup, plan.window, stack.metrics_url,
+                                         fill_users=serving.workers * serving.batch_size, log=log)
     return result
 
 

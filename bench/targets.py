@@ -15,6 +15,8 @@ SERVED_OVER_LIMIT_MIN = 0.85
 BATCHING_GAIN_MIN = 2.0
 P99_OVER_P50_MAX = 2.5
 COLD_START_MAX_S = 20.0
+OIP_INSTANCES = "32"          # the OIP row the goal judges (issue 25)
+OIP_ITEMS_OVER_LIMIT_MIN = 0.85
 
 
 def limit_config(limit: dict[str, Any]) -> str:
@@ -56,6 +58,28 @@ def _vs_peer_why(r: dict[str, Any], name: str | None, value: float | None) -> st
 
 def breakdown_text(b: dict[str, Any]) -> str:
     return ", ".join(f"{k.removesuffix(' ms')} {v}" for k, v in b.items() if k != "requests")
+
+
+def _oip_target(name: str, r: dict[str, Any], cores: int) -> dict[str, Any]:
+    """Issue 25's goal: OIP requests of 32 instances reach 0.85 of the true limit in items/s."""
+    oip = r["oip"][OIP_INSTANCES]
+    sat = oip.get("saturation") or {}
+    lim = r["limit"]
+    items = oip.get("items_per_s")
+    server_ms = _per_item(sat.get("server_cores"), items)
+    why = (f"{items} items/s ({sat.get('rps')} req/s at {sat.get('users')} users) against the limit "
+           f"{lim['items_per_s']} items/s ({limit_config(lim)}); at that step the load generator used "
+           f"{sat.get('client_cores')} cores, TorchServe {sat.get('server_cores')}, the machine "
+           f"{sat.get('machine_busy_cores')} of {cores}. Server core-ms per item {server_ms} against "
+           f"~{r['ratios']['limit_core_ms_per_item']} in-process." if sat else "no step of its sweep ran without errors.")
+    return _target(f"OIP, {OIP_INSTANCES} instances per request: items/s / true limit", name,
+                   r["ratios"].get(f"oip_{OIP_INSTANCES}_items_over_limit"), ">=", OIP_ITEMS_OVER_LIMIT_MIN, why,
+                   # No saturating step: the sweep's failing step says why (e.g. every request got 400).
+                   steps=[oip.get("saturation") or next((s for s in oip["sweep"] if failed(s)), None)])
+
+
+def _per_item(cores: float | None, items_per_s: float | None) -> float | None:
+    return None if cores is None or not items_per_s else round(1000 * cores / items_per_s, 3)
 
 
 def targets(one_round: dict[str, Any], cores: int) -> list[dict[str, Any]]:
@@ -102,6 +126,8 @@ def targets(one_round: dict[str, Any], cores: int) -> list[dict[str, Any]]:
                            f"hypervisor {half.get('steal_cores', 0.0)}. The tail is "
                            "requests whose batch waited behind another batch or whose worker lost its core.",
                            steps=[r["half_load"]]))
+        if OIP_INSTANCES in (r.get("oip") or {}):
+            out.append(_oip_target(name, r, cores))
     cold = one_round.get("cold_start")
     if cold:
         v = cold["seconds"]

@@ -96,6 +96,8 @@ class Plan:
     estimate_users: int = 128     # TorchServe queues up to job_queue_size (200) per model
     tolerance: float = 0.05
     max_rps: float = 5000.0
+    protocol: str = "predictions"  # or "oip": OIP REST requests of `instances` items (users.PROTOCOLS)
+    instances: int = 1
 
 
 def measure_model(spec: ModelSpec, limit: slo.Slo, host: str, metrics_url: str | None, plan: Plan,
@@ -116,7 +118,8 @@ def measure_model(spec: ModelSpec, limit: slo.Slo, host: str, metrics_url: str |
         log(describe_step(step))
         return step
 
-    with Driver([users.make_user_class(spec)], host) as driver:
+    user = users.make_user_class(spec, protocol=plan.protocol, instances=plan.instances)
+    with Driver([user], host) as driver:
         probe = BatchProbe(metrics_url, spec.name)
         estimate = record(*driver.closed_step(plan.estimate_users, plan.warmup_seconds, plan.step_seconds, probe))
 
@@ -165,19 +168,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=Plan.tolerance, help="stop when pass and fail are this close")
     parser.add_argument("--max-rps", type=float, default=Plan.max_rps)
     parser.add_argument("--slo-override", default="", help='e.g. "digits.p95_ms=50"')
+    parser.add_argument("--protocol", choices=("predictions", "oip"), default="predictions",
+                        help="oip: POST /v2/models/<m>/infer with --instances items per request (binary tensors); "
+                        "rates stay requests/s, items/s = requests/s x instances")
+    parser.add_argument("--instances", type=int, default=8, help="with --protocol oip: items per request")
     parser.add_argument("--out", type=Path, default=None, help="report folder "
                         "(default reports/loadtest/capacity-<timestamp>)")
     args = parser.parse_args(argv)
     if not args.host.startswith(("http://", "https://")):
         parser.error(f"--host/HOST must be a URL such as http://127.0.0.1:8080, got {args.host!r}")
-    if args.step_seconds <= 0 or args.budget <= 0 or args.estimate_users <= 0 or args.tolerance <= 0:
-        parser.error("need positive --step-seconds, --budget, --estimate-users, --tolerance")
+    if args.step_seconds <= 0 or args.budget <= 0 or args.estimate_users <= 0 or args.tolerance <= 0 \
+            or args.instances <= 0:
+        parser.error("need positive --step-seconds, --budget, --estimate-users, --tolerance, --instances")
     specs = [s for s in load_specs() if args.models is None or s.name in args.models]
     if args.models and len(specs) != len(args.models):
         parser.error(f"unknown model in {args.models}; known: {[s.name for s in load_specs()]}")
     slos = slo.apply_overrides({s.name: s.slo for s in specs}, slo.parse_overrides(args.slo_override))
     metrics_url = None if args.metrics == "none" else (args.metrics or default_metrics_url(args.host))
-    plan = Plan(args.budget, args.step_seconds, args.warmup_seconds, args.estimate_users, args.tolerance, args.max_rps)
+    plan = Plan(args.budget, args.step_seconds, args.warmup_seconds, args.estimate_users, args.tolerance, args.max_rps,
+                args.protocol, args.instances if args.protocol == "oip" else 1)
     folder = args.out or REPORTS / f"capacity-{time.strftime('%Y%m%d-%H%M%S')}"
     results = []
     for spec in specs:
@@ -187,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         results.append(measure_model(spec, slos[spec.name], args.host, metrics_url, plan,
                                      log=lambda line: print(line, flush=True)))
     print("\n" + write_outputs(folder, results, slos))
+    if plan.protocol == "oip":
+        print("\n" + "\n".join(f"{r.model}: capacity {r.search.capacity:g} req/s = "
+                               f"{r.search.capacity * plan.instances:g} items/s ({plan.instances} per request)"
+                               for r in results))
     print(f"\nreport folder: {folder}")
     return 0 if all(r.search.capacity > 0 for r in results) else 1
 

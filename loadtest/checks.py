@@ -79,3 +79,33 @@ def _error_type(text: str | None) -> str:
         return f" ({error['type']})" if isinstance(error, dict) and "type" in error else ""
     except (ValueError, AttributeError):
         return ""
+
+
+def check_oip_answer(shape: AnswerShape, instances: int, status: int, body: bytes | None,
+                     header_length: str | None) -> str | None:
+    """None when `body` is a 200 OIP answer with `label` and `probability` of shape [instances, k].
+
+    Only the JSON header is read (the binary extension puts it first, `header_length` bytes long;
+    without that header the whole body is JSON): decoding every tensor would cost the load
+    generator more CPU than the server spends, and the handler's tests check the values."""
+    if status != 200:
+        try:
+            error = json.loads(body or b"").get("error")
+        except (ValueError, AttributeError):
+            error = None
+        return f"HTTP {status}" + (f" ({str(error)[:80]})" if error else "")
+    try:
+        length = int(header_length) if header_length else len(body or b"")
+        answer = json.loads((body or b"")[:length])
+        outputs = {o["name"]: o for o in answer["outputs"]}
+    except (ValueError, TypeError, KeyError):
+        return "HTTP 200 with a body that is not an OIP answer"
+    for name in ("label", "probability"):
+        if name not in outputs:
+            return f"HTTP 200 without output {name!r}"
+        got = outputs[name].get("shape")
+        if not isinstance(got, list) or len(got) != 2 or got[0] != instances:
+            return f"HTTP 200 with {name} shape {got}, expected [{instances}, k]"
+        if shape.top_k is not None and got[1] != shape.top_k:
+            return f"HTTP 200 with {name} shape {got}, expected k = {shape.top_k}"
+    return None

@@ -115,7 +115,10 @@ class Driver:
         for name in self.classes:
             failure = next((e for e in self.env.stats.errors.values() if e.name == name), None)
             mode, users, offered = self.load.get(name, ("closed", 0, None))
-            windows[name] = from_locust(name, self.env.stats.get(name, "POST"), seconds=elapsed, mode=mode,
+            # By name whatever the method: HTTP users report "POST", the gRPC user "grpc".
+            entry = next((e for (n, _m), e in self.env.stats.entries.items() if n == name), None) \
+                or self.env.stats.get(name, "POST")
+            windows[name] = from_locust(name, entry, seconds=elapsed, mode=mode,
                                         users=users, offered_rps=offered, status_5xx=self.status_5xx.get(name, 0),
                                         first_failure=f"{failure.occurrences}x {failure.error}" if failure else None)
         return windows

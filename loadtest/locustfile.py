@@ -10,6 +10,11 @@ Options of our own (also in locust.conf or as LOCUST_<NAME> environment variable
   --user-rate R          open loop: each user starts R requests/s on a fixed schedule (0 = closed loop)
   --think-time S         closed loop: mean pause between one user's requests, seconds
   --slo-override TEXT    e.g. "digits.p95_ms=50,*.max_error_ratio=0" (specs stay the real source)
+  --protocol P           predictions (default: /predictions/<m>) or oip (POST /v2/models/<m>/infer,
+                         binary tensor data; the SLO applies per request, items/s printed beside it)
+                         or oip-grpc (inference.GRPCInferenceService/ModelInfer at --grpc-address)
+  --instances N          oip: instances (items) per request, drawn from the spec's bodies (default 8)
+  --grpc-address A       oip-grpc: the OIP gateway's gRPC host:port (default 127.0.0.1:7070)
 Load shape: LOADTEST_SHAPE=step|arrival (see shapes.py).
 """
 from __future__ import annotations
@@ -57,6 +62,13 @@ def add_options(parser) -> None:
                         help="Closed loop: mean pause in seconds between one user's requests")
     parser.add_argument("--slo-override", type=str, default="", env_var="LOCUST_SLO_OVERRIDE",
                         help='Replace SLO numbers for this run, e.g. "digits.p95_ms=50,*.max_error_ratio=0"')
+    parser.add_argument("--protocol", choices=users.PROTOCOLS, default="predictions", env_var="LOCUST_PROTOCOL",
+                        help="predictions: /predictions/<model>; oip: Open Inference Protocol REST, binary tensors; "
+                        "oip-grpc: OIP gRPC (tritonclient.grpc)")
+    parser.add_argument("--instances", type=int, default=8, env_var="LOCUST_INSTANCES",
+                        help="With --protocol oip or oip-grpc: instances (items) per request")
+    parser.add_argument("--grpc-address", default="127.0.0.1:7070", env_var="LOCUST_GRPC_ADDRESS",
+                        help="With --protocol oip-grpc: the OIP gateway's gRPC host:port")
 
 
 def slos_for_run(options) -> dict[str, slo.Slo]:
@@ -75,6 +87,8 @@ def prepare(environment, **_kwargs) -> None:
         problems.append("--bad-request-share must be in [0, 1)")
     if options.user_rate < 0 or options.think_time < 0:
         problems.append("--user-rate and --think-time must be >= 0")
+    if options.instances < 1:
+        problems.append("--instances must be >= 1")
     try:
         slos_for_run(options)
     except ValueError as exc:
@@ -98,6 +112,8 @@ def slo_gate(environment, **_kwargs) -> None:
     slos = {name: limit for name, limit in slos_for_run(environment.parsed_options).items() if name in taking_part}
     verdicts = slo.judge(slos, slo.observed_from_locust(environment.stats.entries, slos))
     print("\n" + slo.format_summary(verdicts), flush=True)
+    if environment.parsed_options.protocol != "predictions":
+        print(slo.format_items(verdicts, environment.parsed_options.instances), flush=True)
     if environment.parsed_options.csv_prefix:
         # Exact final numbers for report.py: Locust rewrites <prefix>_stats.csv only once a second.
         path = Path(f"{environment.parsed_options.csv_prefix}{slo.GATE_JSON_SUFFIX}")

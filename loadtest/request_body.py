@@ -22,6 +22,10 @@ class Payload:
     label: str                      # what the body holds (digit, language, or the bad case's name)
     expect_status: int | None = None
     expect_error: str | None = None
+    # Request headers the body needs beyond its content type (an OIP binary body's JSON length),
+    # and how many items (inference instances) it carries: 1 for every /predictions body.
+    headers: tuple[tuple[str, str], ...] = ()
+    instances: int = 1
 
     @property
     def is_bad(self) -> bool:

@@ -157,6 +157,18 @@ def format_summary(verdicts: Sequence[Verdict]) -> str:
     return "\n".join(lines)
 
 
+def items_per_s(seen: Measurement, instances: int) -> float:
+    """Items answered per second by requests of `instances` items each: every answered request
+    (not failed) held exactly that many, which the OIP answer check makes sure of."""
+    return round(seen.rps * (1 - seen.error_ratio) * instances, 1)
+
+
+def format_items(verdicts: Sequence[Verdict], instances: int) -> str:
+    """One line per model: the items/s behind its req/s (OIP requests carry `instances` items)."""
+    return "\n".join(f"{v.observed.model}: {items_per_s(v.observed, instances):g} items/s "
+                     f"({instances} instances per request)" for v in verdicts)
+
+
 def _observed_json(seen: Measurement) -> dict[str, Any]:
     return {key: seen.model if key == "model" else getattr(seen, key) for key in OBSERVED_JSON}
 

@@ -2,19 +2,26 @@
 
 Stats rows are named after the model (`digits`), so Locust's own percentiles are per model; the
 deliberately bad requests get their own row (`digits [bad]`) so they never flatter the latency.
+
+`protocol` picks the API: "predictions" (the default, TorchServe's /predictions/<m> with the
+spec's bodies), "oip" (Open Inference Protocol: POST /v2/models/<m>/infer, binary tensor data,
+`instances` of the spec's bodies per request; oip_bodies.py) or "oip-grpc" (the same instances
+through the OIP gateway's gRPC ModelInfer at `grpc_address`, tritonclient.grpc; oip_grpc.py). With "oip", Locust's rows still
+count requests; items are requests x `instances` (every answer is checked to hold that many).
 """
 from __future__ import annotations
 
 import json
 import random
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from locust import FastHttpUser, task
 from locust.contrib.fasthttp import ResponseContextManager
 
-from loadtest import payloads
-from loadtest.checks import AnswerShape, answer_shape, check_prediction, check_rejection
+from loadtest import oip_bodies, payloads
+from loadtest.checks import AnswerShape, answer_shape, check_oip_answer, check_prediction, check_rejection
 from loadtest.pacing import Pacer
 from loadtest.slo import BAD_SUFFIX
 from stackctl.catalog.specs import ModelSpec
@@ -36,6 +43,9 @@ class ModelUser(FastHttpUser):
     bad_share: float = 0.0
     user_rate: float = 0.0       # >0: open loop, each user starts this many requests/s
     think_time: float = 0.2      # closed loop: mean pause between a user's requests (s)
+    protocol: str = "predictions"  # or "oip", "oip-grpc" (PROTOCOLS)
+    instances: int = 1           # OIP: instances (items) per request
+    grpc_address: str = "127.0.0.1:7070"  # oip-grpc: the OIP gateway's gRPC address
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -45,11 +55,34 @@ class ModelUser(FastHttpUser):
             cls.bad_share = float(getattr(options, "bad_request_share", cls.bad_share))
             cls.user_rate = float(getattr(options, "user_rate", cls.user_rate))
             cls.think_time = float(getattr(options, "think_time", cls.think_time))
-        self.good = self.bodies or payloads.payloads_for(self.spec).good
-        self.bad = [] if self.bodies else payloads.payloads_for(self.spec).bad
+            cls.protocol = str(getattr(options, "protocol", cls.protocol))
+            cls.instances = int(getattr(options, "instances", cls.instances))
+            cls.grpc_address = str(getattr(options, "grpc_address", cls.grpc_address))
+        self.grpc = None
+        if self.protocol == "oip-grpc":
+            from loadtest.oip_grpc import OipGrpcClient  # calls grpcio's init_gevent: only when used
+
+            self.grpc = OipGrpcClient(self.grpc_address, self.spec, self.instances, self.expected.top_k,
+                                      environment.events)
+        self.good, self.bad, self.path = self._requests()
         self.pacer = Pacer(self.user_rate or 1.0, phase=random.random())
-        self.path = self.route or f"/predictions/{self.spec.name}"
         self.auth = auth_headers("inference")  # TS_INFERENCE_KEY or TS_KEY_FILE; {} when auth is off
+
+    def _requests(self) -> tuple[Sequence[Any], Sequence[payloads.Payload], str]:
+        """(valid requests, deliberately bad ones, path) for this user's protocol."""
+        if self.grpc is not None:
+            return self.grpc.requests, (), ""
+        if self.protocol == "oip":
+            # No deliberately bad OIP bodies yet: --bad-request-share sends /predictions-only cases.
+            return (self.bodies or oip_bodies.oip_payloads_for(self.spec, self.instances), (),
+                    self.route or oip_bodies.infer_path(self.spec.name))
+        return (self.bodies or payloads.payloads_for(self.spec).good,
+                [] if self.bodies else payloads.payloads_for(self.spec).bad,
+                self.route or f"/predictions/{self.spec.name}")
+
+    def on_stop(self) -> None:
+        if self.grpc is not None:
+            self.grpc.close()
 
     def wait_time(self) -> float:
         if self.user_rate > 0:
@@ -59,12 +92,15 @@ class ModelUser(FastHttpUser):
     @task
     def predict(self) -> None:
         late_s = self.pacer.late_by() if self.user_rate > 0 else 0.0
+        if self.grpc is not None:
+            self.grpc.infer(random.choice(self.good), late_s * 1000)
+            return
         bad = self.bad_share > 0 and self.bad and random.random() < self.bad_share
         item = random.choice(self.bad if bad else self.good)
         name = self.spec.name + (BAD_SUFFIX if bad else "")
         # FastHttpSession sends bytes as they are; its annotation names only str and dict.
         with self.client.post(self.path, data=item.body,  # type: ignore[arg-type]
-                              headers={"Content-Type": item.content_type, **self.auth},
+                              headers={"Content-Type": item.content_type, **dict(item.headers), **self.auth},
                               name=name, catch_response=True) as response:
             self._judge(response, item)
             if late_s:
@@ -78,12 +114,19 @@ class ModelUser(FastHttpUser):
             return
         if item.is_bad:
             problem = check_rejection(item.expect_status, item.expect_error, status, response.text)
+        elif item.instances > 1 or self.protocol == "oip":
+            length = response.headers.get(oip_bodies.HEADER_LENGTH) if response.headers is not None else None
+            problem = check_oip_answer(self.expected, item.instances, status, response.content,
+                                       length if isinstance(length, str) else None)
         else:
             problem = check_prediction(self.expected, status, response.text)
         if problem:
             response.failure(problem)
         else:
             response.success()
+
+
+PROTOCOLS = ("predictions", "oip", "oip-grpc")
 
 
 # --- streaming models (a spec with `sequence:`) -------------------------------------------------
@@ -116,13 +159,13 @@ class StreamUser(ModelUser):
 
     @task
     def predict(self) -> None:
-        item = random.choice(self.good)
+        item = random.choice(payloads.payloads_for(self.spec).good)
         pieces = chunks(text_of(item.body, item.content_type), _RNG)
         sequence = f"loadtest-{uuid.uuid4()}"
         for index, piece in enumerate(pieces):
             flags = {**({START: "true"} if index == 0 else {}), **({END: "true"} if index == len(pieces) - 1 else {})}
             headers = {"Content-Type": "text/plain; charset=utf-8", ID: sequence, **flags, **self.auth}
-            with self.client.post(self.path, data=piece.encode("utf-8"),  # type: ignore[arg-type]
+            with self.client.post(f"/predictions/{self.spec.name}", data=piece.encode("utf-8"),  # type: ignore[arg-type]
                                   headers=headers, name=self.spec.name, catch_response=True) as response:
                 status = response.status_code or 0
                 problem = check_prediction(self.expected, status, response.text) if status else "no answer"
@@ -133,13 +176,17 @@ class StreamUser(ModelUser):
 
 
 def make_user_class(spec: ModelSpec, module: str = __name__, *, route: str = "",
-                    bodies: list[payloads.Payload] | None = None) -> type[ModelUser]:
+                    bodies: list[payloads.Payload] | None = None, protocol: str = "predictions",
+                    instances: int = 1) -> type[ModelUser]:
     """`DigitsUser` etc.: a concrete ModelUser for one spec, weighted by `load.weight`; `route` and
-    `bodies` replace the spec's path and payloads (the bench's archive variants and photos)."""
+    `bodies` replace the spec's path and payloads (the bench's archive variants and photos);
+    `protocol` and `instances` (PROTOCOLS; OIP instances per request) as on the command line."""
+    if protocol not in PROTOCOLS or instances < 1:
+        raise ValueError(f"protocol must be one of {PROTOCOLS} and instances >= 1, got {protocol!r}, {instances}")
     class_name = "".join(part.capitalize() for part in spec.name.replace("-", "_").split("_")) + "User"
     base = StreamUser if spec.sequence is not None else ModelUser
     return type(class_name, (base,), {
         "spec": spec, "expected": answer_shape(spec), "weight": spec.load_weight, "abstract": False, "__module__": module,
-        "route": route, "bodies": list(bodies) if bodies else None,
+        "route": route, "bodies": list(bodies) if bodies else None, "protocol": protocol, "instances": instances,
         "__doc__": f"Load for model {spec.name!r} ({spec.description or 'see its spec'}).",
     })

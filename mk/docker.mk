@@ -5,7 +5,7 @@
 # The root Makefile exports default ports for the native stack. Compose gives the shell
 # environment precedence over .env, so pass on only the ports a user set (environment or command
 # line) and let .env and the compose file's defaults decide the rest.
-COMPOSE_PORT_VARS := INFERENCE_PORT MANAGEMENT_PORT METRICS_PORT PROMETHEUS_PORT
+COMPOSE_PORT_VARS := INFERENCE_PORT GRPC_PORT MANAGEMENT_PORT METRICS_PORT PROMETHEUS_PORT
 STACK := env $(foreach v,$(COMPOSE_PORT_VARS),$(if $(filter file,$(origin $(v))),-u $(v))) docker/compose.sh
 # `make up SERVICES="torchserve prometheus"` starts a subset; empty = the whole stack.
 SERVICES ?=

@@ -18,7 +18,7 @@ POD_COMPONENTS ?=
 # e.g. PODRUN_ARGS=--drop-gpu with POD_OVERLAY=gpu on a host without GPUs
 PODRUN_ARGS ?=
 
-.PHONY: k8s-render k8s-apply k8s-delete k8s-generate k8s-pod
+.PHONY: k8s-render k8s-apply k8s-delete k8s-generate kserve-generate k8s-pod
 k8s-render: $(STAMP_VENV) ## Print the Kubernetes manifests of OVERLAY (gpu|cpu) with COMPONENTS; REGISTRY= VERSION= deploy what `make push` pushed
 	@$(K8S_RENDER)
 k8s-apply: $(STAMP_VENV) ## Apply OVERLAY (+ COMPONENTS, REGISTRY, VERSION) to the current kubectl context (server-side apply)
@@ -27,5 +27,7 @@ k8s-delete: $(STAMP_VENV) ## Delete what k8s-apply created for OVERLAY (+ COMPON
 	$(K8S_RENDER) | $(KUBECTL) delete --ignore-not-found --wait=false -f -
 k8s-generate: $(STAMP_VENV) ## Regenerate k8s/components/monitoring/torchserve-prometheusRule.yaml from config/prometheus/rules/
 	$(PY) -m stackctl.deploy.k8s_monitoring
+kserve-generate: $(STAMP_VENV) ## Regenerate k8s/kserve/ (ServingRuntimes, storage container, one InferenceService per model) from the specs
+	$(PY) -m stackctl.deploy.k8s_kserve
 k8s-pod: $(STAMP_VENV) ## Run the TorchServe pod of POD_OVERLAY (cpu) + POD_COMPONENTS as Docker containers as a kubelet would: init containers, probes, traffic, preStop + drain
 	$(PY) -m stackctl.pod.podrun --overlay $(POD_OVERLAY) $(foreach c,$(POD_COMPONENTS),--component $(c)) $(PODRUN_ARGS)

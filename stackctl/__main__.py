@@ -58,6 +58,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             stack.wait_for_prometheus(proc)
     print(f"""
   inference   {stack.inference_url}/predictions/<model>   (front door; TorchServe behind it on :{stack.ports.torchserve_inference})
+  OIP (v2)    {stack.inference_url}/v2/models/<model>/infer   REST, Open Inference Protocol
+  OIP gRPC    {stack.oip_grpc_address}   inference.GRPCInferenceService (tritonclient.grpc)
   management  {stack.management_url}/models   (loopback only)
   metrics     {stack.metrics_url}/metrics
   prometheus  {stack.prometheus_url if not args.no_prometheus else '(not started)'}
@@ -83,7 +85,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from stackctl.serve.readiness import NotReady, model_status
 
     stack = NativeStack.from_run_dir(paths.RUN)
-    for name in ("torchserve", "front-door", "prometheus"):
+    for name in ("torchserve", "front-door", "oip-gateway", "prometheus"):
         state = f"running (pid {stack.pid(name)})" if stack.running(name) else "stopped"
         print(f"{name:11s} {state}")
     if stack.running("torchserve"):

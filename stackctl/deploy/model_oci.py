@@ -2,6 +2,7 @@
 
     python -m stackctl.deploy.model_oci push --registry r [--store model_store] [--record FILE] [--plain-http]
     python -m stackctl.deploy.model_oci pull --refs FILE --dest /app/model_store [--plain-http]
+    python -m stackctl.deploy.model_oci fetch URI DEST [URI DEST ...]        # KServe's storage initializer
 
 push: every archive of the store (every version: <name>.mar and <name>@<version>.mar) becomes one
 artifact, r/torchserve-stack/models/<name>:<version>, whose single layer is the .mar (media type
@@ -12,6 +13,10 @@ one `repository@sha256:...` a line: what k8s/components/model-oci deploys.
 pull: the init container of k8s/components/model-oci. Each reference is pulled by digest, and
 every file is checked against its layer's sha256 before it is moved into the store: a registry
 (or a path in between) that serves other bytes fails the pod's start instead of serving them.
+
+fetch: the same pull, called as KServe calls a storage initializer (k8s/kserve/: its
+ClusterStorageContainer for `torchserve-oci://` URIs): arguments in pairs, a storageUri and the
+folder to fill. The URI is `torchserve-oci://<repository>@sha256:<digest>`, one pinned artifact.
 
 oras-py (PyPI `oras`) speaks the registry protocol and reads credentials from a Docker config
 (~/.docker/config.json, e.g. a mounted registry Secret). --plain-http (or
@@ -36,6 +41,9 @@ MEDIA_TYPE = "application/vnd.torchserve.mar"
 REPOSITORY = "torchserve-stack/models"
 TITLE = "org.opencontainers.image.title"
 PINNED = re.compile(r"(?P<repo>[a-z0-9][a-z0-9._:/-]*)@(?P<digest>sha256:[0-9a-f]{64})")
+# The storageUri scheme of k8s/kserve (not oci://: KServe takes every oci:// and oci+<mode>:// URI
+# for an image to mount as a modelcar, and these artifacts are single .mar blobs, not images).
+URI_SCHEME = "torchserve-oci://"
 
 
 class ModelOciError(RuntimeError):
@@ -121,6 +129,28 @@ def pull(refs: list[str], dest: Path, plain_http: bool = False) -> list[Path]:
     return placed
 
 
+def ref_of_uri(uri: str) -> str:
+    """`torchserve-oci://repo@sha256:...` -> `repo@sha256:...` (pinned by digest, or refused)."""
+    if not uri.startswith(URI_SCHEME):
+        raise ModelOciError(f"{uri!r} is not a {URI_SCHEME} URI")
+    ref = uri[len(URI_SCHEME):]
+    if not PINNED.fullmatch(ref):
+        raise ModelOciError(f"{uri!r} is not pinned by digest ({URI_SCHEME}repository@sha256:<64 hex>): "
+                            "run `make push-models REGISTRY=r` and `make kserve-generate`")
+    return ref
+
+
+def fetch(pairs: list[str], plain_http: bool = False) -> list[Path]:
+    """KServe's storage-initializer call: URI DEST [URI DEST ...], each URI pulled into its DEST."""
+    if not pairs or len(pairs) % 2:
+        raise ModelOciError(f"expected URI DEST pairs, got {len(pairs)} argument(s)")
+    jobs = [(ref_of_uri(uri), Path(dest)) for uri, dest in zip(pairs[::2], pairs[1::2], strict=True)]
+    placed: list[Path] = []
+    for ref, dest in jobs:
+        placed += pull([ref], dest, plain_http)
+    return placed
+
+
 def read_refs(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
@@ -135,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     p_pull = sub.add_parser("pull", help="pull pinned archives into a model store")
     p_pull.add_argument("--refs", type=Path, required=True, help="a file of repo@sha256:... lines")
     p_pull.add_argument("--dest", type=Path, required=True)
-    for p in (p_push, p_pull):
+    p_fetch = sub.add_parser("fetch", help="KServe storage initializer: pull each torchserve-oci:// URI into its folder")
+    p_fetch.add_argument("pairs", nargs="+", metavar="URI DEST", help=f"{URI_SCHEME}repo@sha256:... and a folder")
+    for p in (p_push, p_pull, p_fetch):
         p.add_argument("--plain-http", action="store_true", help="registry on plain HTTP (loopback tests)")
     args = parser.parse_args(argv)
     args.plain_http = args.plain_http or os.environ.get("MODEL_REGISTRY_PLAIN_HTTP") == "1"
@@ -145,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.record:
                 args.record.write_text("# Written by `make push-models` (stackctl/deploy/model_oci.py): the archives\n"
                                        "# k8s/components/model-oci pulls, by digest.\n" + "\n".join(pinned) + "\n")
+        elif args.command == "fetch":
+            fetch(args.pairs, args.plain_http)
         else:
             refs = read_refs(args.refs)
             if not refs:

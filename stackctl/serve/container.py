@@ -8,6 +8,11 @@
   STACK_TORCHSERVE_INFERENCE_PORT (stackctl.serve.front_door says why). Its config and temp files go
   to a folder under the temp dir (/tmp: the root filesystem may be read-only).
 
+* OIP gateway: with the front door and OIP_GRPC_ADDRESS (the image sets 0.0.0.0:7070), the
+  Open Inference Protocol's gRPC service and the REST routes the front door proxies GET /v2...
+  to (stackctl.serve.oip_gateway, started as stackctl.serve.oip_launch says). It stops first
+  (SIGTERM: no new calls, those in flight finish through the front door, which still serves
+  them), within the front door's stop time; then the front door as below.
 * Stop: tini passes SIGTERM to this process only. The front door goes first, gracefully (SIGQUIT:
   it closes its listener, so new connections are refused, and finishes the requests it holds,
   which TorchServe still serves). Then the signal goes to the JVM alone, which finishes what is
@@ -23,8 +28,8 @@
   sets /tmp, which must be a writable tmpfs under a read-only root) after the relative paths it
   would resolve against /app are made absolute. The image also sets TS_KEY_FILE there, so its
   health check finds the management key.
-* A server or front door that stops on its own is a failure, whatever its exit status, so
-  restart policies and orchestrators notice; the other one is stopped with it.
+* A server, front door or gateway that stops on its own is a failure, whatever its exit status,
+  so restart policies and orchestrators notice; the others are stopped with it.
 """
 from __future__ import annotations
 
@@ -35,13 +40,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
 import psutil
 
 from stackctl import paths
-from stackctl.serve import front_door
+from stackctl.serve import front_door, oip_launch
 
 DISABLE_FLAG = "--disable-token-auth"
 # Settings TorchServe resolves against its working directory (config.properties, log4j).
@@ -65,16 +71,49 @@ def front_door_plan(command: list[str], env: dict[str, str]) -> tuple[dict[str, 
     public = front_door.host_port(front_door.server_setting("inference_address", config, env))
     upstream = f"127.0.0.1:{env.get(UPSTREAM_PORT) or DEFAULT_UPSTREAM_PORT}"
     run_dir = Path(tempfile.mkdtemp(prefix="front-door-"))
-    conf = front_door.render(run_dir, public, upstream, config, env)
+    gateway = oip_launch.rest_address(env) if env.get(oip_launch.GRPC_ADDRESS) else None
+    conf = front_door.render(run_dir, public, upstream, config, env, gateway=gateway)
     return {**env, "TS_INFERENCE_ADDRESS": f"http://{upstream}"}, conf, front_door.stop_wait_s(config, env)
 
 
-def first_to_exit(processes: list[subprocess.Popen]) -> subprocess.Popen:
+def gateway_env(command: list[str], env: dict[str, str]) -> dict[str, str] | None:
+    """The OIP gateway's environment (stackctl.serve.oip_launch), or None when it is off: it runs
+    with the front door, which proxies its REST routes and takes its gRPC calls' inference."""
+    if env.get(FRONT_DOOR, "").lower() != "on":
+        return None
+    config = Path(command[command.index("--ts-config") + 1]) if "--ts-config" in command else paths.SERVER_CONFIG
+    public = front_door.host_port(front_door.server_setting("inference_address", config, env))
+    store = Path(command[command.index("--model-store") + 1]) if "--model-store" in command else paths.MODEL_STORE
+    return oip_launch.container_env(env, public, store)
+
+
+def first_to_exit(processes: list[subprocess.Popen | None], stopping: Callable[[], bool]) -> subprocess.Popen:
+    """The first of the server, the front door and the gateway to exit; once stopping, the
+    gateway (processes[2], stopped first on purpose) no longer counts."""
     while True:
-        for process in processes:
-            if process.poll() is not None:
+        for index, process in enumerate(processes):
+            if process is not None and process.poll() is not None and not (index == 2 and stopping()):
                 return process
         time.sleep(0.2)
+
+
+def stop_gateway(gateway: subprocess.Popen | None, wait_s: float) -> None:
+    """The OIP gateway's graceful stop (SIGTERM: no new calls; those in flight finish through the
+    front door, which still serves them), or killed after wait_s."""
+    if gateway is None or gateway.poll() is not None:
+        return
+    gateway.terminate()
+    try:
+        gateway.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        gateway.kill()
+        gateway.wait()
+
+
+def stop_frontends(gateway: subprocess.Popen | None, door: subprocess.Popen | None, wait_s: float) -> None:
+    """The gateway, then the front door: gRPC calls in flight reach TorchServe through the door."""
+    stop_gateway(gateway, wait_s)
+    stop_front_door(door, wait_s)
 
 
 def stop_front_door(door: subprocess.Popen | None, wait_s: float) -> None:
@@ -155,6 +194,19 @@ def refuse_start(command: list[str]) -> int | None:
     return None
 
 
+def drain_server(launcher: subprocess.Popen | None, signum: int) -> None:
+    """The signal to the JVM alone (it drains); the launcher forwards none."""
+    if launcher is None:
+        return   # a signal during the start: handled right after it
+    try:
+        root = psutil.Process(launcher.pid)
+        # Before the JVM exists there is nothing to drain: stop the launcher itself.
+        for process in jvms(root) or [root]:
+            process.send_signal(signum)
+    except psutil.NoSuchProcess:
+        pass   # already gone: wait() below returns
+
+
 def main(argv: list[str] | None = None) -> int:
     command = list(sys.argv[1:] if argv is None else argv)
     refused = refuse_start(command)
@@ -163,30 +215,21 @@ def main(argv: list[str] | None = None) -> int:
     workdir, env = server_workdir(command, dict(os.environ))
     command = prepare_start(command, env)
     plan = front_door_plan(command, env)
+    oip_env = gateway_env(command, env)
     launcher: subprocess.Popen | None = None
     door: subprocess.Popen | None = None
+    gateway: subprocess.Popen | None = None
     door_stop_s = plan[2] if plan is not None else 0.0
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
-        if door is not None and door.poll() is None:
-            # Graceful, killed after door_stop_s; the server's turn comes once it has gone (below).
-            threading.Thread(target=stop_front_door, args=(door, door_stop_s), daemon=True).start()
+        if any(p is not None and p.poll() is None for p in (door, gateway)):
+            # Graceful, each killed after door_stop_s; the server's turn comes once the door has gone (below).
+            threading.Thread(target=stop_frontends, args=(gateway, door, door_stop_s), daemon=True).start()
             return
-        drain_server(signum)
-
-    def drain_server(signum: int) -> None:
-        if launcher is None:
-            return   # a signal during the start: handled right after it
-        try:
-            root = psutil.Process(launcher.pid)
-            # Before the JVM exists there is nothing to drain: stop the launcher itself.
-            for process in jvms(root) or [root]:
-                process.send_signal(signum)
-        except psutil.NoSuchProcess:
-            pass   # already gone: wait() below returns
+        drain_server(launcher, signum)
 
     # Handlers first: a stop that arrives while the launcher starts must not kill this process.
     signal.signal(signal.SIGTERM, stop)
@@ -194,22 +237,27 @@ def main(argv: list[str] | None = None) -> int:
     if plan is not None:
         env, conf, _ = plan
         door = subprocess.Popen(front_door.command(conf), env=env)
+    if oip_env is not None:
+        gateway = subprocess.Popen(oip_launch.command(), env=oip_env)
     launcher = subprocess.Popen(command, cwd=workdir, env=env)
     if stopping:
         stop(signal.SIGTERM, None)
-    if door is not None and first_to_exit([launcher, door]) is door:
-        if not stopping:
-            print(f"the front door (nginx) stopped on its own (exit status {door.returncode}); stopping torchserve",
-                  file=sys.stderr, flush=True)
-            drain_server(signal.SIGTERM)
-            launcher.wait()
-            return door.returncode or 1
-        drain_server(signal.SIGTERM)   # the front door has finished its requests: now TorchServe drains
+    first = first_to_exit([launcher, door, gateway], lambda: stopping) if door is not None else launcher
+    if first is not launcher and not stopping:
+        name = "the front door (nginx)" if first is door else "the OIP gateway"
+        print(f"{name} stopped on its own (exit status {first.returncode}); stopping torchserve",
+              file=sys.stderr, flush=True)
+        stop_frontends(gateway, door, door_stop_s)
+        drain_server(launcher, signal.SIGTERM)
+        launcher.wait()
+        return first.returncode or 1
+    if first is not launcher:
+        drain_server(launcher, signal.SIGTERM)   # the front door has finished its requests: now TorchServe drains
     elif door is not None and stopping:
-        stop_front_door(door, door_stop_s)   # the server went first: still give the front door its graceful stop
-        drain_server(signal.SIGTERM)
+        stop_frontends(gateway, door, door_stop_s)   # the server went first: still give them their graceful stop
+        drain_server(launcher, signal.SIGTERM)
     status = launcher.wait()
-    stop_front_door(door, door_stop_s)
+    stop_frontends(gateway, door, door_stop_s)
     return exit_status(status, stopping)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from stackctl import paths, tools
-from stackctl.serve import wait_bounds
+from stackctl.serve import front_door_oip, oip_models, wait_bounds
 from stackctl.serve.wait_bounds import WaitBound
 
 TEMPLATE = paths.CONFIG / "front-door.conf.template"
@@ -26,6 +26,9 @@ TEMP_FOLDERS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 # many requests with a body of 100 kB or more may be in progress at once (their temp files).
 BODY_BUFFER = "64k"
 SPILLED_BODIES = 64
+# No OIP gateway (a front door rendered on its own, in tests): nothing listens on port 1, so GET
+# /v2... gets the door's 502 in the OIP shape.
+NO_GATEWAY = "127.0.0.1:1"
 # A graceful stop waits this much longer than the longest bound on waiting (stop_wait_s).
 STOP_MARGIN_S = 5
 
@@ -129,16 +132,23 @@ def stop_wait_s(config: Path = paths.SERVER_CONFIG, env: Mapping[str, str] | Non
 
 
 def render(run_dir: Path, listen: str, upstream: str, config: Path = paths.SERVER_CONFIG,
-           env: Mapping[str, str] | None = None, model_store: Path | None = None) -> Path:
+           env: Mapping[str, str] | None = None, model_store: Path | None = None,
+           gateway: str | None = None) -> Path:
     """run_dir/nginx.conf for a front door on `listen` (host:port) in front of `upstream` (host:port),
-    with the wait bound of each model in `model_store` (default: the repository's, or the image's)."""
+    with the wait bound of each model in `model_store` (default: the repository's, or the image's),
+    and GET /v2... proxied to the OIP gateway's REST address `gateway` (host:port; without one,
+    those answer 502 in the OIP shape)."""
     default_timeout = default_response_timeout(config, env)
-    bounds = wait_bounds.from_store(model_store or paths.MODEL_STORE, default_timeout)
+    store = model_store or paths.MODEL_STORE
+    bounds = wait_bounds.from_store(store, default_timeout)
     values = {"run_dir": str(run_dir.resolve()), "listen": listen, "upstream": upstream, "user": _user_line(),
               "max_request_size": server_setting("max_request_size", config, env),
               "body_buffer": BODY_BUFFER, "spilled_bodies": str(SPILLED_BODIES),
               "longest_bound": str(wait_bounds.longest(bounds, default_timeout)),
-              "model_locations": model_locations(bounds)}
+              "model_locations": model_locations(bounds),
+              "oip_model_locations": front_door_oip.model_locations(bounds),
+              "oip_not_found": front_door_oip.not_found_map(oip_models.served_versions(store)),
+              "gateway": gateway or NO_GATEWAY}
     text = re.sub(r"\{\{(\w+)\}\}", lambda match: values[match.group(1)], TEMPLATE.read_text())
     for folder in TEMP_FOLDERS:
         (run_dir / folder).mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from stackctl import paths
 from stackctl.catalog import versions
 from stackctl.catalog.specs import all_specs, workers_on_host
-from stackctl.serve import front_door, readiness
+from stackctl.serve import front_door, oip_launch, process_groups, readiness
 
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_PORT = 10000
@@ -72,26 +72,30 @@ class Ports:
     worker_base: int = 9000  # TorchServe workers listen on unix sockets named after this number
     # TorchServe's own inference API, behind the front door (loopback); 0: a free port at start.
     torchserve_inference: int = 0
+    # The OIP gateway (stackctl.serve.oip_gateway): its gRPC port, on the stack's host, and its
+    # internal REST port behind the front door (loopback; 0: a free port at start).
+    oip_grpc: int = 7070
+    oip_rest: int = 0
 
     @classmethod
     def from_env(cls) -> Ports:
         env = os.environ
         return cls(int(env.get("INFERENCE_PORT", 8080)), int(env.get("MANAGEMENT_PORT", 8081)),
                    int(env.get("METRICS_PORT", 8082)), int(env.get("PROMETHEUS_PORT", 9090)),
-                   int(env.get("WORKER_PORT_BASE", 9000)))
+                   int(env.get("WORKER_PORT_BASE", 9000)), oip_grpc=int(env.get("GRPC_PORT", 7070)))
 
     @classmethod
     def free(cls) -> Ports:
         chosen: list[int] = []
-        for _ in range(5):
+        for _ in range(7):
             chosen.append(free_port(frozenset(chosen)))
         # Workers use unix sockets named after worker_base; gRPC binds worker_base + 500 and + 501.
         while True:
             grpc = free_port(frozenset(chosen))
             if grpc + 1 not in chosen and _bindable(grpc + 1):
                 break
-        inference, management, metrics, prometheus, torchserve_inference = chosen
-        return cls(inference, management, metrics, prometheus, grpc - 500, torchserve_inference)
+        inference, management, metrics, prometheus, torchserve_inference, oip_grpc, oip_rest = chosen
+        return cls(inference, management, metrics, prometheus, grpc - 500, torchserve_inference, oip_grpc, oip_rest)
 
 
 def torchserve_command(model_store: Path, config_file: Path = paths.SERVER_CONFIG) -> list[str]:
@@ -141,7 +145,8 @@ class NativeStack:
             "TS_MANAGEMENT_ADDRESS": f"http://{self.host}:{self.ports.management}",
             "TS_METRICS_ADDRESS": f"http://{self.host}:{self.ports.metrics}",
             "TS_INITIAL_WORKER_PORT": str(self.ports.worker_base),
-            # gRPC is not used; give it ports of this stack so two stacks never collide.
+            # TorchServe's own gRPC is not used (the OIP gateway's is, on ports.oip_grpc); give it
+            # ports of this stack so two stacks never collide.
             "TS_GRPC_INFERENCE_PORT": str(self.ports.worker_base + 500),
             "TS_GRPC_MANAGEMENT_PORT": str(self.ports.worker_base + 501),
             "LOG_LOCATION": str(logs),
@@ -176,12 +181,15 @@ class NativeStack:
         TorchServe, as it does in a container, and answers 502 meanwhile)."""
         if self.front_door and not self.ports.torchserve_inference:
             self.ports = replace(self.ports, torchserve_inference=free_port())
+        if self.front_door and not self.ports.oip_rest:
+            self.ports = replace(self.ports, oip_rest=free_port(frozenset(asdict(self.ports).values())))
         door_up = self.front_door and self.running("front-door")
-        public = [] if door_up else [self.ports.inference]
+        gateway_up = not self.front_door or self.running("oip-gateway")
+        public = ([] if door_up else [self.ports.inference]) + ([] if gateway_up else [self.ports.oip_grpc, self.ports.oip_rest])
         for p in (*public, self.torchserve_inference_port, self.ports.management, self.ports.metrics):
             if port_in_use(p, self.host):
                 raise RuntimeError(f"port {p} is already in use on {self.host}; set INFERENCE_PORT/"
-                                   "MANAGEMENT_PORT/METRICS_PORT or stop what is there")
+                                   "MANAGEMENT_PORT/METRICS_PORT/GRPC_PORT or stop what is there")
         for sub in ("logs", "tmp"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         archives = sorted(self.model_store.glob("*.mar"))
@@ -194,13 +202,31 @@ class NativeStack:
         proc = self._spawn("torchserve", cmd, self.torchserve_env(extra_env))
         if self.front_door and not door_up:
             self.start_front_door()
+        if not gateway_up:
+            self.start_oip_gateway()
         self._save_ports()
         return proc
 
     def start_front_door(self) -> subprocess.Popen:
         conf = front_door.render(self.run_dir / "front-door", f"{self.host}:{self.ports.inference}",
-                                 f"{self.host}:{self.ports.torchserve_inference}", model_store=self.model_store)
+                                 f"{self.host}:{self.ports.torchserve_inference}", model_store=self.model_store,
+                                 gateway=f"{self.host}:{self.ports.oip_rest}")
         return self._spawn("front-door", front_door.command(conf))
+
+    @property
+    def oip_grpc_address(self) -> str:
+        return f"{self.host}:{self.ports.oip_grpc}"
+
+    @property
+    def oip_rest_url(self) -> str:
+        return f"http://{self.host}:{self.ports.oip_rest}"
+
+    def start_oip_gateway(self) -> subprocess.Popen:
+        """The OIP gateway (stackctl.serve.oip_gateway): gRPC on ports.oip_grpc, its REST routes
+        on ports.oip_rest behind the front door; like the door, it outlives a TorchServe restart."""
+        env = oip_launch.gateway_env(os.environ, self.oip_grpc_address, f"{self.host}:{self.ports.oip_rest}",
+                                     self.inference_url, self.management_url, self.model_store)
+        return self._spawn("oip-gateway", oip_launch.command(), env)
 
     def wait_for_torchserve(self, proc: subprocess.Popen | None = None, timeout: float = 180.0,
                             token: str | None = None) -> dict[str, list[str]]:
@@ -214,6 +240,9 @@ class NativeStack:
             # key is a 400); only the door's own 502 means it does not reach TorchServe yet.
             readiness.wait_for_http(f"{self.inference_url}/ping", max(5.0, timeout - (time.monotonic() - started)),
                                     lambda: self.running("front-door"), accepted=lambda status: status != 502)
+            # The OIP gateway through the front door: server metadata answers once both listen.
+            readiness.wait_for_http(f"{self.inference_url}/v2", max(5.0, timeout - (time.monotonic() - started)),
+                                    lambda: self.running("oip-gateway"))
         return status
 
     # --- Prometheus -------------------------------------------------------------------------------
@@ -270,7 +299,7 @@ class NativeStack:
             return False
         except PermissionError:
             return True
-        return _state_of(pid) not in ("Z", None)  # a zombie (exited, not reaped) is not running
+        return process_groups.state_of(pid) not in ("Z", None)  # a zombie (exited, not reaped) is not running
 
     def stop(self, name: str, timeout: float = 20.0) -> bool:
         """SIGTERM the process group, then SIGKILL what is left after `timeout`. True if it was up."""
@@ -284,60 +313,21 @@ class NativeStack:
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and _group_alive(pid):
-                _reap(pid)
+            while time.monotonic() < deadline and process_groups.group_alive(pid):
+                process_groups.reap(pid)
                 time.sleep(0.1)
-            if not _group_alive(pid):
+            if not process_groups.group_alive(pid):
                 break
-        _reap(pid)
+        process_groups.reap(pid)
         self._pid_file(name).unlink(missing_ok=True)
         return was_running
 
     def stop_all(self) -> list[str]:
-        return [name for name in ("prometheus", "front-door", "torchserve") if self.stop(name)]
+        # The gateway before the front door: its calls in flight go through the door.
+        return [name for name in ("prometheus", "oip-gateway", "front-door", "torchserve") if self.stop(name)]
 
     @classmethod
     def from_run_dir(cls, run_dir: Path, model_store: Path = paths.MODEL_STORE) -> NativeStack:
         saved = run_dir / "ports.json"
         ports = Ports(**json.loads(saved.read_text())) if saved.is_file() else Ports.from_env()
         return cls(run_dir=run_dir, ports=ports, model_store=model_store)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # Members may all be zombies of ours; reaping them is done by _reap.
-    return any(_pgid_of(p) == pgid and _state_of(p) != "Z" for p in _pids())
-
-
-def _pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2:].split()
-
-
-def _pgid_of(pid: int) -> int | None:
-    fields = _stat(pid)
-    return int(fields[2]) if fields else None
-
-
-def _state_of(pid: int) -> str | None:
-    fields = _stat(pid)
-    return fields[0] if fields else None
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -28,11 +28,13 @@ ROOT = paths.ROOT
 BASE = ROOT / "docker-compose.yml"
 CPU = ROOT / "docker-compose.cpu.yml"
 SCHEMA = json.loads((Path(__file__).parent / "data" / "compose-spec.json").read_text())
-# The contract's ports (container side).
-CONTAINER_PORTS = {"torchserve": {8080, 8081, 8082}, "prometheus": {9090}, "grafana": {3000},
+# The contract's ports (container side): TorchServe's three (config.properties) and the Open
+# Inference Protocol's gRPC port (issue 25), which the image binds through OIP_GRPC_ADDRESS.
+GRPC_PORT = 7070
+CONTAINER_PORTS = {"torchserve": {8080, 8081, 8082, GRPC_PORT}, "prometheus": {9090}, "grafana": {3000},
                    "locust-master": {8089}}
 # The only ports PUBLISH_ADDRESS may open beyond 127.0.0.1 (closed by default, issue 29).
-PUBLIC = {("torchserve", 8080), ("grafana", 3000)}
+PUBLIC = {("torchserve", 8080), ("torchserve", GRPC_PORT), ("grafana", 3000)}
 
 
 # --- reading compose files -------------------------------------------------------------------------
@@ -235,11 +237,12 @@ def test_container_paths_in_commands_point_at_mounted_files(variant) -> None:
 
 
 def test_ports_match_the_server_config_and_only_inference_and_grafana_are_public(variant) -> None:
-    """Closed by default: every port on 127.0.0.1; PUBLISH_ADDRESS opens inference and Grafana only."""
+    """Closed by default: every port on 127.0.0.1; PUBLISH_ADDRESS opens inference (REST and gRPC)
+    and Grafana only."""
     _, project = variant
     properties = read_properties(paths.SERVER_CONFIG)
     config_ports = {int(properties[f"{api}_address"].rsplit(":", 1)[1]) for api in ("inference", "management", "metrics")}
-    assert CONTAINER_PORTS["torchserve"] == config_ports
+    assert CONTAINER_PORTS["torchserve"] == config_ports | {GRPC_PORT}
     opened = {"PUBLISH_ADDRESS": "0.0.0.0"}
     for name, service in project["services"].items():
         ports = published_ports(service)
@@ -251,7 +254,7 @@ def test_ports_match_the_server_config_and_only_inference_and_grafana_are_public
         for host_ip, _, container in published_ports(service, opened):
             expected = "0.0.0.0" if (name, container) in PUBLIC else "127.0.0.1"
             assert host_ip == expected, f"{name}:{container} with PUBLISH_ADDRESS=0.0.0.0"
-    assert {c for _, _, c in published_ports(project["services"]["torchserve"])} == config_ports
+    assert {c for _, _, c in published_ports(project["services"]["torchserve"])} == config_ports | {GRPC_PORT}
 
 
 def test_prometheus_targets_name_the_compose_services_and_ports(variant) -> None:
@@ -403,7 +406,7 @@ def test_docker_compose_publishes_on_loopback_unless_opened(compose, address, pu
     services = json.loads(result.stdout)["services"]
     host_ips = {(name, int(p["target"])): p.get("host_ip", "")
                 for name in ("torchserve", "grafana") for p in services[name]["ports"]}
-    assert host_ips == {("torchserve", 8080): public, ("torchserve", 8081): "127.0.0.1",
+    assert host_ips == {("torchserve", 8080): public, ("torchserve", GRPC_PORT): public, ("torchserve", 8081): "127.0.0.1",
                         ("torchserve", 8082): "127.0.0.1", ("grafana", 3000): public}
 
 

@@ -28,6 +28,8 @@ from stackctl.deploy import dockerfile, lockfile
 ROOT = paths.ROOT
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 LOCAL_PACKAGES = {"handlers", "models", "stackctl", "loadtest"}
+# The Open Inference Protocol gRPC port, fixed by issue 25's contract.
+GRPC_PORT = 7070
 ENTRYPOINT = ["/usr/bin/tini", "--", "python", "-m", "stackctl.serve.container"]
 LOCAL_BASE = "torchserve-stack/debian:bookworm"    # scripts/build-base-images.sh
 CONTAINER_COMMAND = ["torchserve", "--foreground", "--ts-config", "/app/config/config.properties",
@@ -144,7 +146,9 @@ def test_server_addresses_listen_on_all_interfaces_with_the_config_ports(stages)
         assert env[f"TS_{api.upper()}_ADDRESS"] == f"http://0.0.0.0:{port}"
     assert properties["enable_envvars_config"] == "true", "TS_* overrides need enable_envvars_config"
     exposed = {int(p) for i in stages["runtime"].all("EXPOSE") for p in i.arguments.split()}
-    assert exposed == {8080, 8081, 8082}
+    assert exposed == {8080, 8081, 8082, GRPC_PORT}
+    # The OIP gRPC service listens on every interface in the container, like inference (issue 25).
+    assert env["OIP_GRPC_ADDRESS"] == f"0.0.0.0:{GRPC_PORT}"
 
 
 def test_runs_as_a_fixed_non_root_user(stages) -> None:
@@ -336,6 +340,9 @@ def test_runtime_image_has_every_package_the_handlers_and_models_import(stages) 
     entries += [module_file(spec.architecture.split(":")[0]) for spec in specs if ":" in spec.architecture
                 and module_file(spec.architecture.split(":")[0])]
     entries += [module_file("stackctl.__main__") or ROOT / "stackctl" / "__init__.py"]
+    # The entry point and the OIP gateway it starts (stackctl.serve.container, oip_gateway).
+    entries += [path for path in (module_file("stackctl.serve.container"), module_file("stackctl.serve.oip_gateway"))
+                if path is not None]
     # Serving loads modules, it does not train: module-level imports only.
     assert_covered("runtime", third_party_imports(entries, nested=False), pip_installs(stages["torch"]) | pip_installs(stages["serving"]))
 

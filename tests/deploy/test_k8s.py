@@ -22,10 +22,13 @@ from stackctl import paths, tools
 from stackctl.catalog.specs import load_specs
 from stackctl.deploy import k8s, k8s_monitoring
 from stackctl.serve import front_door, wait_bounds
+from tests import crd_schema as crd_schemas
+from tests.crd_schema import undeclared_fields
 
 ROOT = paths.ROOT
 DATA = Path(__file__).parent / "data" / "crds"
-KUBERNETES_VERSIONS = ["1.37.0", "1.33.0"]  # newest the pinned kubernetes-validate knows; oldest we support
+KUBERNETES_VERSIONS = ["1.37.0", "1.33.0"]
+GRPC_PORT = 7070  # the Open Inference Protocol's gRPC port (issue 25's contract)  # newest the pinned kubernetes-validate knows; oldest we support
 VERSION_LABEL = "app.kubernetes.io/version"
 REQUIRED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/part-of", VERSION_LABEL,
                    "app.kubernetes.io/component")
@@ -184,33 +187,7 @@ def test_kubernetes_validate_strict_rejects_an_unknown_field(renders, tmp_path):
 
 
 def crd_schema(kind: str) -> dict[str, Any]:
-    for path in DATA.glob("*.yaml"):
-        crd = yaml.safe_load(path.read_text())
-        if crd["spec"]["names"]["kind"] == kind:
-            version = next(v for v in crd["spec"]["versions"] if v.get("storage"))
-            return version["schema"]["openAPIV3Schema"]
-    raise AssertionError(f"no pinned CRD for {kind} in {DATA}")
-
-
-def undeclared_fields(value: Any, schema: dict[str, Any], where: str = "") -> list[str]:
-    """Fields the structural schema does not declare (what strict field validation rejects)."""
-    if schema.get("x-kubernetes-preserve-unknown-fields"):
-        return []
-    found: list[str] = []
-    if isinstance(value, dict):
-        props = schema.get("properties")
-        extra = schema.get("additionalProperties")
-        for key, sub in value.items():
-            if props is not None and key in props:
-                found += undeclared_fields(sub, props[key], f"{where}.{key}")
-            elif isinstance(extra, dict):
-                found += undeclared_fields(sub, extra, f"{where}.{key}")
-            elif props is not None and where != ".metadata":
-                found.append(f"{where}.{key}")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, item in enumerate(value):
-            found += undeclared_fields(item, schema["items"], f"{where}[{i}]")
-    return found
+    return crd_schemas.crd_schema(DATA, kind)
 
 
 @pytest.mark.parametrize("kind", ["ServiceMonitor", "PrometheusRule"])
@@ -390,7 +367,9 @@ def test_services_are_cluster_internal(renders, overlay):
         for p in svc["spec"]["ports"]:
             ports[p["port"]] = svc["metadata"]["name"]
     # No Service for management: it listens on the pod's loopback only (closed by default).
-    assert ports == {8080: "torchserve", 8082: "torchserve-metrics"}
+    assert ports == {8080: "torchserve", GRPC_PORT: "torchserve", 8082: "torchserve-metrics"}
+    grpc = next(p for svc in docs if svc["kind"] == "Service" for p in svc["spec"]["ports"] if p["port"] == GRPC_PORT)
+    assert grpc["appProtocol"] == "kubernetes.io/h2c", "gRPC is HTTP/2 cleartext: tell ingresses and meshes"
 
 
 @pytest.mark.parametrize("overlay", k8s.overlays())
@@ -401,7 +380,8 @@ def test_management_api_binds_loopback_in_the_pod(renders, overlay):
     c = server_container(docs)
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["TS_MANAGEMENT_ADDRESS"] == "http://127.0.0.1:8081"
-    assert {p["containerPort"] for p in c["ports"]} == {8080, 8082}
+    assert {p["containerPort"] for p in c["ports"]} == {8080, GRPC_PORT, 8082}
+    assert env["OIP_GRPC_ADDRESS"] == f"0.0.0.0:{GRPC_PORT}", "gRPC is inference: every interface, like 8080"
     for probe in ("startupProbe", "readinessProbe"):
         assert c[probe]["exec"]["command"][-1] == env["TS_MANAGEMENT_ADDRESS"]
 
@@ -418,7 +398,8 @@ def test_network_policy_closes_management_and_metrics(renders, overlay):
     for rule in policy["spec"]["ingress"]:
         for port in rule["ports"]:
             peers_by_port.setdefault(port["port"], []).extend(rule["from"])
-    assert set(peers_by_port) == {"inference", "metrics"}, "management listens on loopback: no rule admits it"
+    assert set(peers_by_port) == {"inference", "grpc", "metrics"}, "management listens on loopback: no rule admits it"
+    assert peers_by_port["grpc"] == peers_by_port["inference"], "gRPC inference is admitted exactly as REST inference"
     for port in ("metrics",):
         for peer in peers_by_port[port]:
             # same namespace (podSelector only) or a namespace named explicitly
@@ -668,7 +649,7 @@ def test_release_label_is_set_in_one_place():
 
 
 def test_every_folder_has_a_readme():
-    folders = [ROOT / "k8s", ROOT / "k8s" / "base", ROOT / "k8s" / "prometheus-adapter",
+    folders = [ROOT / "k8s", ROOT / "k8s" / "base", ROOT / "k8s" / "prometheus-adapter", ROOT / "k8s" / "kserve",
                *(ROOT / "k8s" / "overlays").iterdir(), *(ROOT / "k8s" / "components").iterdir()]
     missing = [f.relative_to(ROOT).as_posix() for f in folders if f.is_dir() and not (f / "README.md").is_file()]
     assert not missing, f"folders without README.md: {missing}"

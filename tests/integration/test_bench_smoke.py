@@ -44,3 +44,10 @@ def test_quick_bench_writes_well_formed_results(tmp_path: Path) -> None:
     assert all("saturation" in p or p["not_run"] for p in digits["peers"].values())
     assert digits["floor"]["requests"] > 0 and (tmp_path / "latest-digits.png").is_file()
     assert results["machine"]["cores_usable"] >= 1 and results["machine"]["torch"]
+    # The OIP rows (issue 25): requests of 1, 8, 32 instances answered whole, items/s against the limit.
+    for n in ("1", "8", "32"):
+        oip = digits["oip"][n]
+        assert oip["saturation"]["failures"] == 0 and oip["items_per_s"] > 0, oip
+        assert oip["breakdown"]["requests"] > 0
+    assert any(t["target"].startswith("OIP, 32 instances") for t in results["targets"])
+    assert "TorchServe OIP, 32 instance(s) per request, at saturation" in markdown

@@ -23,7 +23,8 @@ def test_serve_is_ready_when_it_returns_rerun_is_harmless_and_stop_stops(tmp_pat
     ports = Ports.free()
     env = dict(os.environ, STACK_RUN_DIR=str(tmp_path / "run"), INFERENCE_PORT=str(ports.inference),
                MANAGEMENT_PORT=str(ports.management), METRICS_PORT=str(ports.metrics),
-               PROMETHEUS_PORT=str(ports.prometheus), WORKER_PORT_BASE=str(ports.worker_base))
+               PROMETHEUS_PORT=str(ports.prometheus), WORKER_PORT_BASE=str(ports.worker_base),
+               GRPC_PORT=str(ports.oip_grpc))
     try:
         first = _cli("serve", env=env)
         assert first.returncode == 0, first.stdout + first.stderr
@@ -33,6 +34,7 @@ def test_serve_is_ready_when_it_returns_rerun_is_harmless_and_stop_stops(tmp_pat
         for name, count in zip(("digits", "langid"), ready.groups()):
             assert 1 <= int(count) <= get_spec(name).serving.min_workers
         assert f"http://127.0.0.1:{ports.inference}/predictions/<model>" in first.stdout
+        assert f"OIP gRPC    127.0.0.1:{ports.oip_grpc}" in first.stdout
         # ready means ready: the first request after `serve` returns is answered
         answer = requests.post(f"http://127.0.0.1:{ports.inference}/predictions/langid", json={"text": "ciao"}, timeout=30)
         assert answer.status_code == 200
@@ -46,8 +48,8 @@ def test_serve_is_ready_when_it_returns_rerun_is_harmless_and_stop_stops(tmp_pat
         assert "digits     workers: READY" in status.stdout and "prometheus  running" in status.stdout
     finally:
         stopped = _cli("stop", env=env)
-    assert "torchserve" in stopped.stdout and "prometheus" in stopped.stdout
-    for port in (ports.inference, ports.prometheus):
+    assert "torchserve" in stopped.stdout and "prometheus" in stopped.stdout and "oip-gateway" in stopped.stdout
+    for port in (ports.inference, ports.prometheus, ports.oip_grpc):
         try:
             requests.get(f"http://127.0.0.1:{port}/", timeout=2)
             raise AssertionError(f"port {port} still answers after stop")

@@ -64,13 +64,15 @@ def test_server_config_closes_the_management_surface() -> None:
 
 
 def test_native_server_listens_on_loopback_only(torchserve) -> None:
-    """TorchServe and its front door (nginx on the inference port, TorchServe's own behind it)."""
-    roots = [psutil.Process(torchserve.proc.pid), psutil.Process(torchserve.pid("front-door"))]
+    """TorchServe, its front door (nginx on the inference port, TorchServe's own behind it) and the
+    OIP gateway (gRPC, and its REST routes behind the door)."""
+    roots = [psutil.Process(torchserve.proc.pid), psutil.Process(torchserve.pid("front-door")),
+             psutil.Process(torchserve.pid("oip-gateway"))]
     listening = [c for root in roots for p in [root, *root.children(recursive=True)]
                  for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
     ports = {c.laddr.port for c in listening}
     assert {torchserve.ports.inference, torchserve.torchserve_inference_port, torchserve.ports.management,
-            torchserve.ports.metrics} <= ports
+            torchserve.ports.metrics, torchserve.ports.oip_grpc, torchserve.ports.oip_rest} <= ports
     exposed = [c.laddr for c in listening if not _loopback(c.laddr.ip)]
     assert not exposed, f"listening beyond loopback: {exposed}"
 

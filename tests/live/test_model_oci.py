@@ -5,6 +5,7 @@ capabilities), pulls exactly the recorded digests into a store; the server, with
 mounted read-only over /app/model_store, serves every model; and an image built from a context
 without archives holds none.
 
+The same pull as KServe's storage initializer (k8s/kserve's ClusterStorageContainer, `fetch`) too.
 The pod itself, init container first, through `make k8s-pod`'s runner: test_k8s_pod_models.py.
 The init container here uses the host's network to reach the loopback registry, where a pod
 would use its own (with the component's egress policy)."""
@@ -17,10 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stackctl import paths
 from stackctl.catalog.specs import load_specs
-from stackctl.deploy import model_oci
+from stackctl.deploy import k8s_kserve, model_oci
 from stackctl.pod.pod_requests import predict
 from tests.live.dockerlib import ROOT, docker, unique, wait_healthy
 from tests.live.registry import Registry, running_registry
@@ -144,3 +146,25 @@ def test_the_image_builds_without_models(images, tmp_path) -> None:
         assert listing == [".gitkeep"]
     finally:
         docker("rmi", tag, check=False)
+
+
+def test_the_kserve_storage_container_fetches_exactly_the_pushed_bytes(pushed, images, tmp_path) -> None:
+    """k8s/kserve's ClusterStorageContainer as KServe runs it: its container (command, env,
+    sandbox, and no /tmp: KServe mounts nothing else into it) with the URI/folder pairs KServe
+    appends, the volume at the InferenceService's mountPath."""
+    _, good = pushed
+    (storage,) = [d for d in yaml.safe_load_all((k8s_kserve.KSERVE_DIR / "clusterStorageContainer.yaml").read_text()) if d]
+    container = storage["spec"]["container"]
+    mount = k8s_kserve.MODEL_STORE
+    store = tmp_path / "store"
+    store.mkdir()
+    shutil.chown(store, int(SERVER_UID), int(SERVER_UID))
+    env = [arg for e in container["env"] for arg in ("-e", f"{e['name']}={e['value']}")]
+    pairs = [arg for ref in good for arg in (model_oci.URI_SCHEME + ref, mount)]
+    result = docker("run", "--rm", "--network", "host", *SANDBOX, *env, "-e", "MODEL_REGISTRY_PLAIN_HTTP=1",
+                    "-v", f"{store}:{mount}", "--entrypoint", container["command"][0], images["torchserve"],
+                    *container["command"][1:], *pairs, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    archives = {p.name: sha256(p) for p in paths.MODEL_STORE.glob("*.mar")}
+    assert {p.name: sha256(p) for p in store.glob("*.mar")} == archives
+    assert sorted(p.name for p in store.iterdir()) == sorted(archives), "nothing but the archives left"

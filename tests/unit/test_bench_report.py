@@ -150,3 +150,42 @@ def test_a_miss_is_explained_by_the_round_nearest_the_median() -> None:
     half = next(t for t in results["targets"]
                 if t["target"] == "p99 <= 2.5 x p50 at half saturation" and t["workload"] == "digits")
     assert half["value"] == 3.5 and half["met"] is False and half["why_round"] == 3 and "p99 70" in half["why"]
+
+
+def _with_oip(results: dict, items_per_request_s: dict[str, float]) -> dict:
+    """Every round's mobilenet (limit 100 items/s) given OIP rows: req/s per instance count."""
+    for one_round in results["rounds"]:
+        r = one_round["workloads"]["mobilenet"]
+        r["oip"] = {n: {"instances": int(n), "sweep": [_step(4, rps, 30, 60)], "saturation": _step(4, rps, 30, 60),
+                        "items_per_s": round(rps * int(n), 1),
+                        "breakdown": {"requests": 40, "frontend total ms": 30.0, "handler ms": 25.0}}
+                    for n, rps in items_per_request_s.items()}
+    return summarize(results)
+
+
+def test_oip_rows_are_items_over_the_limit_and_32_instances_is_judged() -> None:
+    results = _with_oip(_results(), {"1": 40.0, "8": 10.0, "32": 2.5})  # 40, 80, 80 items/s of 100
+    q = results["workloads"]["mobilenet"]["ratios"]
+    assert (q["oip_1_items_over_limit"], q["oip_8_items_over_limit"], q["oip_32_items_over_limit"]) == (0.4, 0.8, 0.8)
+    assert "oip_32_items_over_limit" not in results["workloads"]["digits"]["ratios"]  # no OIP rows: no key
+    oip = [t for t in results["targets"] if t["target"].startswith("OIP")]
+    assert [(t["workload"], t["value"], t["met"]) for t in oip] == [("mobilenet", 0.8, False)]
+    assert "80.0 items/s (2.5 req/s at 4 users)" in oip[0]["why"] and ">= 0.85" == oip[0]["goal"]
+    text = markdown(results)
+    assert "OIP x32 items/s / limit" in text and "TorchServe OIP, 32 instance(s) per request, at saturation" in text
+    assert "32 per request 80.0 (0.80)" in text
+    assert "OIP x32 at 1 user, where a request's time goes (mean ms over 40 requests): frontend total 30.0" in text
+    assert problems(results) == []
+    met = _with_oip(_results(), {"32": 2.7})  # 86.4 items/s
+    assert next(t for t in met["targets"] if t["target"].startswith("OIP"))["met"] is True
+
+
+def test_an_oip_row_that_only_failed_fails_its_target() -> None:
+    results = _results()
+    failing = {**_step(1, 5.0, 3, 4), "failures": 25, "first_failure": "25x HTTP 400 (no OIP handler)"}
+    results["rounds"][0]["workloads"]["mobilenet"]["oip"] = {
+        "32": {"instances": 32, "sweep": [failing], "saturation": None, "items_per_s": None}}
+    summarize(results)
+    t = next(t for t in results["targets"] if t["target"].startswith("OIP"))
+    assert t["met"] is False and "HTTP 400" in t["why"]
+    assert "round 1 mobilenet: no OIP x32 saturation point" in problems(results)

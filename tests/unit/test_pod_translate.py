@@ -17,7 +17,7 @@ from stackctl import paths
 from stackctl.deploy import k8s
 from stackctl.pod import pod_translate as pt
 
-PORTS = {8080: 28080, 8081: 28081, 8082: 28082}
+PORTS = {7070: 27070, 8080: 28080, 8081: 28081, 8082: 28082}
 
 
 @pytest.fixture(scope="module")
