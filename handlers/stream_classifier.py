@@ -71,13 +71,13 @@ class StreamClassifier(BaseHandler):
     def chunk(self, context: Any, idx: int, item: Any, exchange: Exchange | None) -> Chunk:
         routed = str(context.get_sequence_id(idx) or "")
         start = flag(request_header(context, idx, context.header_key_sequence_start))
+        end = flag(request_header(context, idx, context.header_key_sequence_end))
         if not routed:  # not through TorchServe's frontend (in process): named as it names them
             routed = f"{GENERATED_PREFIX}{uuid.uuid4()}"
         if routed.startswith(GENERATED_PREFIX):
             # A request that named no sequence is a whole text: answered and not kept, so clients
             # that do not stream (probes, load tests, other models' tools) never fill the bound.
             start, end = True, True
-        end = flag(request_header(context, idx, context.header_key_sequence_end))
         if exchange is None:
             return Chunk(core_request(context, idx, item), routed, start, end)
         try:
