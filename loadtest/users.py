@@ -151,28 +151,38 @@ def chunks(text: str, rng: random.Random) -> list[str]:
 
 
 class StreamUser(ModelUser):
-    """One stream at a time: a payload's text cut at random into chunks of 1..CHUNK_CHARS characters,
-    each sent after the answer to the one before with TorchServe's sequence headers (start on the
-    first, end on the last), so the concurrent streams are the users. A refused chunk ends its stream."""
+    """One stream at a time, one chunk per task: a payload's text cut at random into chunks of
+    1..CHUNK_CHARS characters, sent in order with TorchServe's sequence headers (start on the first,
+    end on the last). So the users are the concurrent streams, Locust's request rate (and the open
+    loop's schedule) is chunks per second, and the pause between a user's tasks is the pause
+    between a stream's chunks. A refused chunk ends its stream; the next task starts a new one."""
 
     abstract = True
+    pieces: list[str] = []
+    position = 0
+    sequence = ""
 
     @task
     def predict(self) -> None:
-        item = random.choice(payloads.payloads_for(self.spec).good)
-        pieces = chunks(text_of(item.body, item.content_type), _RNG)
-        sequence = f"loadtest-{uuid.uuid4()}"
-        for index, piece in enumerate(pieces):
-            flags = {**({START: "true"} if index == 0 else {}), **({END: "true"} if index == len(pieces) - 1 else {})}
-            headers = {"Content-Type": "text/plain; charset=utf-8", ID: sequence, **flags, **self.auth}
-            with self.client.post(f"/predictions/{self.spec.name}", data=piece.encode("utf-8"),  # type: ignore[arg-type]
-                                  headers=headers, name=self.spec.name, catch_response=True) as response:
-                status = response.status_code or 0
-                problem = check_prediction(self.expected, status, response.text) if status else "no answer"
-                if problem:
-                    response.failure(problem)
-                    return
+        late_s = self.pacer.late_by() if self.user_rate > 0 else 0.0
+        if self.position >= len(self.pieces):
+            item = random.choice(payloads.payloads_for(self.spec).good)
+            self.pieces, self.position = chunks(text_of(item.body, item.content_type), _RNG), 0
+            self.sequence = f"loadtest-{uuid.uuid4()}"
+        index = self.position
+        flags = {**({START: "true"} if index == 0 else {}), **({END: "true"} if index == len(self.pieces) - 1 else {})}
+        headers = {"Content-Type": "text/plain; charset=utf-8", ID: self.sequence, **flags, **self.auth}
+        with self.client.post(f"/predictions/{self.spec.name}", data=self.pieces[index].encode("utf-8"),  # type: ignore[arg-type]
+                              headers=headers, name=self.spec.name, catch_response=True) as response:
+            status = response.status_code or 0
+            problem = check_prediction(self.expected, status, response.text) if status else "no answer"
+            self.position = len(self.pieces) if problem else index + 1
+            if problem:
+                response.failure(problem)
+            else:
                 response.success()
+            if late_s:
+                response.request_meta["response_time"] += late_s * 1000
 
 
 def make_user_class(spec: ModelSpec, module: str = __name__, *, route: str = "",
