@@ -184,7 +184,6 @@ class StreamUser(ModelUser):
                 response.request_meta["response_time"] += late_s * 1000
 
 
-
 # Its only task, set past Locust's class machinery (which adds the base classes' tasks to any a
 # class names): ModelUser's would send stateless requests, and the deliberately bad ones, which
 # `--bad-request-share` leaves to the stateless models.
