@@ -28,6 +28,9 @@ from handlers.errors import InputError
 from handlers.inputs import Input, Request, text_accepts
 from handlers.reporting import (
     BATCH_SIZE,
+    INFERENCE_SECONDS,
+    PREPROCESS_SECONDS,
+    REQUEST_SECONDS,
     SEQUENCES_ENDED,
     SEQUENCES_EXPIRED,
     SEQUENCES_REFUSED,
@@ -153,6 +156,7 @@ class StreamCore:
     def run(self, planned: list[Planned], results: list[Result | None], started: float,
             metrics: StreamMetrics) -> None:
         """One GRU step over the planned rows; each row's answer, then its state committed."""
+        stepping = time.perf_counter()
         try:
             with torch.inference_mode():
                 states = self.step(planned)
@@ -165,7 +169,9 @@ class StreamCore:
             for _ in planned:
                 metrics.rejected("internal_error")
             return
+        stepped = time.perf_counter()
         metrics.observe(BATCH_SIZE, len(planned))
+        metrics.observe(INFERENCE_SECONDS, stepped - stepping)
         finished = time.perf_counter()
         for row, state, body in zip(planned, states, answers):
             after = row.entry_after
@@ -173,7 +179,10 @@ class StreamCore:
             metrics.count(SEQUENCES_STARTED, row.chunk.start)
             metrics.count(SEQUENCES_ENDED, row.chunk.end)
             metrics.chunk(finished - started, position_bucket(after.chunks))
+            # As every model's: the per-model latency quantiles, SLO alerts and stage panels read these.
+            metrics.observe(REQUEST_SECONDS, finished - started)
             results[row.index] = Result(200, body)
+        metrics.observe(PREPROCESS_SECONDS, stepping - started)
 
     def step(self, planned: list[Planned]) -> list[torch.Tensor]:
         """Each row's state after its chunk: rows that feed characters run as one packed step from
