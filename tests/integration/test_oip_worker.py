@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from handlers.oip_contract import HEADER_LENGTH_HEADER, PROTOCOL_HEADER, PROTOCO
 from stackctl.serve.native import NativeStack, Ports
 from tests.imagegen import digit_image, encode, held_out
 from tests.native_server import serve_until_ready
+from tests.oip_calls import check_mixed_batch
 
 V2 = {PROTOCOL_HEADER: PROTOCOL_VALUE}
 TEXTS = ["bonjour tout le monde", "guten morgen zusammen", "buenos días a todos", "the quick brown fox",
@@ -89,32 +89,6 @@ def test_the_response_headers_reach_the_client(server) -> None:
 
 def test_32_concurrent_v2_and_predictions_requests_with_one_bad_instance(server) -> None:
     """Only the request with the bad instance gets 400 (naming it); the 31 others, batched with it
-    by TorchServe (digits: batchSize 8), equal their single answers."""
-    values = instances("digits", 8)
-    url = server.inference_url
-    expected = [single(url, "digits", v) for v in values]
-
-    def send(index: int) -> tuple[int, requests.Response]:
-        if index % 2:
-            return index, requests.post(f"{url}/predictions/digits", data=values[index % 8],
-                                        headers={"Content-Type": "image/png"})
-        chosen = [values[(index + j) % 8] for j in range(3)]
-        if index == 10:
-            chosen[2] = b"not an image"
-        document = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [3],
-                                "data": [base64.b64encode(v).decode() for v in chosen]}]}
-        return index, requests.post(f"{url}/v2/models/digits/infer", json=document, headers=V2)
-
-    with ThreadPoolExecutor(32) as pool:
-        answers = dict(pool.map(send, range(32)))
-    assert answers[10].status_code == 400
-    assert answers[10].json()["error"].startswith("instance 2: invalid_image: ")
-    for index, response in answers.items():
-        if index == 10:
-            continue
-        assert response.status_code == 200, (index, response.text)
-        if index % 2:
-            assert [r["label"] for r in response.json()["top_k"]] == [r["label"] for r in expected[index % 8]]
-        else:
-            labels = next(o for o in response.json()["outputs"] if o["name"] == "label")["data"]
-            assert labels == [r["label"] for j in range(3) for r in expected[(index + j) % 8]]
+    by TorchServe, equal their single answers (tests/oip_calls.py; test_oip.py sends the same
+    through the front door)."""
+    check_mixed_batch(server.inference_url, V2)
