@@ -121,16 +121,23 @@ def check_grpc_metadata(grpc: grpcclient.InferenceServerClient, rest: httpclient
     assert grpc.is_model_ready(model) and grpc.is_model_ready(model, version)
 
 
-def check_rest_infer(rest: httpclient.InferenceServerClient, url: str, model: str, kind: str, count: int,
-                     binary: bool, k: int = 3) -> None:
-    """tritonclient.http infer of `count` instances, JSON or binary in and out, equal to /predictions."""
-    values = instances(kind, count)
-    tensor = httpclient.InferInput(kind, [count], "BYTES")
+def rest_input(kind: str, values: list[bytes], binary: bool) -> httpclient.InferInput:
+    tensor = httpclient.InferInput(kind, [len(values)], "BYTES")
     tensor.set_data_from_numpy(np.array([element(kind, v, binary) for v in values], dtype=np.object_),
                                binary_data=binary)
+    return tensor
+
+
+def check_rest_infer(rest: httpclient.InferenceServerClient, url: str, model: str, kind: str, count: int,
+                     binary: bool, k: int = 3, headers: dict[str, str] | None = None) -> None:
+    """tritonclient.http infer of `count` instances, JSON or binary in and out, equal to /predictions.
+    `headers`: sent with the infer request (X-Inference-Protocol where no front door sets it)."""
+    values = instances(kind, count)
     outputs = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in OUTPUTS]
-    result = rest.infer(model, [tensor], outputs=outputs, request_id=f"r-{count}")
-    assert result.get_response()["id"] == f"r-{count}"
+    # A copy: tritonclient adds its own headers to the dict it is given.
+    result = rest.infer(model, [rest_input(kind, values, binary)], outputs=outputs, request_id=f"r-{count}",
+                        headers=dict(headers) if headers else None)
+    assert result.get_response()["id"] == f"r-{count}" and result.get_response()["model_name"] == model
     assert_equal_answers(result.as_numpy("label"), result.as_numpy("probability"),
                          single_answers(url, model, kind, values), k)
 
