@@ -6,25 +6,20 @@ what only a real server shows: TorchServe hands the worker the request headers
 """
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 import tritonclient.http as httpclient
 
 from handlers.oip_contract import HEADER_LENGTH_HEADER, PROTOCOL_HEADER, PROTOCOL_VALUE
 from stackctl.serve.native import NativeStack, Ports
-from tests.imagegen import digit_image, encode, held_out
 from tests.native_server import serve_until_ready
+from tests.oip_calls import check_mixed_batch, check_rest_infer, host_port, instances, rest_input
 
 V2 = {PROTOCOL_HEADER: PROTOCOL_VALUE}
-TEXTS = ["bonjour tout le monde", "guten morgen zusammen", "buenos días a todos", "the quick brown fox",
-         "buongiorno a tutti voi", "obrigado pela ajuda", "dankjewel voor alles", "Straßenbahnhaltestelle"]
 INPUT = {"digits": "image", "langid": "text"}
 
 
@@ -37,48 +32,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
         stack.stop_all()
 
 
-def instances(model: str, count: int) -> list[bytes]:
-    if model == "langid":
-        return [t.encode() for t in TEXTS[:count]]
-    return [encode(digit_image(img, 28, "L", True), "PNG") for img, _ in held_out(count, seed=21)]
-
-
-def single(url: str, model: str, value: bytes) -> list[dict]:
-    if model == "digits":
-        response = requests.post(f"{url}/predictions/{model}", data=value, headers={"Content-Type": "image/png"})
-    else:
-        response = requests.post(f"{url}/predictions/{model}", json={"text": value.decode()})
-    assert response.status_code == 200, response.text
-    return response.json()["top_k"]
-
-
-def v2_input(model: str, values: list[bytes], binary: bool) -> httpclient.InferInput:
-    data = values if binary or model == "langid" else [base64.b64encode(v) for v in values]
-    tensor = httpclient.InferInput(INPUT[model], [len(values)], "BYTES")
-    tensor.set_data_from_numpy(np.array(data, dtype=np.object_), binary_data=binary)
-    return tensor
-
-
 @pytest.mark.parametrize("model", ["digits", "langid"])
 @pytest.mark.parametrize("count", [1, 8])
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
 def test_tritonclient_through_torchserve_gets_the_predictions_answers(server, model: str, count: int,
                                                                       binary: bool) -> None:
-    values = instances(model, count)
-    client = httpclient.InferenceServerClient(server.inference_url.split("//", 1)[1])
-    outputs = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in ("label", "probability")]
-    result = client.infer(model, [v2_input(model, values, binary)], outputs=outputs, request_id="r-7",
-                          headers=dict(V2))  # tritonclient adds its own headers to the dict it is given
-    assert result.get_response()["id"] == "r-7" and result.get_response()["model_name"] == model
-    labels, probabilities = result.as_numpy("label"), result.as_numpy("probability")
-    for row_labels, row_p, value in zip(labels, probabilities, values):
-        expected = single(server.inference_url, model, value)
-        assert [x.decode() if isinstance(x, bytes) else x for x in row_labels] == [r["label"] for r in expected]
-        assert np.allclose(row_p, [r["probability"] for r in expected], atol=1e-5)
+    client = httpclient.InferenceServerClient(host_port(server.inference_url))
+    check_rest_infer(client, server.inference_url, model, INPUT[model], count, binary, headers=V2)
 
 
 def test_the_response_headers_reach_the_client(server) -> None:
-    tensor = v2_input("langid", instances("langid", 2), True)
+    tensor = rest_input("text", instances("text", 2), True)
     body, length = httpclient._utils._get_inference_request([tensor], "", None, 0, False, False, 0, None, None)
     response = requests.post(f"{server.inference_url}/predictions/langid", data=body,
                              headers={**V2, HEADER_LENGTH_HEADER: str(length)})
@@ -89,32 +53,6 @@ def test_the_response_headers_reach_the_client(server) -> None:
 
 def test_32_concurrent_v2_and_predictions_requests_with_one_bad_instance(server) -> None:
     """Only the request with the bad instance gets 400 (naming it); the 31 others, batched with it
-    by TorchServe (digits: batchSize 8), equal their single answers."""
-    values = instances("digits", 8)
-    url = server.inference_url
-    expected = [single(url, "digits", v) for v in values]
-
-    def send(index: int) -> tuple[int, requests.Response]:
-        if index % 2:
-            return index, requests.post(f"{url}/predictions/digits", data=values[index % 8],
-                                        headers={"Content-Type": "image/png"})
-        chosen = [values[(index + j) % 8] for j in range(3)]
-        if index == 10:
-            chosen[2] = b"not an image"
-        document = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [3],
-                                "data": [base64.b64encode(v).decode() for v in chosen]}]}
-        return index, requests.post(f"{url}/v2/models/digits/infer", json=document, headers=V2)
-
-    with ThreadPoolExecutor(32) as pool:
-        answers = dict(pool.map(send, range(32)))
-    assert answers[10].status_code == 400
-    assert answers[10].json()["error"].startswith("instance 2: invalid_image: ")
-    for index, response in answers.items():
-        if index == 10:
-            continue
-        assert response.status_code == 200, (index, response.text)
-        if index % 2:
-            assert [r["label"] for r in response.json()["top_k"]] == [r["label"] for r in expected[index % 8]]
-        else:
-            labels = next(o for o in response.json()["outputs"] if o["name"] == "label")["data"]
-            assert labels == [r["label"] for j in range(3) for r in expected[(index + j) % 8]]
+    by TorchServe, equal their single answers (tests/oip_calls.py; test_oip.py sends the same
+    through the front door)."""
+    check_mixed_batch(server.inference_url, V2)

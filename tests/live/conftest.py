@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.live.compose_stack import Stack
 from tests.live.dockerlib import IMAGE, LOCUST_IMAGE, ROOT, docker
 
 
@@ -44,3 +45,15 @@ def container_names(engine: None) -> Iterator[list[str]]:
     finally:
         for name in names:
             docker("rm", "-f", "-v", name, check=False)
+
+
+@pytest.fixture(scope="session")
+def compose_stack(images: dict[str, str]) -> Iterator[Stack]:
+    """`make up SERVICES="torchserve prometheus"` once for the session (tests/live/compose_stack.py);
+    always brought down at its end."""
+    stack = Stack.fresh()
+    try:
+        stack.compose("up", "torchserve", "prometheus")
+        yield stack
+    finally:
+        stack.compose("down", "--volumes", "--remove-orphans", check=False)

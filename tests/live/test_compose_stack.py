@@ -1,68 +1,32 @@
 """The compose stack on a real engine, as `make up SERVICES="torchserve prometheus"` starts it
 (on free host ports, under a project name of its own): ports, Prometheus scraping by service
 name, both load-test paths, a graceful stop under load, and `make down` leaving nothing behind.
-Tests run in file order and share one stack; the stop test is last but one."""
+Tests run in file order and share one stack, the session's (tests/live/compose_stack.py, also
+test_compose_oip.py's); the stop test is last but one."""
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from stackctl.serve.native import free_port
 from tests.hostile import VALID
-from tests.live.dockerlib import ROOT, docker, inspect, unique, wait_exited
+from tests.live.compose_stack import Stack
+from tests.live.dockerlib import ROOT, docker, inspect, wait_exited
 
 GRACE_S = 90          # docker-compose.yml: torchserve stop_grace_period
 LOCUST_RUN_TIME = "30s"   # outlasts `up --wait` (worker healthy after ~15 s on slow cores)
 
 
-@dataclass
-class Stack:
-    env: dict[str, str]
-    project: str
-
-    def compose(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(["docker/compose.sh", *args], cwd=ROOT, env=self.env, capture_output=True,
-                                text=True, timeout=timeout, check=False)
-        if check:
-            assert result.returncode == 0, f"compose.sh {' '.join(args)}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
-        return result
-
-    def port(self, service: str, port: int) -> str:
-        return self.compose("port", service, str(port)).stdout.strip()
-
-    def url(self, service: str, port: int) -> str:
-        return "http://" + self.port(service, port).replace("0.0.0.0", "127.0.0.1")
-
-    def container(self, service: str) -> str:
-        return self.compose("ps", "-a", "-q", service).stdout.split()[0]
-
-    def leftovers(self) -> list[str]:
-        label = f"label=com.docker.compose.project={self.project}"
-        return (docker("ps", "-a", "-q", "--filter", label).stdout.split()
-                + docker("network", "ls", "-q", "--filter", label).stdout.split())
-
-
 @pytest.fixture(scope="module")
-def stack(images: dict[str, str]) -> Iterator[Stack]:
-    project = unique("tsl-compose")
-    ports = {name: str(free_port()) for name in
-             ("INFERENCE_PORT", "MANAGEMENT_PORT", "METRICS_PORT", "PROMETHEUS_PORT", "LOCUST_PORT", "GRAFANA_PORT")}
-    env = {**os.environ, **ports, "COMPOSE_PROJECT_NAME": project, "STACK_VARIANT": "cpu", "LOCUST_WORKERS": "1"}
-    stack = Stack(env=env, project=project)
-    try:
-        stack.compose("up", "torchserve", "prometheus")
-        yield stack
-    finally:
-        stack.compose("down", "--volumes", "--remove-orphans", check=False)
+def stack(compose_stack: Stack) -> Stack:
+    """The session's compose stack (tests/live/conftest.py), shared with test_compose_oip.py; this
+    module stops it at its end."""
+    return compose_stack
 
 
 def test_every_port_is_on_loopback_unless_opened(stack: Stack) -> None:
