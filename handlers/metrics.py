@@ -53,8 +53,8 @@ class BatchMetrics:
         self.owner.emit(self.context, FAILED_BATCHES, MetricTypes.COUNTER, 1, [self.owner.model_name])
 
     def count(self, name: str, amount: int) -> None:
-        if amount:
-            self.owner.emit(self.context, name, MetricTypes.COUNTER, amount, [self.owner.model_name])
+        if amount:  # an int: the frontend parses "True" as no number and drops the line
+            self.owner.emit(self.context, name, MetricTypes.COUNTER, int(amount), [self.owner.model_name])
 
     def live(self, sequences: int) -> None:
         # Per worker (its process id): each holds its own sequences. A dead worker's series keeps
