@@ -189,12 +189,3 @@ def test_an_oip_row_that_only_failed_fails_its_target() -> None:
     t = next(t for t in results["targets"] if t["target"].startswith("OIP"))
     assert t["met"] is False and "HTTP 400" in t["why"]
     assert "round 1 mobilenet: no OIP x32 saturation point" in problems(results)
-
-
-def test_an_oip_step_lasts_long_enough_to_complete_requests() -> None:
-    """A step's window covers several single-user latencies of its request size (the quick bench's
-    1 s window once measured no 32-photo resnet18 request at all), and never shrinks below the run's."""
-    from bench.oip_rows import step_window
-    assert step_window(1.0, 32, {"client p50 ms": 420}) == 2.1
-    assert step_window(5.0, 1, {"client p50 ms": 29}) == 5.0
-    assert step_window(1.0, 32, None) == 4.0 and step_window(1.0, 1, None) == 1.0
