@@ -27,7 +27,9 @@ import tritonclient.http as httpclient
 from stackctl import paths
 from tests.imagegen import digit_image, encode, held_out
 
-KSERVE_PYTHON = Path(os.environ.get("KSERVE_VENV", paths.ROOT / ".venv-kserve")) / "bin" / "python"
+# make exports KSERVE_VENV relative to the repository (".venv-kserve"), and the calls run in other
+# working directories: anchor it at the root (an absolute KSERVE_VENV stays as it is).
+KSERVE_PYTHON = paths.ROOT / os.environ.get("KSERVE_VENV", ".venv-kserve") / "bin" / "python"
 KSERVE_CALL = paths.ROOT / "tests" / "clients" / "kserve_call.py"
 OUTPUTS = ("label", "probability")
 

@@ -33,7 +33,8 @@ _PS = ("import os, json; out = []\n"
        "    try: out.append([int(p), open(f'/proc/{p}/cmdline', 'rb').read().decode(errors='replace').split('\\0')])\n"
        "    except (ValueError, OSError): pass\n"
        "print(json.dumps(out))")
-_PORTS = ("INFERENCE_PORT", "MANAGEMENT_PORT", "METRICS_PORT", "PROMETHEUS_PORT", "LOCUST_PORT", "GRAFANA_PORT")
+_PORTS = ("INFERENCE_PORT", "MANAGEMENT_PORT", "METRICS_PORT", "PROMETHEUS_PORT", "LOCUST_PORT", "GRAFANA_PORT",
+          "GRPC_PORT")  # every port docker-compose.yml publishes: a running `make serve` holds the defaults
 
 
 def _run(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
