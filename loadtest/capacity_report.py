@@ -62,10 +62,10 @@ def write_outputs(folder: Path, results: Sequence[Result], slos: dict[str, slo.S
         writer = csv.DictWriter(handle, fieldnames=list(steps[0].to_row()) if steps else ["model"])
         writer.writeheader()
         writer.writerows(s.to_row() for s in steps)
-    header = ("model", "capacity req/s within SLO", "first failing req/s", "closed-loop req/s", "p50 ms",
-              "p95 ms", "p99 ms", "mean batch", "SLO p95 ms", "stopped because")
-    keys = ("model", "capacity", "first_failing_rps", "closed_loop_rps", "p50_ms", "p95_ms", "p99_ms",
-            "mean_batch_size", "slo_p95_ms", "stopped_because")
+    header: tuple[str, ...] = ("model", "capacity req/s within SLO", "first failing req/s", "closed-loop req/s",
+                               "p50 ms", "p95 ms", "p99 ms", "mean batch", "SLO p95 ms", "stopped because")
+    keys: tuple[str, ...] = ("model", "capacity", "first_failing_rps", "closed_loop_rps", "p50_ms", "p95_ms",
+                             "p99_ms", "mean_batch_size", "slo_p95_ms", "stopped_because")
     streaming = [r.model for r in results if r.streaming]
     if streaming:  # the column only where a streaming model was measured: other tables keep their shape
         header, keys = header + ("concurrent streams",), keys + ("streams",)
