@@ -70,7 +70,9 @@ def workload_for(spec: ModelSpec, bench_only: bool = False) -> Workload:
 
 def all_workloads() -> dict[str, Workload]:
     """Every served spec, then the bench-only ones; a bench-only name may not shadow a served model."""
-    known = {spec.name: workload_for(spec) for spec in load_specs(paths.SPECS)}
+    # A streaming model (a spec with `sequence:`) is left out: the bench's peers send stateless
+    # requests, and a chunk means something only in its sequence (tests/integration/test_streaming.py).
+    known = {spec.name: workload_for(spec) for spec in load_specs(paths.SPECS) if spec.sequence is None}
     for spec in (load_spec(p) for p in sorted(BENCH_SPECS.glob("*.yaml"))):
         if spec.name in known:
             raise ValueError(f"{spec.source}: bench-only model {spec.name!r} has the name of a served model "

@@ -6,11 +6,12 @@ declaration must not fail a request, so emission errors are logged once.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from ts.metrics.metric_type_enum import MetricTypes
 
-from handlers.reporting import FAILED_BATCHES, REJECTED_ITEMS
+from handlers.reporting import CHUNK_SECONDS, FAILED_BATCHES, LIVE_SEQUENCES, REJECTED_ITEMS
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +51,16 @@ class BatchMetrics:
 
     def failed_batch(self) -> None:
         self.owner.emit(self.context, FAILED_BATCHES, MetricTypes.COUNTER, 1, [self.owner.model_name])
+
+    def count(self, name: str, amount: int) -> None:
+        if amount:  # an int: the frontend parses "True" as no number and drops the line
+            self.owner.emit(self.context, name, MetricTypes.COUNTER, int(amount), [self.owner.model_name])
+
+    def live(self, sequences: int) -> None:
+        # Per worker (its process id): each holds its own sequences. A dead worker's series keeps
+        # its last value in the frontend's registry, so the alert reads the largest, not the sum.
+        self.owner.emit(self.context, LIVE_SEQUENCES, MetricTypes.GAUGE, sequences,
+                        [self.owner.model_name, str(os.getpid())])
+
+    def chunk(self, seconds: float, position: str) -> None:
+        self.owner.emit(self.context, CHUNK_SECONDS, MetricTypes.HISTOGRAM, seconds, [self.owner.model_name, position])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from handlers import errors
@@ -54,6 +54,7 @@ class InferRequest:
     elements: tuple[str | bytes, ...]
     top_k: int
     outputs: tuple[tuple[str, bool], ...]
+    parameters: dict[str, Any] = field(default_factory=dict)  # the request's own (sequence_id, ...)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def parse_request(body: Any, header_length: Any, kind: Kind, top_k: int) -> Infe
     count = instance_count(tensor, kind)
     elements = read_elements(tensor, kind, count, binary)
     return InferRequest(request_id(document), elements, requested_top_k(document.get("parameters"), top_k),
-                        requested_outputs(document))
+                        requested_outputs(document), dict(document.get("parameters") or {}))
 
 
 def split_body(body: Any, header_length: Any) -> tuple[Any, bytes]:

@@ -46,7 +46,7 @@ FP32 = "FP32"
 OUTPUT_DATATYPES = {LABEL: BYTES, PROBABILITY: FP32}
 
 # The handler files the specs name as `model.handler`, by kind (an archive's manifest names them too).
-HANDLER_FILES = {"image_classifier": "image", "text_classifier": "text"}
+HANDLER_FILES = {"image_classifier": "image", "text_classifier": "text", "stream_classifier": "text"}
 
 
 @dataclass(frozen=True)

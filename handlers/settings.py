@@ -14,6 +14,7 @@ from typing import Any
 
 from handlers.image_settings import ImageSettings
 from handlers.sections import read
+from handlers.sequence_settings import SequenceSettings
 
 Config = dict[str, Any]
 BACKENDS = ("torch", "onnxruntime")
@@ -58,6 +59,7 @@ class HandlerSettings:
     architecture: str | None = field(default=None, metadata=ADDED)
     arguments: Config = field(default_factory=dict, metadata=ADDED)
     workers_on_host: int | None = field(default=None, metadata=ADDED)
+    sequence: SequenceSettings | None = field(default=None, metadata=ADDED)  # the spec's `sequence:` section
     training: Config = field(default_factory=dict, metadata=ADDED)
     given: tuple[str, ...] = field(default=(), repr=False)  # the keys the file wrote (handlers.sections)
 
@@ -71,7 +73,8 @@ class HandlerSettings:
     def from_config(cls, cfg: Config | None) -> HandlerSettings:
         cfg = dict(cfg or {})
         return read(cls, cfg, "handler settings", image=ImageSettings.from_config(cfg.get("image")),
-                    text=TextSettings.from_config(cfg.get("text")), arguments=dict(cfg.get("arguments") or {}))
+                    text=TextSettings.from_config(cfg.get("text")), arguments=dict(cfg.get("arguments") or {}),
+                    **({"sequence": SequenceSettings.from_config(cfg["sequence"])} if "sequence" in cfg else {}))
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,11 @@ class ServingSettings:
     device_ids: tuple[int, ...] | None = field(default=None, metadata={"key": "deviceIds"})
     parallel_type: str | None = field(default=None, metadata={"key": "parallelType"})
     max_sequence_job_queue_size: int | None = field(default=None, metadata={"key": "maxSequenceJobQueueSize"})
+    # Added from a spec's `sequence:` section (SequenceSettings.torchserve_keys), not spec keys:
+    sequence_batching: bool = field(default=False, metadata={"key": "sequenceBatching", **ADDED})
+    continuous_batching: bool = field(default=False, metadata={"key": "continuousBatching", **ADDED})
+    sequence_max_idle_msec: int = field(default=0, metadata={"key": "sequenceMaxIdleMSec", **ADDED})
+    max_num_sequence: int = field(default=1, metadata={"key": "maxNumSequence", **ADDED})
     given: tuple[str, ...] = field(default=(), repr=False)  # the keys the file wrote (handlers.sections)
 
     @property

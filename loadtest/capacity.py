@@ -86,6 +86,7 @@ class Result:
     estimate: Step | None
     best: Step | None
     steps: list[Step]
+    streaming: bool = False   # a `sequence:` spec: each request is one chunk, each user one stream
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def measure_model(spec: ModelSpec, limit: slo.Slo, host: str, metrics_url: str |
                                tolerance=plan.tolerance, max_rate=plan.max_rps)
     best = max((s for s in steps if s.measured.mode == "open" and s.ok), key=lambda s: s.measured.offered_rps or 0,
                default=None)
-    return Result(spec.name, search, estimate, best, steps)
+    return Result(spec.name, search, estimate, best, steps, streaming=spec.sequence is not None)
 
 
 def describe_step(step: Step) -> str:

@@ -17,11 +17,15 @@ from loadtest import slo
 Result = Any
 
 COLUMNS = ("model", "capacity", "capacity_rps", "complete", "first_failing_rps", "closed_loop_rps",
-           "achieved_rps", "p50_ms", "p95_ms", "p99_ms", "mean_batch_size", "users", "slo_p95_ms", "stopped_because")
+           "achieved_rps", "p50_ms", "p95_ms", "p99_ms", "mean_batch_size", "users", "slo_p95_ms", "stopped_because", "streams", "chunks_per_s")
 
 
 LOWER_BOUND_NOTE = ("\"≥ X\": the time budget ended the search before a failing rate was found close above X; "
                     "X is a lower bound, not the maximum.")
+
+
+STREAM_NOTE = ("{}: a request is one chunk of a stream, so req/s are chunks/s; \"concurrent streams\" is the "
+               "number of streams open at the capacity found (one per paced user).")
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -39,7 +43,10 @@ def table_rows(results: Sequence[Result], slos: dict[str, slo.Slo]) -> list[dict
                      "achieved_rps": _fmt(m and m.rps, 1),
                      "p50_ms": _fmt(m and m.p50_ms), "p95_ms": _fmt(m and m.p95_ms), "p99_ms": _fmt(m and m.p99_ms),
                      "mean_batch_size": _fmt(b and b.mean_batch_size, 2), "users": str(m.users) if m else "-",
-                     "slo_p95_ms": f"{slos[r.model].p95_ms:g}", "stopped_because": s.stopped_because})
+                     "slo_p95_ms": f"{slos[r.model].p95_ms:g}", "stopped_because": s.stopped_because,
+                     # a streaming model's requests are chunks and its users streams (users.StreamUser)
+                     "streams": str(m.users) if m and r.streaming else "-",
+                     "chunks_per_s": f"{s.capacity:.1f}" if r.streaming else "-"})
     return rows
 
 
@@ -55,12 +62,15 @@ def write_outputs(folder: Path, results: Sequence[Result], slos: dict[str, slo.S
         writer = csv.DictWriter(handle, fieldnames=list(steps[0].to_row()) if steps else ["model"])
         writer.writeheader()
         writer.writerows(s.to_row() for s in steps)
-    header = ("model", "capacity req/s within SLO", "first failing req/s", "closed-loop req/s", "p50 ms",
-              "p95 ms", "p99 ms", "mean batch", "SLO p95 ms", "stopped because")
-    keys = ("model", "capacity", "first_failing_rps", "closed_loop_rps", "p50_ms", "p95_ms", "p99_ms",
-            "mean_batch_size", "slo_p95_ms", "stopped_because")
+    header: tuple[str, ...] = ("model", "capacity req/s within SLO", "first failing req/s", "closed-loop req/s",
+                               "p50 ms", "p95 ms", "p99 ms", "mean batch", "SLO p95 ms", "stopped because")
+    keys: tuple[str, ...] = ("model", "capacity", "first_failing_rps", "closed_loop_rps", "p50_ms", "p95_ms",
+                             "p99_ms", "mean_batch_size", "slo_p95_ms", "stopped_because")
+    streaming = [r.model for r in results if r.streaming]
+    if streaming:  # the column only where a streaming model was measured: other tables keep their shape
+        header, keys = header + ("concurrent streams",), keys + ("streams",)
     markdown = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
                          + ["| " + " | ".join(row[k] for k in keys) + " |" for row in rows]
-                         + ["", LOWER_BOUND_NOTE])
+                         + ["", LOWER_BOUND_NOTE] + ([STREAM_NOTE.format(", ".join(streaming))] if streaming else []))
     (folder / "capacity.md").write_text(markdown + "\n", encoding="utf-8")
     return markdown

@@ -11,7 +11,9 @@ count requests; items are requests x `instances` (every answer is checked to hol
 """
 from __future__ import annotations
 
+import json
 import random
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,6 +129,67 @@ class ModelUser(FastHttpUser):
 PROTOCOLS = ("predictions", "oip", "oip-grpc")
 
 
+# --- streaming models (a spec with `sequence:`) -------------------------------------------------
+CHUNK_CHARS = 24
+ID, START, END = "ts_request_sequence_id", "ts_request_sequence_start", "ts_request_sequence_end"
+_RNG = random.Random()
+
+
+def text_of(body: bytes, content_type: str) -> str:
+    """The text of a payload (text/plain, or JSON {"text": ...})."""
+    decoded = body.decode("utf-8")
+    return json.loads(decoded)["text"] if content_type.startswith("application/json") else decoded
+
+
+def chunks(text: str, rng: random.Random) -> list[str]:
+    pieces, at = [], 0
+    while at < len(text):
+        size = rng.randint(1, CHUNK_CHARS)
+        pieces.append(text[at:at + size])
+        at += size
+    return pieces
+
+
+class StreamUser(ModelUser):
+    """One stream at a time, one chunk per task: a payload's text cut at random into chunks of
+    1..CHUNK_CHARS characters, sent in order with TorchServe's sequence headers (start on the first,
+    end on the last). So the users are the concurrent streams, Locust's request rate (and the open
+    loop's schedule) is chunks per second, and the pause between a user's tasks is the pause
+    between a stream's chunks. A refused chunk ends its stream; the next task starts a new one."""
+
+    abstract = True
+    pieces: list[str] = []
+    position = 0
+    sequence = ""
+
+    def next_chunk(self) -> None:
+        late_s = self.pacer.late_by() if self.user_rate > 0 else 0.0
+        if self.position >= len(self.pieces):
+            item = random.choice(payloads.payloads_for(self.spec).good)
+            self.pieces, self.position = chunks(text_of(item.body, item.content_type), _RNG), 0
+            self.sequence = f"loadtest-{uuid.uuid4()}"
+        index = self.position
+        flags = {**({START: "true"} if index == 0 else {}), **({END: "true"} if index == len(self.pieces) - 1 else {})}
+        headers = {"Content-Type": "text/plain; charset=utf-8", ID: self.sequence, **flags, **self.auth}
+        with self.client.post(f"/predictions/{self.spec.name}", data=self.pieces[index].encode("utf-8"),  # type: ignore[arg-type]
+                              headers=headers, name=self.spec.name, catch_response=True) as response:
+            status = response.status_code or 0
+            problem = check_prediction(self.expected, status, response.text) if status else "no answer"
+            self.position = len(self.pieces) if problem else index + 1
+            if problem:
+                response.failure(problem)
+            else:
+                response.success()
+            if late_s:
+                response.request_meta["response_time"] += late_s * 1000
+
+
+# Its only task, set past Locust's class machinery (which adds the base classes' tasks to any a
+# class names): ModelUser's would send stateless requests, and the deliberately bad ones, which
+# `--bad-request-share` leaves to the stateless models.
+StreamUser.tasks = [StreamUser.next_chunk]
+
+
 def make_user_class(spec: ModelSpec, module: str = __name__, *, route: str = "",
                     bodies: list[payloads.Payload] | None = None, protocol: str = "predictions",
                     instances: int = 1) -> type[ModelUser]:
@@ -136,7 +199,8 @@ def make_user_class(spec: ModelSpec, module: str = __name__, *, route: str = "",
     if protocol not in PROTOCOLS or instances < 1:
         raise ValueError(f"protocol must be one of {PROTOCOLS} and instances >= 1, got {protocol!r}, {instances}")
     class_name = "".join(part.capitalize() for part in spec.name.replace("-", "_").split("_")) + "User"
-    return type(class_name, (ModelUser,), {
+    base = StreamUser if spec.sequence is not None else ModelUser
+    return type(class_name, (base,), {
         "spec": spec, "expected": answer_shape(spec), "weight": spec.load_weight, "abstract": False, "__module__": module,
         "route": route, "bodies": list(bodies) if bodies else None, "protocol": protocol, "instances": instances,
         "__doc__": f"Load for model {spec.name!r} ({spec.description or 'see its spec'}).",

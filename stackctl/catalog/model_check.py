@@ -51,7 +51,7 @@ def dummy_inputs(spec: ModelSpec) -> tuple[Any, ...]:
     vocabulary) with their lengths."""
     import torch
 
-    if "image" not in spec.input_kinds and "text_classifier" in spec.handler_file.name:
+    if "image" not in spec.input_kinds and spec.handler_file.stem in ("text_classifier", "stream_classifier"):
         ids = torch.ones(DUMMY_BATCH, 4, dtype=torch.long)
         return ids, torch.tensor([4, 3])
     settings = spec.handler.image

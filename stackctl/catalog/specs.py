@@ -22,6 +22,7 @@ import jsonschema
 import yaml
 
 from handlers.sections import read, written
+from handlers.sequence_settings import SequenceSettings
 from handlers.settings import HandlerSettings, ServingSettings
 from stackctl import paths
 from stackctl.catalog.versions import SEPARATOR as VERSION_SEPARATOR  # <name>@<version>.yaml: another version
@@ -80,6 +81,7 @@ class ModelSpec:
     slo: Slo
     load: LoadSettings
     source: Path = field(compare=False)
+    sequence: SequenceSettings | None = None  # a streaming model's `sequence:` section
     extra_files: tuple[Path, ...] = ()
 
     @property
@@ -128,7 +130,10 @@ class ModelSpec:
         handler = {"name": self.name, "architecture": self.architecture,
                    "arguments": dict(self.arguments), **written(self.handler)}
         handler.update(extra_handler or {})
-        return {**written(self.serving), "handler": handler}
+        if self.sequence is None:
+            return {**written(self.serving), "handler": handler}
+        handler["sequence"] = written(self.sequence)
+        return {**written(self.serving), **self.sequence.torchserve_keys(self.serving.workers), "handler": handler}
 
 
 def _schema() -> dict[str, Any]:
@@ -207,6 +212,9 @@ def load_spec(path: Path) -> ModelSpec:
     slo = doc["slo"]
     if slo["p95_ms"] > slo["p99_ms"]:
         raise SpecError(f"{path}: slo.p95_ms: must not exceed slo.p99_ms ({slo['p95_ms']} > {slo['p99_ms']})")
+    sequence = doc.get("sequence")
+    if sequence is not None:
+        _check_sequence_bound(path, SequenceSettings.from_config(sequence), ServingSettings.from_config(doc["serving"]))
     # Relative data paths: a trained model's files are in its build folder (training writes them
     # there); a brought model's are in $MODEL_DATA, else the repository.
     key = path.stem
@@ -227,8 +235,19 @@ def load_spec(path: Path) -> ModelSpec:
                 max_error_ratio=float(slo["max_error_ratio"])),
         load=LoadSettings.from_config(doc.get("load")),
         source=path,
+        sequence=SequenceSettings.from_config(doc["sequence"]) if "sequence" in doc else None,
         extra_files=tuple(p for p in (_data_path(f, base) for f in model.get("extra_files", [])) if p),
     )
+
+
+def _check_sequence_bound(path: Path, sequence: SequenceSettings, serving: ServingSettings) -> None:
+    """TorchServe 0.12 waits for each live sequence's next chunk on one of a worker's batchSize + 1
+    threads; a bound at or above batchSize leaves none for new, ending or refused sequences, which
+    then wait instead of getting their answer or 429 (docs/streaming.md)."""
+    if sequence.max_live_per_worker >= serving.batch_size:
+        raise SpecError(f"{path}: sequence.max_live_per_worker: must be below serving.batchSize "
+                        f"({sequence.max_live_per_worker} >= {serving.batch_size}): TorchServe polls each live "
+                        "sequence on one of a worker's batchSize + 1 threads")
 
 
 def _spec_dir(spec_dir: Path | None) -> Path:

@@ -19,6 +19,9 @@ from tritonclient.grpc import service_pb2 as pb
 
 from handlers import oip_contract
 
+SEQUENCE_HEADERS = {"sequence_id": "ts_request_sequence_id", "sequence_start": "ts_request_sequence_start",
+                    "sequence_end": "ts_request_sequence_end"}
+
 HEADER_LENGTH = oip_contract.HEADER_LENGTH_HEADER
 # datatype -> (field of InferTensorContents, struct format of one element, little-endian)
 TYPED = {"BOOL": ("bool_contents", "?"), "INT8": ("int_contents", "b"), "INT16": ("int_contents", "h"),
@@ -45,6 +48,18 @@ def _parameters(params: Any) -> dict[str, Any]:
     """An InferParameter map as the JSON values they stand for."""
     return {key: getattr(value, value.WhichOneof("parameter_choice"))
             for key, value in params.items() if value.WhichOneof("parameter_choice")}
+
+
+def sequence_headers(parameters: dict[str, Any]) -> dict[str, str]:
+    """Triton's clients name a stream's request in its parameters (`sequence_id`, `sequence_start`,
+    `sequence_end`); TorchServe routes a sequence by its headers (docs/streaming.md)."""
+    headers = {}
+    if parameters.get("sequence_id") not in (None, "", 0):
+        headers[SEQUENCE_HEADERS["sequence_id"]] = str(parameters["sequence_id"])
+    for flag in ("sequence_start", "sequence_end"):
+        if parameters.get(flag) is True:
+            headers[SEQUENCE_HEADERS[flag]] = "true"
+    return headers
 
 
 def _typed_bytes(tensor: Any) -> bytes:
@@ -79,7 +94,8 @@ def rest_request(request: Any) -> tuple[str, bytes, dict[str, str]]:
         parameters["binary_data_output"] = True
     header["parameters"] = parameters
     encoded = json.dumps(header, separators=(",", ":")).encode()
-    headers = {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(encoded))}
+    headers = {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(encoded)),
+               **sequence_headers(parameters)}
     return infer_path(request.model_name, request.model_version), encoded + b"".join(chunks), headers
 
 

@@ -673,3 +673,14 @@ def test_make_passes_registry_and_version_only_when_given():
     # As if mk/docker.mk said `VERSION ?= 0.1.0` for its own use.
     defined = make_render_line("--eval=VERSION ?= 0.1.0")
     assert "--version" not in defined
+
+
+@pytest.mark.parametrize("overlay", k8s.overlays())
+def test_stream_affinity_keeps_a_client_on_one_pod_only_when_enabled(renders, overlay):
+    """A streaming model's state lives in one pod (docs/streaming.md): components/stream-affinity
+    pins each in-cluster client to a pod for longer than any spec's idle time; off by default."""
+    idle_s = max((s.sequence.idle_ms for s in load_specs() if s.sequence is not None), default=0) / 1000
+    service = one(objects(renders, overlay, ("stream-affinity",)), "Service", "torchserve")
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
+    assert service["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] > idle_s
+    assert "sessionAffinity" not in one(objects(renders, overlay, ()), "Service", "torchserve")["spec"]

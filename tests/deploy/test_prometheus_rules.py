@@ -101,7 +101,7 @@ def test_brought_models_get_alerts_once_whatever_their_versions(tmp_path: Path):
     byo_models.write_spec(tmp_path, byo_models.pt2_spec())
     byo_models.write_spec(tmp_path, dict(byo_models.pt2_spec(), version="2.0"), "shapes@2.0.yaml")
     groups = yaml.safe_load(rules.render(load_specs(tmp_path)))["groups"]
-    assert [g["name"] for g in groups] == ["model-digits", "model-langid", "model-resnet18", "model-shapes"]
+    assert [g["name"] for g in groups] == ["model-digits", "model-langid", "model-langstream", "model-resnet18", "model-shapes"]
     alerts = [r["alert"] + r["labels"]["model"] for g in groups for r in g["rules"]]
     assert len(alerts) == len(set(alerts))
 

@@ -116,6 +116,7 @@ def digit_png() -> bytes:
 GOOD = {
     "digits": lambda: {"data": digit_png(), "headers": {"Content-Type": "image/png"}},
     "langid": lambda: {"json": {"text": "hello world"}},
+    "langstream": lambda: {"json": {"text": "hello world"}},  # names no sequence: a whole text
 }
 BAD = [  # (model, request kwargs): each must come back 4xx
     ("digits", {"data": b"", "headers": {"Content-Type": "image/png"}}),

@@ -71,3 +71,22 @@ def test_a_search_cut_short_by_its_budget_is_reported_as_a_lower_bound(tmp_path)
     assert "| m | ≥ 10.0 | - |" in markdown and "lower bound" in markdown
     row = next(csv.DictReader((tmp_path / "capacity.csv").open()))
     assert row["capacity"] == "≥ 10.0" and row["complete"] == "false"
+
+
+def test_a_streaming_model_reports_concurrent_streams_and_chunks_per_second(tmp_path):
+    slos = {"m": Slo(100, 200, 0.01)}
+    streamed = result(Search(10.0, 10.4, True, "bracketed within 5%"))
+    streamed.streaming = True
+    markdown = write_outputs(tmp_path, [streamed], slos)
+    assert markdown.splitlines()[0].endswith("| concurrent streams |")
+    assert "| m | 10.0 | 10.4 | 12.0 | 5 | 50 | 80 | 1.50 | 100 | bracketed within 5% | 5 |" in markdown
+    assert "m: a request is one chunk of a stream, so req/s are chunks/s" in markdown
+    row = next(csv.DictReader((tmp_path / "capacity.csv").open()))
+    assert row["streams"] == row["users"] == "5" and row["chunks_per_s"] == "10.0"
+
+
+def test_a_stateless_model_has_no_stream_columns(tmp_path):
+    markdown = write_outputs(tmp_path, [result(Search(10.0, 10.4, True, "bracketed"))], {"m": Slo(100, 200, 0.01)})
+    assert "concurrent streams" not in markdown
+    row = next(csv.DictReader((tmp_path / "capacity.csv").open()))
+    assert row["streams"] == "-" and row["chunks_per_s"] == "-"

@@ -64,3 +64,17 @@ def test_binary_and_json_answers_become_the_same_grpc_response() -> None:
     result = grpcclient.InferResult(binary)
     assert list(result.as_numpy("label").ravel()) == labels
     assert result.as_numpy("probability").tolist() == [probabilities]
+
+
+def test_a_streams_sequence_parameters_become_torchserves_routing_headers() -> None:
+    """tritonclient.grpc's infer(sequence_id=..., sequence_start=..., sequence_end=...) sets these."""
+    request = _grpc_request([b"hallo"])
+    request.parameters["sequence_id"].int64_param = 42
+    request.parameters["sequence_start"].bool_param = True
+    request.parameters["sequence_end"].bool_param = False
+    _, body, headers = oip_binary.rest_request(request)
+    assert headers["ts_request_sequence_id"] == "42" and headers["ts_request_sequence_start"] == "true"
+    assert "ts_request_sequence_end" not in headers
+    header = json.loads(body[:int(headers[oip_binary.HEADER_LENGTH])])
+    assert header["parameters"]["sequence_id"] == 42  # the handler checks it against the routed id
+    assert "ts_request_sequence_id" not in oip_binary.rest_request(_grpc_request([b"hallo"]))[2]

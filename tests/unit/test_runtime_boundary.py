@@ -14,6 +14,7 @@ SCANNED = ("handlers", "models", "bench", "loadtest", "stackctl")
 ADAPTER_MODULES = {
     "handlers/base.py",      # the TorchServe handler class over handlers.core.ModelCore
     "handlers/metrics.py",   # the core's metrics through TorchServe's metrics cache
+    "handlers/stream_classifier.py",  # the TorchServe handler class over handlers.stream_core.StreamCore
     "stackctl/catalog/inprocess.py", # runs an archive's handler in process with TorchServe's own Context
 }
 

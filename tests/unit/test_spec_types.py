@@ -15,6 +15,7 @@ import pytest
 from handlers.image_settings import ImageSettings
 from handlers.image_transforms import normalize_ink
 from handlers.sections import key_of, override, section_fields, written
+from handlers.sequence_settings import SequenceSettings
 from handlers.settings import HandlerSettings, ServingSettings, TextSettings
 from stackctl import paths
 from stackctl.catalog.specs import SCHEMA_FILE, LoadSettings, Slo, all_specs, load_spec
@@ -27,6 +28,7 @@ SECTIONS: dict[tuple[str, ...], type] = {
     ("handler", "text"): TextSettings,
     ("load",): LoadSettings,
     ("slo",): Slo,
+    ("sequence",): SequenceSettings,
 }
 # Non-test code that reads specs, archives' configs or handler settings.
 PACKAGES = ("handlers", "models", "stackctl", "loadtest", "bench")
