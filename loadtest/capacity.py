@@ -120,16 +120,16 @@ def measure_model(spec: ModelSpec, limit: slo.Slo, host: str, metrics_url: str |
         return step
 
     user = users.make_user_class(spec, protocol=plan.protocol, instances=plan.instances)
+    most_users = concurrency(spec, plan)
     with Driver([user], host) as driver:
         probe = BatchProbe(metrics_url, spec.name)
-        estimate = record(*driver.closed_step(plan.estimate_users, plan.warmup_seconds, plan.step_seconds, probe))
+        estimate = record(*driver.closed_step(most_users, plan.warmup_seconds, plan.step_seconds, probe))
 
         def passes(rate: float) -> bool:
             # At most as many paced users (requests outstanding) as the estimate had: the server took
             # that many without a 5xx, while more can overflow TorchServe's job queue (503) on a
             # momentary stall of a shared host. Users beyond it are queued here, as lateness.
-            return record(*driver.open_step(rate, plan.warmup_seconds, plan.step_seconds, probe,
-                                            plan.estimate_users)).ok
+            return record(*driver.open_step(rate, plan.warmup_seconds, plan.step_seconds, probe, most_users)).ok
 
         step_cost = plan.warmup_seconds + plan.step_seconds
         search = find_capacity(passes, max(estimate.measured.rps, 1.0),
@@ -138,6 +138,15 @@ def measure_model(spec: ModelSpec, limit: slo.Slo, host: str, metrics_url: str |
     best = max((s for s in steps if s.measured.mode == "open" and s.ok), key=lambda s: s.measured.offered_rps or 0,
                default=None)
     return Result(spec.name, search, estimate, best, steps, streaming=spec.sequence is not None)
+
+
+def concurrency(spec: ModelSpec, plan: Plan) -> int:
+    """The most users (requests outstanding) a step may have. For a streaming model each user holds
+    one stream, and streams beyond a worker's `max_live_per_worker` get 429: at most that many, so
+    none is refused even if TorchServe puts every stream on one worker (it does not balance them)."""
+    if spec.sequence is None:
+        return plan.estimate_users
+    return min(plan.estimate_users, spec.sequence.max_live_per_worker)
 
 
 def describe_step(step: Step) -> str:
@@ -191,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.out or REPORTS / f"capacity-{time.strftime('%Y%m%d-%H%M%S')}"
     results = []
     for spec in specs:
-        print(f"{spec.name}: closed-loop estimate with {plan.estimate_users} users, then open-loop bisection "
+        print(f"{spec.name}: closed-loop estimate with {concurrency(spec, plan)} users, then open-loop bisection "
               f"({plan.step_seconds:g} s steps, budget {plan.budget:g} s, p95 SLO {slos[spec.name].p95_ms:g} ms)",
               flush=True)
         results.append(measure_model(spec, slos[spec.name], args.host, metrics_url, plan,

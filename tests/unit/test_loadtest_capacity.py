@@ -8,7 +8,7 @@ from loadtest import capacity, server_metrics
 from loadtest.capacity_report import write_outputs
 from loadtest.measurement import Measurement
 from loadtest.search import Search
-from stackctl.catalog.specs import Slo
+from stackctl.catalog.specs import Slo, get_spec
 
 METRICS = """# HELP handler_batch_size Items per inference call
 # TYPE handler_batch_size histogram
@@ -90,3 +90,12 @@ def test_a_stateless_model_has_no_stream_columns(tmp_path):
     assert "concurrent streams" not in markdown
     row = next(csv.DictReader((tmp_path / "capacity.csv").open()))
     assert row["streams"] == "-" and row["chunks_per_s"] == "-"
+
+
+def test_a_streaming_model_is_searched_with_no_more_streams_than_a_worker_holds():
+    """Each user of a streaming model holds a stream; more than max_live_per_worker would be refused
+    (429) as soon as TorchServe put them on one worker, and the search would measure refusals."""
+    stream = get_spec("langstream")
+    assert capacity.concurrency(stream, capacity.Plan(estimate_users=128)) == stream.sequence.max_live_per_worker
+    assert capacity.concurrency(stream, capacity.Plan(estimate_users=4)) == 4
+    assert capacity.concurrency(get_spec("digits"), capacity.Plan(estimate_users=128)) == 128
