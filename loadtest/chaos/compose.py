@@ -19,6 +19,7 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,7 +196,8 @@ def _host_worker_pid(container: str, management_url: str, model: str) -> tuple[i
     return None
 
 
-def worker_oom(container: str, management_url: str, model: str, wait_s: float = 30.0) -> Fault:
+def worker_oom(container: str, management_url: str, model: str, wait_s: float = 30.0,
+               provoke: Callable[[], int] | None = None) -> Fault:
     """One worker out of memory under a cgroup limit, the kernel's OOM killer doing the kill.
 
     Nothing in the handler changes: a memory cgroup of its own is made under the container's
@@ -203,7 +205,11 @@ def worker_oom(container: str, management_url: str, model: str, wait_s: float = 
     worker is moved into it, its limit is set 256 KiB above what is charged to it (new allocations
     only: charges stay where they were made), and the next requests' allocations push it over: the OOM killer kills it
     (SIGKILL) within that cgroup only. Its replacement is started by the JVM in the container's
-    own cgroup, without the limit; the empty cgroup is removed after."""
+    own cgroup, without the limit; the empty cgroup is removed after.
+
+    A worker that serves the load's small bodies reuses memory it already holds and may never
+    allocate anew: `provoke` sends one valid request that needs fresh memory (a large image), the
+    usual way a worker meets its limit in production; its HTTP status is recorded."""
     fault = Fault("worker OOM-killed under a cgroup memory limit", model, time.time())
     cid = _run("docker", "inspect", "-f", "{{.Id}}", container).stdout.strip()
     group = MEMORY_CGROUP / "docker" / cid / "chaos-oom"
@@ -220,12 +226,16 @@ def worker_oom(container: str, management_url: str, model: str, wait_s: float = 
         (group / "cgroup.procs").write_text(str(pid))
         usage = int((group / "memory.usage_in_bytes").read_text())
         (group / "memory.limit_in_bytes").write_text(str(usage + 256 * 1024))
-        deadline = time.time() + wait_s
+        deadline, provoked = time.time() + wait_s, []
         while time.time() < deadline and Path(f"/proc/{pid}").exists():
+            if provoke is not None:
+                provoked.append(provoke())
             time.sleep(0.1)
         oom = (group / "memory.oom_control").read_text().split()
         killed = oom[oom.index("oom_kill") + 1] if "oom_kill" in oom else "?"
-        fault.hits.append(f"{inner} READY (host pid {pid}, limit {usage // 2**20} MiB + 256 KiB, oom_kill={killed})")
+        # "<pid> READY ...": recovery.watch reads the hit pids from the first word
+        fault.hits.append(f"{inner} READY (host pid {pid}, limit {usage // 2**20} MiB + 256 KiB, oom_kill={killed}"
+                          + (f", large requests answered {provoked})" if provoke is not None else ")"))
     finally:
         fault.ended = time.time()
         for leftover in (group / "cgroup.procs").read_text().split():   # still alive: back to the container's

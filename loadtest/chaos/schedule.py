@@ -6,6 +6,7 @@ load driver's users keep sending.
 """
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 import gevent
 import requests
+from PIL import Image
 
 from loadtest import users
 from loadtest.chaos import compose, faults
@@ -22,7 +24,7 @@ from loadtest.chaos.record import Recorder, answer_key
 from loadtest.chaos.recovery import is_ready, series_back, watch
 from loadtest.driver import Driver
 from loadtest.payloads import Payload, payloads_for
-from stackctl.catalog.specs import ModelSpec
+from stackctl.catalog.specs import ModelSpec, get_spec
 
 DRAIN_RATE = 1e-9   # req/s per user: the next start is out of reach, so the users stop sending
 MAX_OPEN_PER_USER = 256   # requests one user may have open at once (its connection pool)
@@ -86,12 +88,33 @@ def _container_fault(name: str, plan: Plan, hooks: Hooks) -> Fault | None:
     if name == "stop-continue":
         return compose.stop_continue(container, management, plan.model, plan.stop_s)
     if name == "worker-oom":
-        return compose.worker_oom(container, management, plan.model)
+        return compose.worker_oom(container, management, plan.model, provoke=large_input(hooks.inference_url, plan.model))
     if name == "jvm-crash":
         return _lost_then_ended(compose.jvm_crash(container), management)
     if name == "container-kill":
         return compose.container_kill(container, policy_wait_s=20.0)
     return None
+
+
+def large_input(inference_url: str, model: str) -> Callable[[], int] | None:
+    """For an image model: a request with a valid image of 4,000 x 4,000 pixels (within the specs'
+    max_pixels, a few kB of PNG), whose decoding needs tens of MB the worker does not hold yet.
+    None for other models: their bodies are too small to need new memory."""
+    if "image" not in get_spec(model).input_kinds:
+        return None
+    canvas = Image.new("L", (4000, 4000), 255)
+    canvas.paste(0, (1800, 600, 2200, 3400))   # a "1", so the answer is an ordinary one
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    body = buffer.getvalue()
+
+    def send() -> int:
+        try:
+            return requests.post(f"{inference_url}/predictions/{model}", data=body, timeout=60,
+                                 headers={"Content-Type": "image/png"}).status_code
+        except requests.RequestException:
+            return 0   # no answer (the report's unanswered column counts the load's requests only)
+    return send
 
 
 def _lost_then_ended(fault: Fault, management_url: str, limit_s: float = 30.0) -> Fault:
