@@ -77,7 +77,9 @@ def _compose_run(args: argparse.Namespace, specs: list, spec: object) -> tuple:
         scenarios = tuple(args.scenarios or chaos_plan.COMPOSE_SCENARIOS)
         plan = chaos_plan.Plan(args.model, rates, bounds, scenarios, loop_s=args.loop_seconds,
                                stop_s=wait_bounds.from_serving(args.model, spec.serving, default).response_timeout_s + 5.0)  # type: ignore[attr-defined]
-        hooks = schedule.Hooks(urls[8081], urls[8080], spec.serving.min_workers, 0, None, urls[9090],  # type: ignore[attr-defined]
+        prometheus = stack.container("prometheus")
+        hooks = schedule.Hooks(urls[8081], urls[8080], spec.serving.min_workers, 0,  # type: ignore[attr-defined]
+                               lambda: compose.prometheus_hooks(prometheus, urls[9090] + "/-/ready"), urls[9090],
                                container=stack.container("torchserve"))
         records, stages = schedule.run(specs, plan, hooks, log=lambda line: print(line, flush=True))
         return records, stages, plan, source + "; the compose stack (docker-compose.yml)"

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+
 from loadtest.chaos import faults
 from loadtest.chaos.faults import Fault, _listed
 from stackctl import paths
@@ -172,6 +174,30 @@ def jvm_crash(container: str) -> Fault:
         fault.hits.append(f"java {java} killed ({before})")
     fault.ended = time.time()
     return fault
+
+
+def prometheus_hooks(container: str, ready_url: str, policy_wait_s: float = 20.0) -> tuple[int | None, Callable[[], None]]:
+    """For faults.kill_and_restart: Prometheus's host pid (the container's first process, which a
+    host SIGKILL crashes, unlike `docker kill`, so `restart: unless-stopped` applies), and the
+    restart: wait for the policy to bring it back (`docker start` if it has not within
+    `policy_wait_s`), then for its /-/ready."""
+    pid = _run("docker", "inspect", "-f", "{{.State.Pid}}", container).stdout.strip()
+
+    def restart() -> None:
+        deadline = time.time() + policy_wait_s
+        while time.time() < deadline and not _state(container).startswith("running"):
+            time.sleep(0.5)
+        if not _state(container).startswith("running"):
+            _run("docker", "start", container)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if requests.get(ready_url, timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+    return (int(pid) if pid.isdigit() and int(pid) > 0 else None), restart
 
 
 def restarted(container: str) -> str:

@@ -10,7 +10,8 @@ from loadtest.chaos.recovery import Recovery
 SCENARIOS = ("kill-once", "kill-loop", "stop-continue", "prometheus", "log-disk-full")
 # Against the compose stack (--against-compose): the workers' faults through `docker exec`, and the
 # TorchServe container itself (loadtest/chaos/compose.py).
-COMPOSE_SCENARIOS = ("kill-once", "kill-loop", "stop-continue", "worker-oom", "jvm-crash", "container-kill")
+COMPOSE_SCENARIOS = ("kill-once", "kill-loop", "stop-continue", "worker-oom", "jvm-crash", "container-kill",
+                     "prometheus")
 
 
 @dataclass

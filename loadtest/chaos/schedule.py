@@ -128,7 +128,7 @@ def _lost_then_ended(fault: Fault, management_url: str, limit_s: float = 30.0) -
 
 
 def _fault(name: str, plan: Plan, hooks: Hooks) -> Fault | None:
-    if hooks.container:
+    if hooks.container and name != "prometheus":   # Prometheus: the same kill and restart, its hooks differ
         fault = _container_fault(name, plan, hooks)
         if fault is not None and name == "container-kill":
             fault.whole_server = True
