@@ -64,7 +64,12 @@ def rss_of(processes: dict[int, psutil.Process]) -> dict[int, int]:
 
 # --- rates -----------------------------------------------------------------------------------------
 def latest_capacity(reports: Path = REPORTS / "loadtest") -> tuple[Path, dict[str, float]] | None:
-    """The newest `make capacity` result: (csv path, {model: capacity req/s within SLO})."""
+    """The newest `make capacity` result per model: (the newest csv's path, {model: capacity req/s
+    within SLO}). A run of some models only (`--models langstream`) does not hide the others: each
+    model's figure comes from the newest report that measured it (a 0 there stands, never an
+    older, better one)."""
+    newest: Path | None = None
+    rates: dict[str, float] = {}
     for folder in sorted(reports.glob("capacity-*"), reverse=True):
         table = folder / "capacity.csv"
         if not table.is_file():
@@ -73,10 +78,12 @@ def latest_capacity(reports: Path = REPORTS / "loadtest") -> tuple[Path, dict[st
             rows = list(csv.DictReader(handle))
         if not rows or "capacity_rps" not in rows[0]:
             continue  # written before the bisecting search: its numbers were budget-bound lower bounds
-        rates = {row["model"]: float(row["capacity_rps"]) for row in rows}
-        if any(rate > 0 for rate in rates.values()):
-            return table, rates
-    return None
+        found = {row["model"]: float(row["capacity_rps"]) for row in rows}
+        if not any(rate > 0 for rate in found.values()):
+            continue
+        newest = newest or table
+        rates.update({model: rate for model, rate in found.items() if model not in rates})
+    return (newest, rates) if newest is not None else None
 
 
 def plan_rates(models: Sequence[str], fraction: float, capacity: tuple[Path, dict[str, float]]) -> tuple[dict[str, float], str]:

@@ -50,3 +50,13 @@ def test_soak_refuses_hosts_beyond_loopback(url: str) -> None:
         soak.require_loopback(url)
     soak.require_loopback("http://127.0.0.1:8080")
     soak.require_loopback("http://localhost:8080")
+
+
+def test_a_run_of_some_models_does_not_hide_the_others(tmp_path) -> None:
+    """`make capacity CAPACITY_ARGS="--models langstream"` after a full run: every model keeps its
+    newest figure (chaos and soak failed with "has no capacity for digits, langid" before)."""
+    write_report(tmp_path / "capacity-20250101-000000", "model,capacity,capacity_rps\ndigits,40,40\nlangid,80,80\n")
+    write_report(tmp_path / "capacity-20250102-000000", "model,capacity,capacity_rps\nlangstream,900,900\nlangid,< 5.0,0\n")
+    table, rates = soak.latest_capacity(tmp_path)
+    assert table.parent.name == "capacity-20250102-000000"
+    assert rates == {"digits": 40.0, "langid": 0.0, "langstream": 900.0}   # langid's newest is 0: it stands
