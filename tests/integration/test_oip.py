@@ -116,8 +116,8 @@ def test_compressed_bodies_that_do_not_decode_are_refused_through_the_front_door
 def test_large_v2_answers_are_gzipped_only_when_asked(torchserve, rest) -> None:
     """The front door compresses v2 answers over 1 kB for a client that asks (Accept-Encoding),
     tritonclient's response_compression_algorithm reads them; /predictions answers never are."""
-    url, texts = torchserve.inference_url, [t.decode() for t in instances("text", 32)]
-    document = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [32], "data": texts}]}
+    url, texts = torchserve.inference_url, [t.decode() for t in instances("text", 8)] * 4
+    document = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}]}
     plain = requests.post(f"{url}/v2/models/langid/infer", json=document, timeout=30,
                           headers={"Accept-Encoding": "identity"})
     squeezed = requests.post(f"{url}/v2/models/langid/infer", json=document, timeout=30,
@@ -129,7 +129,7 @@ def test_large_v2_answers_are_gzipped_only_when_asked(torchserve, rest) -> None:
                            headers={"Accept-Encoding": "gzip"})
     assert single.status_code == 200 and "Content-Encoding" not in single.headers
     for binary in (False, True):
-        check_rest_infer(rest, url, "langid", "text", 32, binary, compression="gzip")
+        check_rest_infer(rest, url, "digits", "image", 32, binary, compression="gzip")
 
 
 def test_32_concurrent_v2_and_predictions_requests_through_the_front_door(torchserve) -> None:
