@@ -10,8 +10,8 @@ torch threads a worker gets (`--threads`, 1: auto with 2 workers on 2 cores) and
     PYTHONPATH=. python -m bench.probes.forward_chunks [--workloads mobilenet digits langid]
         [--sizes 4 8 16 32 64 128] [--seconds 2] [--threads 1] [--processes 1]
 
-`--chunk N` times the same sizes through `ModelCore.infer` as the server runs it with a chunk
-limit of N (0: the core's own, the spec's batchSize). Prints ms per item; nothing is judged.
+`--chunk N` runs every size as passes of at most N samples (`handler.max_forward_batch`), `--chunk 0`
+as one pass; without it, as the archive's spec says. Prints ms per item; nothing is judged.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def per_item_ms(name: str, sizes: list[int], seconds: float, threads: int, chunk
     torch.set_num_threads(threads)
     core = model.handler.core
     if chunk is not None:
-        core.chunk = chunk or core.chunk  # type: ignore[attr-defined]
+        core.chunk = chunk or None
     # The repository's Request: the archive's core reads it by shape (handlers.core.is_instances).
     inputs = [core.decode(Request(p.body, p.content_type)) for p in workload.payloads()]
     out = {}
