@@ -25,6 +25,7 @@ from handlers.core import Item, ModelCore
 from handlers.inputs import Request
 from handlers.metrics import HandlerMetrics
 from handlers.oip_contract import HEADER_LENGTH_HEADER, JSON_CONTENT_TYPE, PROTOCOL_HEADER, PROTOCOL_VALUE
+from handlers.oip_encoding import ENCODING_HEADER
 from handlers.oip_exchange import Exchange, Reply
 from handlers.settings import HandlerSettings, ServingSettings
 
@@ -100,7 +101,8 @@ class ClassifierHandler(BaseHandler):
 
     def handle(self, data: list[Any], context: Any) -> list[Any]:
         exchanges = {idx: Exchange(oip_body(item), request_header(context, idx, HEADER_LENGTH_HEADER),
-                                   self.core.task.accepts.kind, self.core.k)
+                                   self.core.task.accepts.kind, self.core.k,
+                                   request_header(context, idx, ENCODING_HEADER))
                      for idx, item in enumerate(data) if speaks_oip(context, idx)}
         requests: list[Item] = [exchanges[idx].item if idx in exchanges else core_request(context, idx, item)
                                 for idx, item in enumerate(data)]

@@ -121,6 +121,16 @@ def pad_batch(samples: list[Any], sizes: list[int]) -> list[Any]:
     return samples + [samples[-1]] * (target - len(samples))
 
 
+def forward_chunk(limit: int | None, largest: int, pads: bool) -> int | None:
+    """The most samples one forward pass runs (None: all of a batch), for batches that requests of
+    several instances make larger than `batch_size`. Padded (CUDA), at most the largest warmed
+    size, so that no pass meets a cold shape (each costs seconds there, see ModelCore.__init__);
+    otherwise the spec's `max_forward_batch`, where a bigger pass costs more per item."""
+    if pads:
+        return min(limit or largest, largest)
+    return limit
+
+
 def internal_error() -> Result:
     return Result(500, errors.error_body(500, "internal_error", "the server failed to process this item; see server logs"),
                   "internal_error")
@@ -142,6 +152,7 @@ class ModelCore:
         pad = settings.pad_batches
         self.pads = self.device.type == "cuda" if pad == "auto" else bool(pad)
         self.batch_sizes = forward_batch_sizes(batch_size, self.pads)
+        self.chunk = forward_chunk(settings.max_forward_batch, self.batch_sizes[-1], self.pads)
         self.warmed_up = self.warm_up(self.batch_sizes) if settings.warmup else []
 
     @classmethod
@@ -219,15 +230,11 @@ class ModelCore:
 
     # --- one batch -------------------------------------------------------------------------------
     def infer(self, samples: list[Any]) -> torch.Tensor:
-        """Logits for decoded samples as one forward pass (padded per `batch_sizes`).
-
-        Requests of several instances can bring more samples than `batch_size`. Padded (CUDA),
-        those run as passes of the largest warmed size, so that no pass meets a cold shape (each
-        costs seconds there, see __init__); unpadded (CPU), as one pass.
-        """
-        largest = self.batch_sizes[-1]
-        if self.pads and len(samples) > largest:
-            return torch.cat([self.infer(samples[start:start + largest]) for start in range(0, len(samples), largest)])
+        """Logits for decoded samples as one forward pass (padded per `batch_sizes`), or as
+        passes of at most `chunk` samples (`forward_chunk`) when there are more."""
+        if self.chunk is not None and len(samples) > self.chunk:
+            return torch.cat([self.infer(samples[start:start + self.chunk])
+                              for start in range(0, len(samples), self.chunk)])
         batch = self.task.collate(pad_batch(samples, self.batch_sizes))
         with torch.inference_mode(), self.autocast():
             return self.task.forward(batch)[:len(samples)]

@@ -22,6 +22,7 @@ from handlers.core import Instances, Result
 from handlers.errors import InputError
 from handlers.inputs import Request
 from handlers.oip_contract import JSON_CONTENT_TYPE, Kind
+from handlers.oip_encoding import EncodingError, decode_body
 
 TEXT_TYPE = "text/plain; charset=utf-8"
 BYTES_TYPE = "application/octet-stream"
@@ -48,12 +49,15 @@ def instance_request(element: str | bytes, kind: Kind) -> Request:
 class Exchange:
     """One v2 infer request: `item` for the core, `reply` from the core's answer."""
 
-    def __init__(self, body: Any, header_length: Any, kind: Kind, top_k: int):
+    def __init__(self, body: Any, header_length: Any, kind: Kind, top_k: int, encoding: str | None = None):
+        """`encoding`: the request's Content-Encoding (handlers/oip_encoding.py), decoded first."""
         self.kind = kind
         self.request: oip.InferRequest | None = None
         self.refused: InputError | None = None
         try:
-            self.request = oip.parse_request(body, header_length, kind, top_k)
+            self.request = oip.parse_request(decode_body(body, encoding), header_length, kind, top_k)
+        except EncodingError as err:
+            self.refused = InputError(err.code, err.type, err.message)
         except oip.OipError as err:
             self.refused = InputError(400, err.type, err.message)
 

@@ -30,6 +30,9 @@ HEADER_LENGTH = oip_contract.HEADER_LENGTH_HEADER
 # body is OIP. The front door sets it on that path whatever the client sent, so the load test may
 # always send it; the bench talks to TorchServe directly and must.
 PROTOCOL_HEADER = (oip_contract.PROTOCOL_HEADER, oip_contract.PROTOCOL_VALUE)
+# Uncompressed answers, as tritonclient.http gets them unless asked (it sends no Accept-Encoding):
+# Locust's FastHttpUser asks for gzip by default, which the front door gives v2 answers over 1 kB.
+IDENTITY = ("Accept-Encoding", "identity")
 MIN_BODIES = 8                # distinct bodies per instance count, however few the model's payloads
 
 
@@ -85,7 +88,8 @@ def oip_payloads(kind: str, singles: Sequence[Payload], instances: int) -> list[
         body, header_length = binary_request(oip_contract.input_tensor(kind).name, chosen,  # type: ignore[arg-type]
                                              request_id=str(number))
         out.append(Payload(body, CONTENT_TYPE, f"request {number} of {instances} instances",
-                           headers=((HEADER_LENGTH, str(header_length)), PROTOCOL_HEADER), instances=instances))
+                           headers=((HEADER_LENGTH, str(header_length)), PROTOCOL_HEADER, IDENTITY),
+                           instances=instances))
     return out
 
 

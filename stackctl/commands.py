@@ -61,6 +61,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("probe-decode-processes", "bench.probes.decode_processes",
             "photos/s per process of the image handler's decode paths"),
     Command("probe-floor-knobs", "bench.probes.floor_knobs", "the frontend knobs left on issue 19's floor list"),
+    Command("probe-forward-chunks", "bench.probes.forward_chunks",
+            "ms per item of one forward pass at each batch size, in one pass or passes of max_forward_batch"),
     Command("probe-front-door", "bench.probes.front_door", "what the front door (nginx) costs per request"),
     Command("probe-langid-backends", "bench.probes.langid_backends",
             "langid per handler call on CUDA GRUs and ONNX Runtime"),

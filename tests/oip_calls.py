@@ -131,14 +131,17 @@ def rest_input(kind: str, values: list[bytes], binary: bool) -> httpclient.Infer
 
 
 def check_rest_infer(rest: httpclient.InferenceServerClient, url: str, model: str, kind: str, count: int,
-                     binary: bool, k: int = 3, headers: dict[str, str] | None = None) -> None:
+                     binary: bool, k: int = 3, headers: dict[str, str] | None = None,
+                     compression: str | None = None) -> None:
     """tritonclient.http infer of `count` instances, JSON or binary in and out, equal to /predictions.
-    `headers`: sent with the infer request (X-Inference-Protocol where no front door sets it)."""
+    `headers`: sent with the infer request (X-Inference-Protocol where no front door sets it);
+    `compression`: tritonclient's request_compression_algorithm (and the response's, asked)."""
     values = instances(kind, count)
     outputs = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in OUTPUTS]
     # A copy: tritonclient adds its own headers to the dict it is given.
     result = rest.infer(model, [rest_input(kind, values, binary)], outputs=outputs, request_id=f"r-{count}",
-                        headers=dict(headers) if headers else None)
+                        headers=dict(headers) if headers else None, request_compression_algorithm=compression,
+                        response_compression_algorithm=compression)
     assert result.get_response()["id"] == f"r-{count}" and result.get_response()["model_name"] == model
     assert_equal_answers(result.as_numpy("label"), result.as_numpy("probability"),
                          single_answers(url, model, kind, values), k)

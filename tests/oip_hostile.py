@@ -10,11 +10,14 @@ mistake under test, and by hand otherwise.
 from __future__ import annotations
 
 import base64
+import gzip
 import json
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from handlers.oip_contract import HEADER_LENGTH_HEADER, MAX_INSTANCES, PROTOCOL_HEADER, PROTOCOL_VALUE
+from handlers.oip_encoding import DEFAULT_MAX_SIZE, ENCODING_HEADER
 from tests.hostile import digit
 
 V2 = {PROTOCOL_HEADER: PROTOCOL_VALUE}
@@ -159,6 +162,36 @@ def cases_for(model: str) -> list[OipCase]:
         OipCase("id-not-string", model, lambda: binary([good], id=7), "id must be a string, got int", "id 7"),
         OipCase("bad-instance", model, lambda: binary([good, bad_instance, good]),
                 f"instance 1: {bad_message}", "3 instances, the second one bad: the whole request, naming it"),
+        *compression_cases(model),
+    ]
+
+
+def compressed(request: tuple[bytes, dict[str, str]], encoding: str, body: bytes | None = None) -> tuple[bytes, dict[str, str]]:
+    """`request` with a Content-Encoding (its body compressed as tritonclient does, or `body`)."""
+    data, headers = request
+    if body is None:
+        body = gzip.compress(data) if encoding == "gzip" else zlib.compress(data)
+    return body, {**headers, ENCODING_HEADER: encoding}
+
+
+def compression_cases(model: str) -> list[OipCase]:
+    """Request compression (handlers/oip_encoding.py): bodies that do not decode, or decode too far."""
+    valid = json_request({"inputs": [tensor(model)]})
+    return [
+        OipCase("body-not-gzip", model, lambda: compressed(valid, "gzip", valid[0]),
+                "the request body is not valid gzip data (Content-Encoding: gzip): Error -3 while decompressing data",
+                "Content-Encoding: gzip on a body that is not gzip"),
+        OipCase("gzip-cut-short", model, lambda: compressed(valid, "gzip", gzip.compress(valid[0])[:-12]),
+                "the request body is not valid gzip data (Content-Encoding: gzip): it ends early",
+                "a gzip body cut short"),
+        OipCase("deflate-not-zlib", model, lambda: compressed(valid, "deflate", gzip.compress(valid[0])),
+                "the request body is not valid deflate data (Content-Encoding: deflate): Error -3",
+                "Content-Encoding: deflate on a gzip body"),
+        OipCase("gzip-bomb", model, lambda: compressed(valid, "gzip", gzip.compress(b" " * (DEFAULT_MAX_SIZE + 1))),
+                f"the request body decompresses to more than {DEFAULT_MAX_SIZE} bytes (max_request_size)",
+                f"8 kB of gzip that decodes to {DEFAULT_MAX_SIZE} + 1 bytes", 413),
+        OipCase("unsupported-encoding", model, lambda: compressed(valid, "br", valid[0]),
+                "Content-Encoding 'br' is not supported; send gzip, deflate or identity", "Content-Encoding: br", 415),
     ]
 
 

@@ -146,7 +146,7 @@ def render(run_dir: Path, listen: str, upstream: str, config: Path = paths.SERVE
               "body_buffer": BODY_BUFFER, "spilled_bodies": str(SPILLED_BODIES),
               "longest_bound": str(wait_bounds.longest(bounds, default_timeout)),
               "model_locations": model_locations(bounds),
-              "oip_model_locations": front_door_oip.model_locations(bounds),
+              "oip_model_locations": front_door_oip.model_locations(bounds), "oip_gzip": front_door_oip.GZIP,
               "oip_not_found": front_door_oip.not_found_map(oip_models.served_versions(store)),
               "gateway": gateway or NO_GATEWAY}
     text = re.sub(r"\{\{(\w+)\}\}", lambda match: values[match.group(1)], TEMPLATE.read_text())

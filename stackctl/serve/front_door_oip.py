@@ -28,6 +28,17 @@ V2_HEADERS = """proxy_set_header Connection "";
             proxy_set_header X-Original-Content-Type $original_content_type;
             proxy_set_header X-Inference-Protocol v2;"""
 
+# Response compression on the v2 locations, only for a client that asks (Accept-Encoding: gzip;
+# tritonclient's response_compression_algorithm). Answers under 1 kB (one or a few instances)
+# stay as they are: compressing them costs more than the bytes saved. Level 1: the front door's
+# one worker shares the cores with the models. /predictions answers are never compressed.
+GZIP = """gzip on;
+            gzip_proxied any;
+            gzip_types application/json application/octet-stream;
+            gzip_min_length 1024;
+            gzip_comp_level 1;
+            gzip_vary on;"""
+
 OIP_MODEL_LOCATION = """
         location ~ ^/v2/models/{pattern}(/versions/{any_name})?/infer$ {{
             error_page 413 @oip_too_large;
@@ -40,6 +51,7 @@ OIP_MODEL_LOCATION = """
             {headers}
             proxy_send_timeout {seconds}s;
             proxy_read_timeout {seconds}s;
+            {gzip}
             proxy_intercept_errors on;
             error_page 404 @oip_not_found;
             error_page 429 @oip_too_many_large_bodies;
@@ -68,7 +80,7 @@ def model_locations(bounds: Mapping[str, WaitBound]) -> str:
         if not wait_bounds.SAFE_NAME.match(model):
             continue
         blocks.append(OIP_MODEL_LOCATION.format(
-            pattern=re.escape(model), any_name=NAME, name=f"m{index}", model=model, headers=V2_HEADERS,
+            pattern=re.escape(model), any_name=NAME, name=f"m{index}", model=model, headers=V2_HEADERS, gzip=GZIP,
             seconds=bound.seconds, queue=bound.queue_wait_s, delay=bound.batch_delay_ms,
             timeout=bound.response_timeout_s))
     return "".join(blocks)

@@ -94,8 +94,10 @@ def rest_request(request: Any) -> tuple[str, bytes, dict[str, str]]:
         parameters["binary_data_output"] = True
     header["parameters"] = parameters
     encoded = json.dumps(header, separators=(",", ":")).encode()
+    # identity: aiohttp asks for gzip by default, and the front door would compress the answers
+    # over 1 kB for a loopback hop (stackctl/serve/front_door_oip.py GZIP).
     headers = {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(encoded)),
-               **sequence_headers(parameters)}
+               "Accept-Encoding": "identity", **sequence_headers(parameters)}
     return infer_path(request.model_name, request.model_version), encoded + b"".join(chunks), headers
 
 

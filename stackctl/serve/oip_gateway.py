@@ -9,6 +9,8 @@ Configured by the environment:
                      door proxies GET /v2... here
   OIP_UPSTREAM       the front door's URL (default http://127.0.0.1:8080): gRPC ModelInfer posts there
   TS_MANAGEMENT_URL  TorchServe's management API (default http://127.0.0.1:8081): worker status
+  TS_MANAGEMENT_KEY, TS_KEY_FILE  with token auth on: the management key, or the key file that
+                     TorchServe writes (read on each status call: keys expire and are renewed)
   MODEL_STORE        the archives TorchServe serves: each model's task kind, top_k and versions
 
 Inference never passes through here over REST: the front door sends it to TorchServe. SIGTERM

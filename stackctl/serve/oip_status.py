@@ -10,14 +10,22 @@ model that just lost its workers).
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import aiohttp
 
+from stackctl.serve.token_auth import management_token
+
 TIMEOUT = aiohttp.ClientTimeout(total=3.0)
-# The management key when token auth is on (stackctl.serve.token_auth.KEY_ENV).
-MANAGEMENT_KEY_ENV = "TS_MANAGEMENT_KEY"
+
+
+def management_headers() -> dict[str, str]:
+    """The management key as a bearer header when token auth is on: TS_MANAGEMENT_KEY, else the
+    key file that TS_KEY_FILE names (the image sets it); {} when neither gives one. Read on every
+    call, never kept: TorchServe's keys expire (token_expiration_min) and a renewal rewrites the
+    file, while the gateway runs for the container's life."""
+    key = management_token()
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 class StatusClient:
@@ -25,13 +33,11 @@ class StatusClient:
         self.session = session
         self.management = management_url.rstrip("/")
         self.upstream = upstream_url.rstrip("/")
-        key = os.environ.get(MANAGEMENT_KEY_ENV)
-        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
 
     async def _get_json(self, path: str) -> Any | None:
         """The management API's JSON answer, or None for any failure (not found, not answering)."""
         try:
-            async with self.session.get(f"{self.management}{path}", headers=self.headers,
+            async with self.session.get(f"{self.management}{path}", headers=management_headers(),
                                         timeout=TIMEOUT) as response:
                 if response.status != 200:
                     return None

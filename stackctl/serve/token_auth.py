@@ -79,10 +79,12 @@ def key_from_env(kind: str = "inference") -> str | None:
 
 
 def management_token() -> str | None:
-    """Management key for `python -m stackctl ready` against a token-authorised server."""
+    """Management key for `python -m stackctl ready` and the OIP gateway against a
+    token-authorised server; None while there is none to read."""
     try:
         return key_from_env("management")
-    except (ValueError, KeyError):  # TorchServe writes the key file empty for a moment at start-up
+    # TorchServe writes the key file empty for a moment at start-up (and may be replacing it)
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 

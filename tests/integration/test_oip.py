@@ -16,6 +16,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from handlers.oip_contract import PROTOCOL_HEADER
 from tests.oip_calls import (
     KSERVE_PYTHON,
     check_grpc_infer,
@@ -26,7 +27,9 @@ from tests.oip_calls import (
     check_rest_metadata,
     grpc_input,
     host_port,
+    instances,
 )
+from tests.oip_hostile import compression_cases
 
 MODELS = {"digits": "image", "langid": "text"}
 
@@ -88,6 +91,45 @@ def test_rest_infer_equals_predictions(torchserve, rest, model: str, count: int,
 @pytest.mark.parametrize("count", [1, 8])
 def test_grpc_infer_equals_predictions(torchserve, grpc, model: str, count: int) -> None:
     check_grpc_infer(grpc, torchserve.inference_url, model, MODELS[model], count)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("compression", ["gzip", "deflate"])
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_rest_infer_with_request_compression(torchserve, rest, model: str, compression: str, binary: bool) -> None:
+    """tritonclient.http's request_compression_algorithm: the handler decodes the body
+    (handlers/oip_encoding.py), the answers are the uncompressed request's."""
+    check_rest_infer(rest, torchserve.inference_url, model, MODELS[model], 8, binary, compression=compression)
+
+
+@pytest.mark.parametrize("case", compression_cases("digits"), ids=lambda case: case.id)
+def test_compressed_bodies_that_do_not_decode_are_refused_through_the_front_door(torchserve, case) -> None:
+    """The hostile compressed bodies (tests/oip_hostile.py) through nginx and TorchServe: a bomb
+    of 8 kB passes the door's size limit and gets the handler's 413 for its decoded size."""
+    body, headers = case.request()
+    answer = requests.post(f"{torchserve.inference_url}/v2/models/digits/infer", data=body, timeout=30,
+                           headers={k: v for k, v in headers.items() if k != PROTOCOL_HEADER})
+    assert answer.status_code == case.status, answer.text
+    assert list(answer.json()) == ["error"] and answer.json()["error"].startswith(case.message), answer.text
+
+
+def test_large_v2_answers_are_gzipped_only_when_asked(torchserve, rest) -> None:
+    """The front door compresses v2 answers over 1 kB for a client that asks (Accept-Encoding),
+    tritonclient's response_compression_algorithm reads them; /predictions answers never are."""
+    url, texts = torchserve.inference_url, [t.decode() for t in instances("text", 8)] * 4
+    document = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}]}
+    plain = requests.post(f"{url}/v2/models/langid/infer", json=document, timeout=30,
+                          headers={"Accept-Encoding": "identity"})
+    squeezed = requests.post(f"{url}/v2/models/langid/infer", json=document, timeout=30,
+                             headers={"Accept-Encoding": "gzip"})
+    assert plain.status_code == squeezed.status_code == 200 and len(plain.content) > 1024
+    assert "Content-Encoding" not in plain.headers and squeezed.headers["Content-Encoding"] == "gzip"
+    assert squeezed.json() == plain.json()
+    single = requests.post(f"{url}/predictions/langid", json={"text": texts[0]}, timeout=30,
+                           headers={"Accept-Encoding": "gzip"})
+    assert single.status_code == 200 and "Content-Encoding" not in single.headers
+    for binary in (False, True):
+        check_rest_infer(rest, url, "digits", "image", 32, binary, compression="gzip")
 
 
 def test_32_concurrent_v2_and_predictions_requests_through_the_front_door(torchserve) -> None:

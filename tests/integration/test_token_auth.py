@@ -17,7 +17,7 @@ import requests
 
 from stackctl import paths
 from stackctl.catalog.specs import get_spec
-from stackctl.serve import token_auth
+from stackctl.serve import readiness, token_auth
 from stackctl.serve.native import NativeStack, Ports
 
 
@@ -118,3 +118,28 @@ def test_api_key_rotates_the_inference_key(secured) -> None:
     predict = f"{stack.inference_url}/predictions/langid"
     assert _refused(requests.post(predict, json={"text": "ciao"}, headers=_bearer(old["inference"]), timeout=10))
     assert requests.post(predict, json={"text": "ciao"}, headers=_bearer(new["inference"]), timeout=30).status_code == 200
+
+
+def _restart_gateway(stack: NativeStack, monkeypatch: pytest.MonkeyPatch, key_file: Path | None) -> None:
+    """The stack's OIP gateway again, with the key file named by TS_KEY_FILE (or no key at all)."""
+    stack.stop("oip-gateway")
+    monkeypatch.delenv(token_auth.KEY_ENV["management"], raising=False)
+    if key_file is None:
+        monkeypatch.delenv(token_auth.KEY_FILE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(token_auth.KEY_FILE_ENV, str(key_file))
+    stack.start_oip_gateway()
+    readiness.wait_for_http(f"{stack.inference_url}/v2", 60, lambda: stack.running("oip-gateway"))
+
+
+def test_oip_ready_reads_the_management_key_from_the_key_file(secured, monkeypatch) -> None:
+    """The OIP gateway's ready asks the management API for workers: without a key TorchServe
+    refuses it (not ready); with TS_KEY_FILE, as the image sets it, the gateway reads the key."""
+    stack, key_file = secured
+    v2 = f"{stack.inference_url}/v2"
+    _restart_gateway(stack, monkeypatch, None)
+    assert requests.get(f"{v2}/health/ready", timeout=10).status_code == 503
+    assert requests.get(f"{v2}/health/live", timeout=10).status_code == 200
+    _restart_gateway(stack, monkeypatch, key_file)
+    assert requests.get(f"{v2}/health/ready", timeout=10).status_code == 200
+    assert requests.get(f"{v2}/models/langid/ready", timeout=10).status_code == 200

@@ -146,3 +146,25 @@ def test_padded_batches_past_batch_size_run_as_passes_of_warmed_sizes(pad: bool,
     result, = core.answer([item])
     assert seen == expected and result.status == 200
     assert result.body["answers"] == core.predict([core.decode(r) for r in item.requests])
+
+
+@pytest.mark.parametrize("pad,limit,chunks", [(False, 8, [8] * 8 + [6]), (True, 8, [4] * 17 + [2]),
+                                              (True, None, [4] * 17 + [2]), (False, 3, [3] * 23 + [1])])
+def test_max_forward_batch_splits_a_large_batch_into_passes_with_the_same_answers(
+        pad: bool, limit: int | None, chunks: list[int]) -> None:
+    """A batch of multi-instance requests past `max_forward_batch` runs as passes of at most that
+    many samples (padded: of at most the largest warmed size), each answer as the item's alone."""
+    settings = HandlerSettings(pad_batches=pad, max_forward_batch=limit)
+    loaded = Loaded(settings, Path("."), torch.nn.Identity(), torch.device("cpu"), 1, "n")
+    core = ModelCore(CountTask(loaded), loaded, ["a", "b", "c"], batch_size=4)
+    seen: list[int] = []
+    forward = core.task.forward
+    core.task.forward = lambda batch: seen.append(len(batch)) or forward(batch)  # type: ignore[method-assign]
+    bodies = [b"x" * n for n in range(1, 71)]
+    first, second, single = core.answer([Instances(tuple(Request(b, "image/png") for b in bodies[:40])),
+                                         Instances(tuple(Request(b, "image/png") for b in bodies[40:69])),
+                                         Request(bodies[69], "image/png")])
+    assert seen == chunks and max(seen) <= (limit or 4)
+    one_by_one = [core.predict([core.decode(Request(b, "image/png"))])[0] for b in bodies]
+    assert [first.status, second.status, single.status] == [200, 200, 200]
+    assert first.body["answers"] + second.body["answers"] + [single.body] == one_by_one

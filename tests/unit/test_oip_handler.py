@@ -168,3 +168,20 @@ def test_predictions_requests_never_speak_v2(models) -> None:
     body = oip_request("langid", [b"bonjour"], False).body
     status, answer = models["langid"].predict([Request(body, "application/json")])[0]
     assert status == 400 and answer["error"]["type"] == "invalid_request"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("binary", [True, False])
+def test_a_compressed_request_answers_as_the_plain_one(models, encoding: str, binary: bool) -> None:
+    """Content-Encoding as tritonclient.http's request_compression_algorithm sends it: the body
+    compressed whole, Inference-Header-Content-Length still the uncompressed header's length."""
+    import gzip
+    import zlib
+
+    values = instances("digits", 3)
+    plain = oip_request("digits", values, binary)
+    body = gzip.compress(plain.body) if encoding == "gzip" else zlib.compress(plain.body)
+    squeezed = Request(body, None, {**plain.headers, "Content-Encoding": encoding})
+    answers = models["digits"].respond([squeezed, plain])
+    assert [a.status for a in answers] == [200, 200] and answers[0].body == answers[1].body
+    assert_equal_answers(read(answers[0]), singles(models["digits"], "digits", values))
