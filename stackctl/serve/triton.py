@@ -25,6 +25,7 @@ import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stackctl import paths
 from stackctl.serve import readiness, triton_repo
@@ -78,7 +79,10 @@ class TritonFiles:
         for source in (self.wheel / "backends" / "python" / "libtriton_python.so",
                        self.wheel / "backends" / "python" / "triton_python_backend_utils.py",
                        self.wheel / "python_backend_stubs" / version / "triton_python_backend_stub"):
-            shutil.copy2(source, python / source.name)
+            # Copied beside, then renamed over: a stub still running from an earlier server keeps
+            # its file open ("Text file busy" on a copy over it).
+            shutil.copy2(source, python / f".{source.name}.new")
+            os.replace(python / f".{source.name}.new", python / source.name)
         self.stub_path.mkdir(parents=True, exist_ok=True)
         for name in ("numpy", "numpy.libs"):
             link = self.stub_path / name
@@ -119,8 +123,22 @@ class TritonStack(NativeStack):
         readiness.wait_for_http(f"{self.inference_url}/v2/health/ready", timeout, readiness.process_alive(proc))
 
 
+def launch(stack: TritonStack, files: TritonFiles, timeout: float = 180.0) -> dict[str, Any]:
+    """Backend folder, repository (from stack.model_store), tritonserver, readiness: the version
+    mapping once every model is ready; raises NotReady (the server stopped) otherwise."""
+    files.prepare()
+    mapping = triton_repo.generate(stack.model_store, files.build / "repo")
+    proc = stack.start_triton(files, files.build / "repo")
+    try:
+        stack.wait_for_triton(proc, timeout)
+    except readiness.NotReady:
+        stack.stop(NAME)
+        raise
+    return mapping
+
+
 def serve(timeout: float = 180.0, store: Path = paths.MODEL_STORE) -> int:
-    """Generate the repository, start tritonserver, wait until every model is ready, print the URLs."""
+    """`make serve RUNTIME=triton`: launch on the stack's ports, print the mapping and the URLs."""
     files = TritonFiles(triton_venv())
     stack = TritonStack(run_dir=paths.RUN, ports=Ports.from_env(), model_store=store)
     if stack.running(NAME) or stack.running("torchserve"):
@@ -129,17 +147,13 @@ def serve(timeout: float = 180.0, store: Path = paths.MODEL_STORE) -> int:
     if problem := files.missing():
         print(problem, file=sys.stderr)
         return 1
-    files.prepare()
-    mapping = triton_repo.generate(store, files.build / "repo")
-    print(triton_repo.describe(mapping))
     started = time.monotonic()
-    proc = stack.start_triton(files, files.build / "repo")
     try:
-        stack.wait_for_triton(proc, timeout)
+        mapping = launch(stack, files, timeout)
     except readiness.NotReady as exc:
-        print(f"Triton did not become ready: {exc}\nSee run/{NAME}.out.", file=sys.stderr)
-        stack.stop(NAME)
+        print(f"Triton did not become ready: {exc}\nSee {paths.shown(stack.run_dir)}/{NAME}.out.", file=sys.stderr)
         return 1
+    print(triton_repo.describe(mapping))
     print(f"""
 Triton Inference Server is ready in {time.monotonic() - started:.1f} s (models: {', '.join(mapping['models'])}).
   inference   {stack.inference_url}/v2/models/<model>/infer   (Open Inference Protocol, REST)
