@@ -20,7 +20,7 @@ class TextTask:
         self.accepts = text_accepts(self.settings.max_bytes)
         self.device = loaded.device
         self.model = loaded.model
-        self.vocab: dict[str, int] = json.loads((loaded.model_dir / "vocab.json").read_text(encoding="utf-8"))
+        self.vocab: dict[str, int] = json.loads((loaded.model_dir / "vocab.json").read_text())
         self.session = None
         if loaded.settings.backend == "onnxruntime":
             self.session = sequence_backend(loaded.name, self.model, self.device, loaded.threads, self.torch_forward,

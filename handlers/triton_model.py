@@ -22,6 +22,7 @@ the file's bytes (an image file always has bytes outside the base64 alphabet).
 from __future__ import annotations
 
 import json
+import locale
 import re
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,9 @@ class TritonPythonModel:
     """One model instance: `initialize` loads the core from the version folder, `execute` answers a batch."""
 
     def initialize(self, args: dict[str, Any]) -> None:
+        # The stub's interpreter is isolated and starts in the C locale, where open() reads ASCII
+        # (langid's vocab.json failed to load): UTF-8, as TorchServe's workers run.
+        locale.setlocale(locale.LC_CTYPE, "C.UTF-8")
         config = json.loads(args["model_config"])
         folder = Path(args["model_repository"]) / str(args["model_version"])
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["model"]
