@@ -26,7 +26,6 @@ import json
 import shutil
 import sys
 import sysconfig
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from handlers.oip_contract import BYTES, input_tensor, output_tensors, task_kind
 from handlers.settings import HandlerSettings, ServingSettings
 from stackctl import paths
 from stackctl.catalog.archive import ARCHIVE_PACKAGES
-from stackctl.catalog.archive_files import read_config, read_manifest
+from stackctl.catalog.archive_files import read_config, read_manifest, unpack
 from stackctl.catalog.versions import SEPARATOR, model_name
 
 REPO = paths.BUILD / "triton" / "repo"
@@ -130,8 +129,7 @@ def model_py(root: Path = paths.ROOT) -> str:
 def unpack_version(archive: Path, folder: Path) -> None:
     """The archive's files, less its code packages, and the model.py that loads them."""
     folder.mkdir(parents=True)
-    with zipfile.ZipFile(archive) as z:
-        z.extractall(folder, [n for n in z.namelist() if n.split("/", 1)[0] not in ARCHIVE_PACKAGES])
+    unpack(archive, folder, leave_out=ARCHIVE_PACKAGES)
     (folder / "model.py").write_text(model_py(), encoding="utf-8")
 
 
