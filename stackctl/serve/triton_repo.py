@@ -65,7 +65,7 @@ class TritonModel:
 def sequence_reason(archive: Path) -> str | None:
     """Why an archive is not served on Triton, or None."""
     config = read_config(archive)
-    if "sequence" in config or "sequence" in (config.get("handler") or {}):
+    if config.get("sequenceBatching") or "sequence" in config or "sequence" in (config.get("handler") or {}):
         return "a streaming (sequence:) model: no Triton adapter for its session protocol yet"
     return None
 
