@@ -11,6 +11,8 @@ MANAGEMENT_PORT ?= 8081
 METRICS_PORT    ?= 8082
 PROMETHEUS_PORT ?= 9090
 export INFERENCE_PORT GRPC_PORT MANAGEMENT_PORT METRICS_PORT PROMETHEUS_PORT
+# Which server `make serve` starts: torchserve, or triton (mk/triton.mk, docs/triton.md).
+RUNTIME         ?= torchserve
 
 STAMP_VENV := $(VENV)/.installed
 
@@ -44,9 +46,9 @@ models: system-deps $(STAMP_VENV) ## Train (if needed) and archive every model i
 	$(PY) -m stackctl models
 
 .PHONY: serve
-serve: system-deps $(STAMP_VENV) ## Start TorchServe + Prometheus natively on loopback and wait until every model is ready
+serve: system-deps $(STAMP_VENV) ## Start TorchServe + Prometheus natively on loopback and wait until every model is ready (RUNTIME=triton: Triton, docs/triton.md)
 	$(PY) -m stackctl models
-	$(PY) -m stackctl serve
+	$(PY) -m stackctl serve$(if $(filter triton,$(RUNTIME)), --runtime triton)
 
 .PHONY: stop
 stop: ## Stop what `make serve` started

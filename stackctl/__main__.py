@@ -28,6 +28,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.runtime == "triton":
+        from stackctl.serve import triton
+
+        return triton.serve(args.timeout)
     from stackctl.serve.native import NativeStack, Ports
     from stackctl.serve.readiness import NotReady, check_ready
 
@@ -147,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="start TorchServe (+ Prometheus) natively and wait for readiness")
     p.add_argument("--timeout", type=float, default=180.0)
     p.add_argument("--no-prometheus", action="store_true")
+    p.add_argument("--runtime", choices=("torchserve", "triton"), default="torchserve",
+                   help="triton: Triton Inference Server over the same archives (docs/triton.md)")
     p.set_defaults(func=cmd_serve)
 
     sub.add_parser("stop", help="stop what `serve` started").set_defaults(func=cmd_stop)

@@ -25,6 +25,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("preflight", "stackctl.preflight", "is every tool the test suite drives installed?", "make test"),
     Command("container", "stackctl.serve.container", "the image's entry point under tini: TorchServe and its front door"),
     Command("oip-gateway", "stackctl.serve.oip_gateway", "the Open Inference Protocol's gRPC service and REST metadata routes"),
+    Command("triton-repo", "stackctl.serve.triton_repo",
+            "generate the Triton model repository from the archives (make serve RUNTIME=triton)", "make triton-repo"),
     Command("token-auth", "stackctl.serve.token_auth", "TorchServe token authorization: turn it on, print a key"),
     Command("rules", "stackctl.deploy.rules", "write (or --check) the per-model Prometheus alert rules from the specs",
             "make rules"),

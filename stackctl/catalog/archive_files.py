@@ -43,9 +43,11 @@ def read_config(archive_file: Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def unpack(archive_file: Path, into: Path | None = None) -> Path:
-    """The archive's files in `into` (default: a new temporary folder), as TorchServe unpacks them."""
+def unpack(archive_file: Path, into: Path | None = None, leave_out: tuple[str, ...] = ()) -> Path:
+    """The archive's files in `into` (default: a new temporary folder), as TorchServe unpacks them;
+    `leave_out`: top-level folders not to unpack (the Triton repository takes the code from the
+    repository: stackctl/serve/triton_repo.py)."""
     target = Path(into or tempfile.mkdtemp(prefix=f"{archive_file.stem}-"))
     with zipfile.ZipFile(archive_file) as z:
-        z.extractall(target)
+        z.extractall(target, [n for n in z.namelist() if n.split("/", 1)[0] not in leave_out])
     return target

@@ -165,10 +165,11 @@ class NativeStack:
     def _pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None,
+               cwd: Path = paths.ROOT) -> subprocess.Popen:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.run_dir / f"{name}.out", "ab")
-        proc = subprocess.Popen(command, cwd=paths.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         self._pid_file(name).write_text(str(proc.pid))
@@ -324,7 +325,9 @@ class NativeStack:
 
     def stop_all(self) -> list[str]:
         # The gateway before the front door: its calls in flight go through the door.
-        return [name for name in ("prometheus", "oip-gateway", "front-door", "torchserve") if self.stop(name)]
+        # tritonserver: `make serve RUNTIME=triton` (stackctl/serve/triton.py), in the same run dir.
+        return [name for name in ("prometheus", "oip-gateway", "front-door", "torchserve", "tritonserver")
+                if self.stop(name)]
 
     @classmethod
     def from_run_dir(cls, run_dir: Path, model_store: Path = paths.MODEL_STORE) -> NativeStack:

@@ -50,3 +50,15 @@ def test_the_scan_sees_every_spelling_of_a_torchserve_import(tmp_path: Path) -> 
                  "def f():\n    from ts.metrics.metric_type_enum import MetricTypes"):
         assert "ts" in imports_of(line), line
     assert "ts" not in imports_of("import tsv\nfrom tests import ts\nfrom . import ts")
+
+
+# The Triton adapter's modules: the only ones that import the Python backend's utilities (which
+# exist only inside its stub process).
+TRITON_MODULES = {"handlers/triton_model.py", "handlers/triton_metrics.py"}
+
+
+def test_only_the_triton_adapter_imports_the_python_backend() -> None:
+    importers = {path.relative_to(paths.ROOT).as_posix()
+                 for package in SCANNED for path in sorted((paths.ROOT / package).rglob("*.py"))
+                 if "triton_python_backend_utils" in imports_of(path.read_text(encoding="utf-8"))}
+    assert importers == TRITON_MODULES
