@@ -69,6 +69,19 @@ TRITON_ANSWERS: dict[str, tuple[int, str]] = {
     'langid:binary-too-few': (400, "[request id: <id_unknown>] expected 3 string elements for inference input 'text' for model"),
     'langid:unknown-output': (400, "unexpected inference output 'scores' for model 'langid'"),
     'langid:id-not-string': (500, "Unable to parse 'id': attempt to access JSON non-string as string"),
+    # Content-Encoding (gzip, deflate): Triton's frontend decodes it itself, and worse: a body that is
+    # not gzip reaches the model empty, a cut-short or bombed one is a JSON error (500), deflate is
+    # read as raw deflate (a zlib body decodes to garbage), another coding is 501.
+    'digits:body-not-gzip': (400, 'instance 0: empty_input: request body is empty; send image bytes or JSON {"image": "<base6'),
+    'digits:gzip-cut-short': (500, "failed to parse the request JSON buffer: Missing a comma or '}' after an object member. at"),
+    'digits:deflate-not-zlib': (400, "[request id: <id_unknown>] unexpected shape for input 'image' for model 'digits'. Expected"),
+    'digits:gzip-bomb': (500, "failed to parse the request JSON buffer: The document is empty. at 8388609"),
+    'digits:unsupported-encoding': (501, "Unsupported compression type"),
+    'langid:body-not-gzip': (400, 'instance 0: empty_input: request body is empty; send JSON {"text": "...'),
+    'langid:gzip-cut-short': (500, "failed to parse the request JSON buffer: Missing a comma or '}' after an object member. at"),
+    'langid:deflate-not-zlib': (400, "[request id: <id_unknown>] unexpected shape for input 'text' for model 'langid'. Expected "),
+    'langid:gzip-bomb': (500, "failed to parse the request JSON buffer: The document is empty. at 8388609"),
+    'langid:unsupported-encoding': (501, "Unsupported compression type"),
 }
 
 
