@@ -14,9 +14,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 import requests
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
 
 from stackctl.catalog.specs import get_spec
 from stackctl.serve.native import NativeStack, Ports
@@ -193,6 +196,29 @@ def test_v2_requests_stream_with_triton_parameters(stack: NativeStack) -> None:
     unknown = v2_chunk(stack, sid, "meer")
     assert unknown.status_code == 400  # in the v2 error shape: {"error": "<message naming the id>"}
     assert sid in unknown.json()["error"]
+
+
+def test_grpc_streams_with_tritonclients_sequence_arguments(stack: NativeStack) -> None:
+    """tritonclient.grpc's own infer(sequence_id=, sequence_start=, sequence_end=), as a Triton
+    client streams: the OIP gateway turns the parameters into TorchServe's sequence headers."""
+    text = "il treno parte dalla stazione alle otto"
+    sid = f"grpc-{uuid.uuid4()}"
+    client = grpcclient.InferenceServerClient(stack.oip_grpc_address)
+
+    def chunk(piece: str, **flags: bool) -> grpcclient.InferResult:
+        tensor = grpcclient.InferInput("text", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([piece.encode()], dtype=np.object_))
+        return client.infer("langstream", [tensor], sequence_id=sid, **flags)
+
+    chunk(text[:9], sequence_start=True)
+    chunk(text[9:20])
+    final = chunk(text[20:], sequence_end=True)
+    whole = whole_answer(stack, text)["top_k"][0]
+    assert final.as_numpy("label")[0][0].decode() == whole["label"]
+    assert abs(float(final.as_numpy("probability")[0][0]) - whole["probability"]) <= 1e-5
+    with pytest.raises(InferenceServerException) as ended:   # the end flag freed it
+        chunk("ancora")
+    assert sid in ended.value.message() and ended.value.status() == "StatusCode.INVALID_ARGUMENT"
 
 
 def worker_pids(stack: NativeStack) -> list[int]:
