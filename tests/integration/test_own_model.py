@@ -27,6 +27,7 @@ from tests.native_server import serve_until_ready
 from tests.tool_runs import LATENCY_ANY, rows, run
 
 OWN = ("resnet18", "shapes")
+BUILT_IN = tuple(spec.name for spec in load_specs())   # the repository's own specs, copied beside OWN
 SAMPLES = 12
 
 
@@ -84,7 +85,8 @@ def own_stack(own_setup: dict[str, str], tmp_path_factory: pytest.TempPathFactor
 def test_load_test_includes_the_new_model_without_failures(own_setup, own_stack, tmp_path):
     """`make loadtest` on the four models: 10 s open loop, 20% deliberately bad requests."""
     stages = tmp_path / "stages.json"
-    stages.write_text(json.dumps([{"seconds": 10, "rps": 12}]))
+    # 3 req/s per user: 30 req/s are 10 users, enough for every model (five, each at least one user)
+    stages.write_text(json.dumps([{"seconds": 10, "rps": 30}]))
     proc = run(["-m", "loadtest.run", "--host", own_stack.inference_url, "--shape", "arrival", "--user-rate", "3",
                 "--bad-request-share", "0.2", "--slo-override", LATENCY_ANY, "--out", str(tmp_path)],
                timeout=150, env={**own_setup, "LOADTEST_STAGES": str(stages)})
@@ -94,7 +96,7 @@ def test_load_test_includes_the_new_model_without_failures(own_setup, own_stack,
     for name in [*OWN, *(f"{n} [bad]" for n in OWN)]:
         assert int(stats[name]["Request Count"]) > 0 and int(stats[name]["Failure Count"]) == 0, stats.get(name)
     verdicts = json.loads((folder / "locust_slo.json").read_text())
-    assert {v["observed"]["model"] for v in verdicts} == {"digits", "langid", *OWN}
+    assert {v["observed"]["model"] for v in verdicts} == {*BUILT_IN, *OWN}
     assert all(v["ok"] and v["observed"]["failures"] == 0 for v in verdicts)
 
 
@@ -107,7 +109,7 @@ def test_capacity_search_includes_the_new_model(own_setup, own_stack, tmp_path):
                 "--slo-override", "*.p95_ms=2000,*.p99_ms=4000", "--out", str(tmp_path)], timeout=120, env=own_setup)
     assert proc.returncode in (0, 1)
     table = {r["model"]: r for r in rows(tmp_path / "capacity.csv")}
-    assert sorted(table) == sorted(["digits", "langid", *OWN])
+    assert sorted(table) == sorted([*BUILT_IN, *OWN])
     steps = [s for s in rows(tmp_path / "steps.csv") if s["model"] in OWN]
     assert {s["model"] for s in steps} == set(OWN)
     assert all(int(s["requests"]) > 0 and int(s["failures"]) == 0 for s in steps), steps

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from stackctl.catalog.specs import load_specs
 from tests.hostile import VALID
 from tests.live.compose_stack import Stack
 from tests.live.dockerlib import ROOT, docker, inspect, wait_exited
@@ -70,15 +71,17 @@ def test_prometheus_scrapes_torchserve_by_service_name_with_rules_loaded(stack: 
 
 def test_make_loadtest_against_the_published_port_writes_its_report(stack: Stack, tmp_path: Path) -> None:
     host = stack.url("torchserve", 8080)
-    result = subprocess.run(["make", "--no-print-directory", "loadtest", f"HOST={host}", "USERS=2", "SPAWN_RATE=2",
+    users = len(load_specs())   # one user per model at least, or a model goes unexercised (an SLO breach)
+    result = subprocess.run(["make", "--no-print-directory", "loadtest", f"HOST={host}", f"USERS={users}", f"SPAWN_RATE={users}",
                              "DURATION=10s", f"LOADTEST_ARGS=--out {tmp_path}"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     reports = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert len(reports) == 1, result.stdout[-3000:] + result.stderr[-3000:]
     files = {p.name for p in reports[0].iterdir()}
     assert "report.html" in files and any(n.endswith("_stats.csv") for n in files), files
-    # 0: every SLO met; 1: a breach on these shared cores. Both are verdicts with a report.
-    assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]
+    # 0: every SLO met; a breach on these shared cores is Locust's exit 1, which make reports as 2.
+    # Both are verdicts with a report (asserted above); a run that crashed writes none.
+    assert result.returncode in (0, 2), result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def test_compose_loadtest_profile_runs_locust_in_containers_and_writes_reports(stack: Stack, tmp_path: Path) -> None:
